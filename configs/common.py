@@ -1,0 +1,37 @@
+"""Pieces shared by every model-size config: vocabulary, sequence lengths, network defaults."""
+import ml_collections
+
+# T5's cc_all.32000 SentencePiece model, which the released checkpoints use. Users copy it
+# here (see tokenizers/README.md); it is never downloaded at run time.
+OFFICIAL_SENTENCEPIECE = "tokenizers/t5/sentencepiece.model"
+OFFICIAL_TEXT_PIECES = 32000
+OFFICIAL_IMAGE_CODES = 16384
+
+
+def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, mlp_dim,
+                num_segment_embeddings=2):
+  """Config for one of the paper's sizes (Table 2) with the official vocabulary."""
+  config = ml_collections.ConfigDict()
+  config.vocab = ml_collections.ConfigDict(dict(
+      sentencepiece_model=OFFICIAL_SENTENCEPIECE,
+      text_pieces=OFFICIAL_TEXT_PIECES,  # checked against the model file when it is loaded
+      image_codes=OFFICIAL_IMAGE_CODES,  # VQ-GAN codebook size
+  ))
+  config.model = ml_collections.ConfigDict(dict(
+      emb_dim=emb_dim, num_heads=num_heads, head_dim=64,
+      num_encoder_layers=num_encoder_layers, num_decoder_layers=num_decoder_layers,
+      mlp_dim=mlp_dim, dropout_rate=0.0, dtype="float32",
+      num_segment_embeddings=num_segment_embeddings,
+      image_size=384, patch_size=16,
+      encoder_max_text_length=256, decoder_max_text_length=256, decoder_max_image_length=256,
+      decoder_image_grid_width=16,
+      train_image_patches=256,  # paper: 128 in pre-training, 256 in multi-task training
+      float32_attention_logits=False, cross_attention_position_bias=False,
+      scan_layers=False, remat_policy="none",
+  ))
+  # Sequence lengths of batches fed to the model (the position tables above are upper bounds).
+  config.lengths = ml_collections.ConfigDict(dict(
+      text_inputs=256, text_targets=128, image_targets=256))
+  # What happens to text longer than its length: "truncate" (counted) or "error".
+  config.overlong_text = "truncate"
+  return config

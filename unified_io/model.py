@@ -1,0 +1,99 @@
+"""Build the network from a config, create or describe its parameters, compute the loss.
+
+  python -m unified_io.model --config=configs/xl.py [--json]
+
+prints parameter counts per top-level module without allocating the parameters.
+"""
+import dataclasses
+import json
+
+from absl import app
+from absl import flags
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ml_collections import config_flags
+
+from unified_io import network
+from unified_io.vocab import VocabLayout
+
+
+def vocab_layout(config) -> VocabLayout:
+  return VocabLayout(text_size=config.vocab.text_pieces, image_vocab_size=config.vocab.image_codes)
+
+
+def network_config(config) -> network.NetworkConfig:
+  layout = vocab_layout(config)
+  known = {f.name for f in dataclasses.fields(network.NetworkConfig)}
+  unknown = sorted(set(config.model.keys()) - known)
+  if unknown:
+    raise ValueError(f"Unknown config.model keys {unknown}; known keys: {sorted(known)}")
+  return network.NetworkConfig(vocab_size=layout.total_size,
+                               padded_text_size=layout.padded_text_size, **config.model.to_dict())
+
+
+def build(config) -> network.UnifiedIO:
+  return network.UnifiedIO(network_config(config))
+
+
+def dummy_batch(net_config: network.NetworkConfig, batch_size=1, text_len=None, target_len=None,
+                image_target_len=None):
+  """Zero-filled batch with every input present, for init and shape inference."""
+  cfg = net_config
+  text_len = text_len or cfg.encoder_max_text_length
+  target_len = target_len or cfg.decoder_max_text_length
+  image_target_len = image_target_len or cfg.decoder_max_image_length
+  return {
+      "text_inputs": jnp.ones((batch_size, text_len), jnp.int32),
+      "image_inputs": jnp.zeros((batch_size, cfg.image_size, cfg.image_size, 3), jnp.float32),
+      "image_input_mask": jnp.ones((batch_size, cfg.encoder_max_image_length), bool),
+      "text_targets": jnp.ones((batch_size, target_len), jnp.int32),
+      "image_targets": jnp.full((batch_size, image_target_len), cfg.padded_text_size, jnp.int32),
+  }
+
+
+def init_params(model: network.UnifiedIO, rng, batch=None):
+  """Float32 parameters (boxed with logical axis names) for `model`."""
+  batch = dummy_batch(model.config, text_len=8, target_len=4, image_target_len=4) if batch is None else batch
+  return model.init({"params": rng}, batch)["params"]
+
+
+def abstract_params(model: network.UnifiedIO):
+  """ShapeDtypeStructs of the parameters (boxed), computed without allocating them."""
+  return jax.eval_shape(lambda rng: init_params(model, rng), jax.random.key(0))
+
+
+def parameter_counts(params) -> dict:
+  """{"total": n, "modules": {top-level name: n}} for a (possibly abstract) parameter tree."""
+  params = nn.unbox(params)
+  modules = {name: int(sum(np.prod(x.shape) for x in jax.tree.leaves(sub)))
+             for name, sub in params.items()}
+  return {"total": int(sum(modules.values())), "modules": modules}
+
+
+def _main(_):
+  config = _CONFIG.value
+  counts = parameter_counts(abstract_params(build(config)))
+  if _JSON.value:
+    print(json.dumps(counts, indent=2))
+    return
+  layout = vocab_layout(config)
+  print(f"config: {_CONFIG_PATH()}   vocabulary: {layout.total_size} ids "
+        f"({layout.padded_text_size} text + {layout.image_vocab_size} image)")
+  for name, n in counts["modules"].items():
+    print(f"  {name:<16s} {n:>15,d}  ({n / 1e6:8.2f}M)")
+  print(f"  {'total':<16s} {counts['total']:>15,d}  ({counts['total'] / 1e6:8.2f}M)")
+  print("(VQ-GAN image tokenizer not included)")
+
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py", "Model config file.")
+_JSON = flags.DEFINE_bool("json", False, "Print the counts as JSON with keys total and modules.")
+
+
+def _CONFIG_PATH():
+  return flags.FLAGS["config"].config_filename
+
+
+if __name__ == "__main__":
+  app.run(_main)
