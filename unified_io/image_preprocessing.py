@@ -152,7 +152,8 @@ def _tf_standardise_image(image, name: str):
         image, tf.cast(1.0 + FLOAT_RANGE_TOLERANCE, image.dtype),
         message=f"{name}: float images must lie in [0, 1] (0..255 images must be uint8)"))
     # NaN passes comparisons vacuously, so finiteness is checked on its own.
-    image = tf.debugging.assert_all_finite(image, message=f"{name}: image has NaN or inf values")
+    image = tf.debugging.assert_all_finite(
+        image, message=f"{name}: expected finite float values, got NaN or inf")
     image = _with_checks(image, checks)
     return tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 1.0)
 
@@ -176,7 +177,7 @@ def _standardise_numpy_image(image, label: str) -> np.ndarray:
     if image.dtype == np.uint8:
         return image.astype(np.float32) / np.float32(255.0)
     if not np.all(np.isfinite(image)):
-        raise ValueError(f"{label}: image has NaN or inf values")
+        raise ValueError(f"{label}: expected finite float values, got NaN or inf")
     low, high = float(image.min()), float(image.max())
     if low < -FLOAT_RANGE_TOLERANCE or high > 1.0 + FLOAT_RANGE_TOLERANCE:
         raise ValueError(f"{label}: float images must lie in [0, 1] (0..255 images must be "

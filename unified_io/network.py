@@ -7,6 +7,7 @@ release are reproduced on purpose (see the `NetworkConfig` field docs).
 Dropout is active exactly when the caller passes a 'dropout' rng to `apply`.
 """
 import dataclasses
+import re
 from typing import Optional
 
 import flax.linen as nn
@@ -381,7 +382,10 @@ class UnifiedIO(nn.Module):
 
   def __call__(self, batch, train=False):
     """Returns (text_logits [B, Tt, V], image_logits [B, Ti, V]) with modality masking."""
-    encoded, encoder_pe, encoder_mask = self.encode(batch, train)
+    return self.decode(*self.encode(batch, train), batch)
+
+  def decode(self, encoded, encoder_pe, encoder_mask, batch):
+    """Teacher-forced logits for the targets in `batch`, given `encode`'s outputs."""
     ids, key_mask, text_len, image_len = self.decoder_inputs(batch)
     positions, segments = self.decoder.positions(text_len, image_len)
     self_bias, cross_bias = self.decoder.biases(text_len, image_len, encoder_pe)
@@ -391,6 +395,9 @@ class UnifiedIO(nn.Module):
                              cross_bias)
     logits = mask_logits_by_modality(logits, segments.astype(bool), self.config.padded_text_size)
     return logits[:, :text_len], logits[:, text_len:]
+
+  def decoder_biases(self, text_len, image_len, encoder_pe):
+    return self.decoder.biases(text_len, image_len, encoder_pe)
 
   def decode_step(self, ids, step, cache, encoded, encoder_mask, self_bias, cross_bias, text_len,
                   eos_id):
@@ -425,3 +432,42 @@ def init_decode_cache(config: NetworkConfig, batch_size: int, max_len: int,
   dtype = jnp.dtype(dtype or config.dtype)
   return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype),
           "valid": jnp.zeros((batch_size, max_len), bool), "eos": jnp.zeros((batch_size,), bool)}
+
+
+_LAYER = re.compile(r"^layers_(\d+)$")
+
+
+def stack_layers(params):
+  """layers_0..layers_{n-1} -> one `layers` subtree with a leading layer axis (scan layout)."""
+  out = {}
+  for name, sub in params.items():
+    if not isinstance(sub, dict):
+      out[name] = sub
+      continue
+    indices = sorted(int(m.group(1)) for k in sub if (m := _LAYER.match(k)))
+    rest = {k: v for k, v in sub.items() if not _LAYER.match(k)}
+    if indices:
+      if indices != list(range(len(indices))):
+        raise ValueError(f"{name}: layer indices {indices} are not 0..{len(indices) - 1}")
+      layers = [sub[f"layers_{i}"] for i in indices]
+      rest["layers"] = jax.tree.map(lambda *xs: jnp.stack(xs), *layers)
+      out[name] = rest
+    else:
+      out[name] = stack_layers(sub) if name in ("encoder", "decoder") else sub
+  return out
+
+
+def unstack_layers(params):
+  """Inverse of `stack_layers`."""
+  out = {}
+  for name, sub in params.items():
+    if isinstance(sub, dict) and "layers" in sub and name in ("encoder", "decoder"):
+      stacked = sub["layers"]
+      n = jax.tree.leaves(stacked)[0].shape[0]
+      rest = {k: v for k, v in sub.items() if k != "layers"}
+      for i in range(n):
+        rest[f"layers_{i}"] = jax.tree.map(lambda x: x[i], stacked)
+      out[name] = rest
+    else:
+      out[name] = sub
+  return out

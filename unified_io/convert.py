@@ -1,0 +1,108 @@
+"""Convert a released Unified-IO 1 checkpoint into this codebase's parameter layout.
+
+  python -m unified_io.convert --official=xl_1000k.bin --config=configs/xl.py --out=DIR
+
+The released files (allenai/unified-io-inference README: small_1000k.bin ... xl_1000k.bin on
+s3://ai2-prior-uio/public/model-weights-bin/) are flax msgpack of the bare float32 parameter
+tree: `token_embedder`, `encoder`, `decoder` and the VQ-GAN under `discrete_vae`. Users
+download them themselves; nothing here fetches them.
+
+Output: DIR/params (orbax checkpoint of the network parameters), DIR/vqgan.msgpack (the
+VQ-GAN subtree, unchanged, for the VQ-GAN converter), DIR/config.json.
+"""
+import dataclasses
+import json
+import os
+
+from absl import app
+from absl import flags
+import flax
+import flax.linen as nn
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from ml_collections import config_flags
+
+from unified_io import model as model_lib
+from unified_io import network
+
+VQGAN_KEY = "discrete_vae"
+
+
+def _flat(tree):
+  return {"/".join(k): v for k, v in flax.traverse_util.flatten_dict(tree).items()}
+
+
+def check_tree(tree, expected, what="checkpoint"):
+  """Raises ValueError listing missing, unexpected and wrongly shaped parameters."""
+  got, want = _flat(tree), _flat(expected)
+  missing = sorted(set(want) - set(got))
+  unexpected = sorted(set(got) - set(want))
+  wrong = sorted(f"{k}: {tuple(np.shape(got[k]))} != expected {tuple(want[k].shape)}"
+                 for k in set(got) & set(want) if tuple(np.shape(got[k])) != tuple(want[k].shape))
+  if missing or unexpected or wrong:
+    lines = [f"{what} does not match the model config:"]
+    for title, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+      if names:
+        lines.append(f"  {title} ({len(names)}): " + ", ".join(names[:50])
+                     + (" ..." if len(names) > 50 else ""))
+    raise ValueError("\n".join(lines))
+
+
+def convert_official(official, config):
+  """Official tree -> (network params in our layout for `config`, VQ-GAN subtree or None)."""
+  official = flax.core.unfreeze(official)
+  if set(official) == {"params"}:
+    official = official["params"]
+  vqgan = official.pop(VQGAN_KEY, None)
+  params = jax.tree.map(lambda x: np.asarray(x, np.float32), official)
+  net = model_lib.build(config)
+  unscanned = net.clone(config=dataclasses.replace(net.config, scan_layers=False))
+  check_tree(params, nn.unbox(model_lib.abstract_params(unscanned)), "official checkpoint")
+  if net.config.scan_layers:
+    params = network.stack_layers(params)
+  return params, vqgan
+
+
+def load_official(path):
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"Official checkpoint {path} does not exist")
+  with open(path, "rb") as f:
+    try:
+      return flax.serialization.msgpack_restore(f.read())
+    except Exception as e:  # msgpack raises several unrelated types on corrupt input
+      raise ValueError(f"{path} is not a flax msgpack checkpoint: {e}") from e
+
+
+def save_params(directory, params):
+  ckpt = ocp.StandardCheckpointer()
+  ckpt.save(os.path.abspath(os.path.join(directory, "params")), params)
+  ckpt.wait_until_finished()
+
+
+def load_params(directory):
+  return ocp.StandardCheckpointer().restore(os.path.abspath(os.path.join(directory, "params")))
+
+
+def _main(_):
+  config = _CONFIG.value
+  print(f"Reading {_OFFICIAL.value} ...", flush=True)
+  params, vqgan = convert_official(load_official(_OFFICIAL.value), config)
+  os.makedirs(_OUT.value, exist_ok=True)
+  save_params(_OUT.value, params)
+  if vqgan is not None:
+    with open(os.path.join(_OUT.value, "vqgan.msgpack"), "wb") as f:
+      f.write(flax.serialization.msgpack_serialize(vqgan))
+  with open(os.path.join(_OUT.value, "config.json"), "w") as f:
+    f.write(config.to_json(indent=2))
+  counts = model_lib.parameter_counts(params)
+  print(json.dumps({"out": _OUT.value, "parameters": counts["total"],
+                    "vqgan_parameters": int(sum(np.size(x) for x in jax.tree.leaves(vqgan or {})))}))
+
+
+_OFFICIAL = flags.DEFINE_string("official", None, "Released UIO1 .bin checkpoint.", required=True)
+_OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config of the matching size.")
+
+if __name__ == "__main__":
+  app.run(_main)

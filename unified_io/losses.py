@@ -1,0 +1,45 @@
+"""Token-level cross-entropy for text and image targets.
+
+The released model is trained with a per-token loss: every non-padding target token (text
+or image) of the batch counts once, and the batch loss is their mean. `example_losses`
+gives the per-example sums that answer-option scoring ranks by.
+"""
+import jax
+import jax.numpy as jnp
+
+
+def token_cross_entropy(logits, targets, z_loss=0.0):
+  """-log p(target) per position (float32), plus z_loss * logsumexp^2 when z_loss > 0."""
+  logits = logits.astype(jnp.float32)
+  log_z = jax.nn.logsumexp(logits, axis=-1)
+  target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+  loss = log_z - target_logit
+  if z_loss:
+    loss = loss + z_loss * jnp.square(log_z)
+  return loss
+
+
+def _parts(text_logits, image_logits, batch):
+  parts = [(text_logits, batch["text_targets"], batch["text_targets"] > 0)]
+  if batch.get("image_targets") is not None:
+    mask = batch.get("image_target_mask")
+    mask = jnp.ones(batch["image_targets"].shape, bool) if mask is None else mask.astype(bool)
+    parts.append((image_logits, batch["image_targets"], mask))
+  return parts
+
+
+def example_losses(text_logits, image_logits, batch, z_loss=0.0):
+  """(summed loss [B], number of target tokens [B]) over text and image targets."""
+  total, count = 0.0, 0
+  for logits, targets, mask in _parts(text_logits, image_logits, batch):
+    total = total + jnp.sum(token_cross_entropy(logits, targets, z_loss) * mask, axis=-1)
+    count = count + jnp.sum(mask, axis=-1)
+  return total, count
+
+
+def mean_token_loss(text_logits, image_logits, batch, z_loss=0.0, example_weights=None):
+  """Mean over all target tokens of the batch; `example_weights` [B] scales each example."""
+  total, count = example_losses(text_logits, image_logits, batch, z_loss)
+  if example_weights is not None:
+    total = total * example_weights
+  return jnp.sum(total) / jnp.maximum(jnp.sum(count), 1)
