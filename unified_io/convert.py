@@ -100,9 +100,8 @@ def _main(_):
                     "vqgan_parameters": int(sum(np.size(x) for x in jax.tree.leaves(vqgan or {})))}))
 
 
-_OFFICIAL = flags.DEFINE_string("official", None, "Released UIO1 .bin checkpoint.", required=True)
-_OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config of the matching size.")
-
 if __name__ == "__main__":
+  _OFFICIAL = flags.DEFINE_string("official", None, "Released UIO1 .bin checkpoint.", required=True)
+  _OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
+  _CONFIG = config_flags.DEFINE_config_file("config", None, "Config of the matching size.")
   app.run(_main)

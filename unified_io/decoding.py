@@ -194,7 +194,8 @@ def temperature_sample(
     top_p=1.0,
     stop_at_eos: bool = True,
     logit_mask_fn: Optional[LogitMaskFn] = None,
-) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    return_cache: bool = False,
+) -> Tuple[jnp.ndarray, ...]:
   """Samples up to `max_len` tokens per row.
 
   Iteration i feeds the previous token (`first_ids` when i == 0) at decoder position
@@ -208,6 +209,10 @@ def temperature_sample(
       chosen token's log-probability. For sampling this is under the distribution actually
       sampled from (temperature-scaled, filtered, renormalized); for greedy it is the
       log-softmax of the masked, unscaled logits.
+    cache: only with return_cache=True, the cache after the last executed step, so a later
+      call can continue decoding from it. After an early exit (every row emitted EOS) it
+      covers fewer than max_len positions; rows that finished before the others were fed
+      the pad id for the remaining executed steps.
   """
   first_ids = jnp.asarray(first_ids, jnp.int32)
   batch_size = first_ids.shape[0]
@@ -240,7 +245,10 @@ def temperature_sample(
       jnp.zeros((batch_size,), bool),
       jnp.zeros((batch_size,), jnp.float32),
   )
-  _, tokens, _, _, _, log_probs = jax.lax.while_loop(not_done, decode_one_step, initial_state)
+  _, tokens, _, cache, _, log_probs = jax.lax.while_loop(not_done, decode_one_step,
+                                                         initial_state)
+  if return_cache:
+    return tokens, log_probs, cache
   return tokens, log_probs
 
 
@@ -254,13 +262,14 @@ def greedy_decode(
     start_step=0,
     stop_at_eos: bool = True,
     logit_mask_fn: Optional[LogitMaskFn] = None,
-) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    return_cache: bool = False,
+) -> Tuple[jnp.ndarray, ...]:
   """Argmax decoding; `temperature_sample` with temperature 0 (see it for the outputs)."""
   return temperature_sample(
       tokens_to_logits, cache, first_ids, max_len,
       rng=jax.random.PRNGKey(0),  # unused: greedy never draws
       eos_id=eos_id, start_step=start_step, temperature=0.0,
-      stop_at_eos=stop_at_eos, logit_mask_fn=logit_mask_fn)
+      stop_at_eos=stop_at_eos, logit_mask_fn=logit_mask_fn, return_cache=return_cache)
 
 
 # ---------------------------------------------------------------------------------------
@@ -387,21 +396,3 @@ def beam_search(
   final_state = jax.lax.while_loop(not_done, decode_one_step, initial_state)
   all_tokens, all_scores = final_state[5], final_state[6]
   return all_tokens[:, 0], all_scores[:, 0], all_tokens, all_scores
-
-
-# ---------------------------------------------------------------------------------------
-# Teacher-forced scoring
-# ---------------------------------------------------------------------------------------
-
-
-def score_sequences(logits: jnp.ndarray, targets: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
-  """Sum over positions of mask * log p(target): float32[N] from logits [N, L, V]."""
-  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-  target_log_probs = jnp.take_along_axis(log_probs, targets[..., None].astype(jnp.int32),
-                                         axis=-1)[..., 0]
-  return jnp.sum(target_log_probs * mask.astype(jnp.float32), axis=-1)
-
-
-def sequence_loss(logits: jnp.ndarray, targets: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
-  """Per-sequence summed negative log-likelihood, -score_sequences."""
-  return -score_sequences(logits, targets, mask)

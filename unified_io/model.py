@@ -79,7 +79,7 @@ def _main(_):
     print(json.dumps(counts, indent=2))
     return
   layout = vocab_layout(config)
-  print(f"config: {_CONFIG_PATH()}   vocabulary: {layout.total_size} ids "
+  print(f"config: {_config_path()}   vocabulary: {layout.total_size} ids "
         f"({layout.padded_text_size} text + {layout.image_vocab_size} image)")
   for name, n in counts["modules"].items():
     print(f"  {name:<16s} {n:>15,d}  ({n / 1e6:8.2f}M)")
@@ -87,13 +87,13 @@ def _main(_):
   print("(VQ-GAN image tokenizer not included)")
 
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py", "Model config file.")
-_JSON = flags.DEFINE_bool("json", False, "Print the counts as JSON with keys total and modules.")
-
-
-def _CONFIG_PATH():
+def _config_path():
   return flags.FLAGS["config"].config_filename
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a program so that importing this module from other
+  # command-line tools never clashes with their flags.
+  _CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py", "Model config file.")
+  _JSON = flags.DEFINE_bool("json", False, "Print the counts as JSON with keys total and modules.")
   app.run(_main)

@@ -1,0 +1,79 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from configs import base, large, small, xl
+from configs import tiny as tiny_config
+from unified_io import model as model_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def hand_count(emb, heads, enc_layers, dec_layers, mlp, vocab, segments=2, head_dim=64,
+               enc_text=256, enc_image=576, patch_features=16 * 16 * 3, dec_positions=512):
+  """Parameter count of the released architecture, written out from its module list."""
+  hd = heads * head_dim
+  relpos = heads * (32 + 4 * 8 * 8)  # text buckets + 2-D image buckets
+  attention = 4 * emb * hd  # query, key, value, out
+  gated_mlp = 3 * emb * mlp  # wi_0, wi_1, wo
+  encoder = (segments * emb + (enc_text + enc_image) * emb + relpos + patch_features * emb
+             + 3 * emb  # text, image and position-embedding norms
+             + 2 * emb * hd  # absolute-position query/key projections
+             + enc_layers * (attention + gated_mlp + 2 * emb) + emb)
+  decoder = (relpos + dec_positions * emb + segments * emb + 2 * emb + 4 * emb * hd
+             + dec_layers * (2 * attention + gated_mlp + 3 * emb) + emb)
+  return {"token_embedder": vocab * emb, "encoder": encoder, "decoder": decoder}
+
+
+PAPER_SIZES = {  # Table 2 of the paper: dims and total parameters (VQ-GAN excluded)
+    "small": (small, dict(emb=512, heads=6, enc_layers=8, dec_layers=8, mlp=1024), 71e6),
+    "base": (base, dict(emb=768, heads=12, enc_layers=12, dec_layers=12, mlp=2048), 241e6),
+    "large": (large, dict(emb=1024, heads=16, enc_layers=24, dec_layers=24, mlp=2816), 776e6),
+    "xl": (xl, dict(emb=2048, heads=32, enc_layers=24, dec_layers=24, mlp=5120, segments=8),
+           2925e6),
+}
+
+
+@pytest.mark.parametrize("name", ["small", "base", "large"])
+def test_parameter_counts_match_paper(name):
+  module, dims, paper_total = PAPER_SIZES[name]
+  counts = model_lib.parameter_counts(model_lib.abstract_params(model_lib.build(module.get_config())))
+  assert counts["modules"] == hand_count(vocab=49536, **dims)
+  assert abs(counts["total"] - paper_total) / paper_total < 0.01
+
+
+def test_xl_count_from_cli_without_allocating():
+  # The XL network alone is 2849M parameters; the paper's 2925M also counts the
+  # VQ-GAN (see README), which the released 10.9 GiB float32 checkpoint confirms.
+  module, dims, _ = PAPER_SIZES["xl"]
+  out = subprocess.run([sys.executable, "-m", "unified_io.model", "--config=configs/xl.py", "--json"],
+                       cwd=ROOT, capture_output=True, text=True, check=True).stdout
+  counts = json.loads(out)
+  expected = hand_count(vocab=49536, **dims)
+  assert counts["modules"] == expected
+  assert counts["total"] == sum(expected.values()) == 2_849_161_216
+
+
+def test_tiny_config_uses_shipped_vocabulary():
+  config = tiny_config.get_config()
+  net = model_lib.network_config(config)
+  layout = model_lib.vocab_layout(config)
+  assert net.vocab_size == layout.total_size and net.padded_text_size == layout.padded_text_size
+  assert os.path.exists(os.path.join(ROOT, config.vocab.sentencepiece_model))
+
+
+def test_unknown_model_key_is_named():
+  config = tiny_config.get_config()
+  config.model.num_layerz = 3
+  with pytest.raises(ValueError, match="num_layerz"):
+    model_lib.network_config(config)
+
+
+def test_unknown_config_file_is_named():
+  result = subprocess.run([sys.executable, "-m", "unified_io.model", "--config=configs/huge.py"],
+                          cwd=ROOT, capture_output=True, text=True)
+  assert result.returncode != 0
+  assert "configs/huge.py" in result.stderr
