@@ -57,10 +57,9 @@ def generate_text(model, params, batch, *, max_len, eos_id, method="greedy", num
     temperature, rng = 0.0, jax.random.key(0)
   elif rng is None:
     raise ValueError("method='sample' needs an rng")
-  tokens, scores, _ = decoding.temperature_sample(
+  return decoding.temperature_sample(
       step, cache, first, max_len, rng=rng, eos_id=eos_id, temperature=temperature, top_k=top_k,
-      top_p=top_p, logit_mask_fn=logit_mask_fn, return_cache=True)
-  return tokens, scores
+      top_p=top_p, logit_mask_fn=logit_mask_fn)
 
 
 def generate_image(model, params, batch, *, eos_id, rng, text_len=1, temperature=1.0, top_k=0,
