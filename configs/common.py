@@ -34,4 +34,22 @@ def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, m
       text_inputs=256, text_targets=128, image_targets=256))
   # What happens to text longer than its length: "truncate" (counted) or "error".
   config.overlong_text = "truncate"
+
+  config.seed = 0
+  config.data = ml_collections.ConfigDict(dict(source="synthetic"))
+  config.train = ml_collections.ConfigDict(dict(
+      batch_size=512, total_steps=1_000_000, log_every=100, max_consecutive_skips=20,
+      tensorboard=True))
+  # Paper §3.4: Adafactor, lr 1e-2 constant for 10k steps then 1/sqrt(k), clip at 1.0.
+  config.optimizer = ml_collections.ConfigDict(dict(
+      name="adafactor", lr=1e-2, constant_steps=10_000, warmup_steps=0, decay_rate=0.8,
+      beta1=0.9, parameter_scale=True, clip_norm=1.0))
+  # Per-token loss: the mean over every non-padding target token of the batch.
+  config.loss = ml_collections.ConfigDict(dict(z_loss=0.0))
+  config.freeze = ""  # regex over parameter paths, e.g. "^encoder/" (LiT-decoder setup)
+  config.init_from = ""  # a workdir or a converted checkpoint directory: parameters only
+  # 2-D mesh (data, model); data=-1 takes the remaining devices. rules=() uses the t5x
+  # standard logical-axis rules of unified_io/partitioning.py.
+  config.mesh = ml_collections.ConfigDict(dict(model=1, data=-1, rules=()))
+  config.checkpoint = ml_collections.ConfigDict(dict(every_steps=2000, keep=3, async_save=True))
   return config

@@ -19,5 +19,8 @@ def get_config():
       head_dim=32, image_size=64, patch_size=16,
       encoder_max_text_length=64, decoder_max_text_length=32,
       decoder_max_image_length=16, decoder_image_grid_width=4, train_image_patches=12))
-  config.lengths.update(dict(text_inputs=64, text_targets=32, image_targets=16))
+  config.lengths.update(dict(text_inputs=32, text_targets=8, image_targets=16))
+  config.train.update(dict(batch_size=16, total_steps=200, log_every=20))
+  config.optimizer.update(dict(constant_steps=100))
+  config.checkpoint.update(dict(every_steps=100))
   return config

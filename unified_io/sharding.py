@@ -1,0 +1,55 @@
+"""Device mesh, logical-axis rules and the shardings of parameters, state and batches.
+
+The mesh is 2-D: (data, model). `config.mesh.model` devices hold one model replica's shards;
+the data axis takes the rest. Parameters are placed by the logical names they are annotated
+with (see `partitioning.py`) through `config.mesh.rules` (t5x's standard rules by default).
+Axis types are Auto: XLA propagates shardings from the annotations.
+"""
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
+
+from unified_io import partitioning as P
+
+
+def make_mesh(mesh_config, devices=None):
+  devices = list(jax.devices() if devices is None else devices)
+  model = int(mesh_config.model)
+  if model < 1 or len(devices) % model:
+    raise ValueError(f"config.mesh.model={model} must be >= 1 and divide the {len(devices)} devices")
+  data = len(devices) // model
+  if mesh_config.get("data", -1) not in (-1, data):
+    raise ValueError(f"config.mesh.data={mesh_config.data} but {len(devices)} devices with "
+                     f"model={model} leave {data} for data (use -1 for 'the rest')")
+  return jax.make_mesh((data, model), (P.DATA_AXIS, P.MODEL_AXIS),
+                       axis_types=(AxisType.Auto, AxisType.Auto), devices=devices)
+
+
+def logical_rules(mesh_config):
+  rules = mesh_config.get("rules")
+  if not rules:
+    return P.STANDARD_RULES
+  return tuple((name, axis) for name, axis in rules)
+
+
+def param_shardings(boxed_abstract_params, mesh, rules):
+  """NamedShardings for a boxed (LogicallyPartitioned) parameter tree."""
+  specs = nn.get_partition_spec(boxed_abstract_params)
+  return nn.logical_to_mesh_sharding(specs, mesh, rules)
+
+
+def replicated(mesh):
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharding(mesh):
+  """Leading (batch) axis split over the data axis; everything else replicated."""
+  return NamedSharding(mesh, PartitionSpec(P.DATA_AXIS))
+
+
+def global_batch(local_batch, mesh):
+  """Per-host numpy batch -> one global jax.Array per key, sharded over the data axis."""
+  sharding = batch_sharding(mesh)
+  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+          for k, v in local_batch.items()}

@@ -1,0 +1,283 @@
+"""Train Unified-IO.
+
+  python -m unified_io.train                                   # tiny config, laptop CPU
+  python -m unified_io.train --config=configs/xl.py --workdir=gs://bucket/run \
+      --config.optimizer.lr=5e-3 --config.mesh.model=4
+
+WORKDIR gets checkpoints/, tensorboard/, config.json and log.txt. Rerunning with the same
+WORKDIR resumes from its latest checkpoint (same loss sequence as an uninterrupted run).
+Multi-host: TPU pods need nothing; GPU/CPU clusters pass --coordinator_address,
+--num_processes and --process_id (see launch/).
+"""
+import functools
+import json
+import os
+import signal
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from ml_collections import config_flags
+
+from unified_io import checkpointing
+from unified_io import losses
+from unified_io import model as model_lib
+from unified_io import optim
+from unified_io import sharding
+from unified_io import synthetic_batches
+
+
+# ----------------------------------------------------------------------------------- state
+
+
+def _opt_state_shardings(abstract_opt_state, params_shardings, abstract_params, mesh):
+  """Optimizer-state leaves shaped like their parameter share its sharding; others replicate.
+
+  A leaf belongs to a parameter when the parameter's path is a suffix of the leaf's path
+  (optax nests per-parameter state under the parameter tree's own keys).
+  """
+  flat_params = {tuple(str(getattr(k, "key", k)) for k in path): (leaf, shard) for path, leaf, shard in
+                 ((p, l, s) for (p, l), s in zip(jax.tree_util.tree_flatten_with_path(abstract_params)[0],
+                                                 jax.tree.leaves(params_shardings)))}
+  replicated = sharding.replicated(mesh)
+
+  def choose(path, leaf):
+    keys = tuple(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+    for start in range(len(keys)):
+      match = flat_params.get(keys[start:])
+      if match is not None and match[0].shape == leaf.shape:
+        return match[1]
+    return replicated
+  return jax.tree_util.tree_map_with_path(choose, abstract_opt_state)
+
+
+def create_train_state(config, model, mesh, rules):
+  """Returns (init_fn, abstract_state, state_shardings, optimizer, schedule)."""
+  boxed = model_lib.abstract_params(model)
+  params_shardings = sharding.param_shardings(boxed, mesh, rules)
+  abstract_params = nn.unbox(boxed)
+  optimizer, schedule = optim.build(config.optimizer, abstract_params, config.freeze)
+  abstract_opt = jax.eval_shape(optimizer.init, abstract_params)
+  replicated = sharding.replicated(mesh)
+  state_shardings = {
+      "params": params_shardings,
+      "opt_state": _opt_state_shardings(abstract_opt, params_shardings, abstract_params, mesh),
+      "step": replicated, "rng": replicated, "skipped": replicated, "consecutive_skips": replicated,
+  }
+
+  def init_state(params=None):
+    if params is None:
+      params = nn.unbox(model_lib.init_params(model, jax.random.PRNGKey(config.seed)))
+    return {"params": params, "opt_state": optimizer.init(params), "step": jnp.int32(0),
+            "rng": jax.random.PRNGKey(config.seed + 1), "skipped": jnp.int32(0),
+            "consecutive_skips": jnp.int32(0)}
+
+  abstract = jax.eval_shape(init_state)
+  abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                          abstract, state_shardings)
+  return init_state, abstract, state_shardings, optimizer, schedule
+
+
+# ------------------------------------------------------------------------------------ step
+
+
+def train_step(state, batch, *, model, optimizer, schedule, z_loss):
+  step_rng = jax.random.fold_in(state["rng"], state["step"])
+  dropout_rng, patch_rng = jax.random.split(step_rng)
+
+  def loss_fn(params):
+    text_logits, image_logits = model.apply({"params": params}, batch, train=True,
+                                            rngs={"dropout": dropout_rng, "patches": patch_rng})
+    loss = losses.mean_token_loss(text_logits, image_logits, batch, z_loss,
+                                  example_weights=batch.get("loss_weight"))
+    return loss
+
+  loss, grads = jax.value_and_grad(loss_fn)(state["params"])
+  grad_norm = optax.global_norm(grads)
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+  params = jax.tree.map(lambda p, u: p + u.astype(p.dtype), state["params"], updates)
+  keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+  skipped = (~finite).astype(jnp.int32)
+  new_state = {
+      "params": keep(params, state["params"]),
+      "opt_state": keep(opt_state, state["opt_state"]),
+      "step": state["step"] + 1, "rng": state["rng"],
+      "skipped": state["skipped"] + skipped,
+      "consecutive_skips": jnp.where(finite, 0, state["consecutive_skips"] + 1),
+  }
+  metrics = {"loss": loss, "grad_norm": grad_norm, "learning_rate": schedule(state["step"]),
+             "skipped": skipped}
+  return new_state, metrics
+
+
+# ------------------------------------------------------------------------------ utilities
+
+
+def initialize_distributed(coordinator_address, num_processes, process_id):
+  if coordinator_address:
+    # Only affects the CPU backend: lets CPU-only multi-process runs (and tests) all-reduce.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+  elif "," in os.environ.get("TPU_WORKER_HOSTNAMES", ""):
+    jax.distributed.initialize()  # TPU pod: every worker discovers the others
+
+
+class Log:
+  """Console + WORKDIR/log.txt (+ TensorBoard) on process 0 only."""
+
+  def __init__(self, workdir, tensorboard=True):
+    self.main = jax.process_index() == 0
+    self.file = open(os.path.join(workdir, "log.txt"), "a") if self.main else None
+    self.writer = None
+    if self.main and tensorboard:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      tf.config.set_visible_devices([], "GPU")
+      self.writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+
+  def line(self, text):
+    if self.main:
+      print(text, flush=True)
+      self.file.write(text + "\n")
+      self.file.flush()
+
+  def scalars(self, step, values):
+    if self.writer is not None:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      with self.writer.as_default(step=step):
+        for k, v in values.items():
+          tf.summary.scalar(k, v)
+      self.writer.flush()
+
+  def close(self):
+    if self.file:
+      self.file.close()
+
+
+def _write_config(config, workdir):
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+
+
+def _tokens_per_batch(batch):
+  return sum(int(np.sum(np.asarray(v) > 0)) for k, v in batch.items()
+             if k in ("text_inputs", "text_targets", "image_targets"))
+
+
+def _make_data(config, net_cfg):
+  source = config.data.source
+  if source != "synthetic":
+    raise ValueError(f"config.data.source={source!r}: only 'synthetic' is available so far")
+  return synthetic_batches.SyntheticBatches(
+      net_cfg, config.lengths, config.train.batch_size, seed=config.seed,
+      process_index=jax.process_index(), process_count=jax.process_count())
+
+
+# ----------------------------------------------------------------------------------- loop
+
+
+def train(config, workdir):
+  """Runs (or resumes) training; returns the list of (step, loss) it logged."""
+  os.makedirs(workdir, exist_ok=True)
+  _write_config(config, workdir)
+  log = Log(workdir, tensorboard=config.train.tensorboard)
+  mesh = sharding.make_mesh(config.mesh)
+  rules = sharding.logical_rules(config.mesh)
+  model = model_lib.build(config)
+  init_state, abstract_state, state_shardings, optimizer, schedule = create_train_state(
+      config, model, mesh, rules)
+  data = _make_data(config, model.config)
+  ckpt = checkpointing.Checkpointer(workdir, keep=config.checkpoint.keep,
+                                    every_steps=config.checkpoint.every_steps,
+                                    async_save=config.checkpoint.async_save)
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+    if ckpt.latest_step() is not None:
+      state, data_state = ckpt.restore(abstract_state)
+      data.set_state(data_state)
+      log.line(f"Resumed from {ckpt.directory} at step {int(state['step'])}")
+    elif config.init_from:
+      params = checkpointing.restore_params(config.init_from, abstract_state["params"])
+      state = jax.jit(init_state, out_shardings=state_shardings)(params)
+      log.line(f"Initialised parameters from {config.init_from}")
+    else:
+      state = jax.jit(init_state, out_shardings=state_shardings)()
+    step_fn = jax.jit(
+        functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
+                          z_loss=config.loss.z_loss),
+        in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
+        out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
+    history = _loop(config, state, step_fn, data, ckpt, log, mesh)
+  ckpt.close()
+  log.close()
+  return history
+
+
+def _loop(config, state, step_fn, data, ckpt, log, mesh):
+  total = config.train.total_steps
+  step = int(state["step"])
+  stop = {"signal": None}
+  previous = signal.signal(signal.SIGTERM, lambda signum, _: stop.update(signal=signum))
+  history, window_start, window_steps, window_tokens, window_examples = [], time.time(), 0, 0, 0
+  log.line(f"Training steps {step}..{total} with global batch {config.train.batch_size} on "
+           f"{jax.device_count()} devices, mesh {dict(mesh.shape)}")
+  try:
+    while step < total and stop["signal"] is None:
+      local = next(data)
+      window_tokens += _tokens_per_batch(local) * jax.process_count()
+      window_examples += config.train.batch_size
+      state, metrics = step_fn(state, sharding.global_batch(local, mesh))
+      step += 1
+      window_steps += 1
+      if step % config.train.log_every == 0 or step == total:
+        metrics = jax.device_get(metrics)
+        loss = float(metrics["loss"])
+        history.append((step, loss))
+        elapsed = max(time.time() - window_start, 1e-9)
+        steps_per_s = window_steps / elapsed
+        eta = (total - step) / max(steps_per_s, 1e-9)
+        log.line(f"step {step} loss {loss!r} lr {float(metrics['learning_rate']):.3g} "
+                 f"grad_norm {float(metrics['grad_norm']):.3g} steps/s {steps_per_s:.2f} "
+                 f"tokens/s {window_tokens / elapsed:.0f} examples/s {window_examples / elapsed:.1f} "
+                 f"skipped {int(state['skipped'])} eta {eta / 60:.1f}min")
+        log.scalars(step, {"loss": loss, "grad_norm": float(metrics["grad_norm"]),
+                           "learning_rate": float(metrics["learning_rate"]),
+                           "skipped_steps": int(state["skipped"]), "steps_per_s": steps_per_s})
+        window_start, window_steps, window_tokens, window_examples = time.time(), 0, 0, 0
+      if int(state["consecutive_skips"]) >= config.train.max_consecutive_skips:
+        ckpt.wait()
+        raise RuntimeError(f"Stopping: {int(state['consecutive_skips'])} consecutive steps had "
+                           f"non-finite loss or gradients (last step {step}). Lower "
+                           f"config.optimizer.lr or check the data.")
+      ckpt.save(step, state, data.get_state())
+    ckpt.save(step, state, data.get_state(), force=True)
+    ckpt.wait()
+    if stop["signal"] is not None:
+      log.line(f"Received signal {stop['signal']}: saved checkpoint at step {step}, exiting")
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+  return history
+
+
+def _main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  train(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  _CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py", "Config file[:variant].")
+  _WORKDIR = flags.DEFINE_string("workdir", "workdir/tiny", "Checkpoints, logs and config go here.")
+  _COORDINATOR = flags.DEFINE_string("coordinator_address", None,
+                                     "HOST:PORT of process 0 (multi-process GPU/CPU runs).")
+  _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
+  _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Index of this process.")
+  app.run(_main)
