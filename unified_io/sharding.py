@@ -33,10 +33,28 @@ def logical_rules(mesh_config):
   return tuple((name, axis) for name, axis in rules)
 
 
+def _divisible(shape, spec, mesh):
+  """`spec` with every mesh axis dropped that does not divide its dimension.
+
+  E.g. the 2 heads of a tiny model's relative-bias table on a 4-way model axis stay
+  replicated instead of failing; real sizes divide and are unaffected.
+  """
+  fixed = []
+  for dim, axes in zip(shape, tuple(spec) + (None,) * (len(shape) - len(spec))):
+    names = (axes,) if isinstance(axes, str) else tuple(axes or ())
+    size = 1
+    for name in names:
+      size *= mesh.shape[name]
+    fixed.append(axes if dim % size == 0 else None)
+  return PartitionSpec(*fixed)
+
+
 def param_shardings(boxed_abstract_params, mesh, rules):
   """NamedShardings for a boxed (LogicallyPartitioned) parameter tree."""
-  specs = nn.get_partition_spec(boxed_abstract_params)
-  return nn.logical_to_mesh_sharding(specs, mesh, rules)
+  specs = nn.logical_to_mesh(nn.get_partition_spec(boxed_abstract_params), rules)
+  shapes = nn.unbox(boxed_abstract_params)
+  return jax.tree.map(lambda x, spec: NamedSharding(mesh, _divisible(x.shape, spec, mesh)),
+                      shapes, specs, is_leaf=lambda x: isinstance(x, PartitionSpec))
 
 
 def replicated(mesh):

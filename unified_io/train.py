@@ -130,40 +130,62 @@ def initialize_distributed(coordinator_address, num_processes, process_id):
     jax.distributed.initialize()  # TPU pod: every worker discovers the others
 
 
+def host_barrier(name, timeout_s=1800):
+  """Waits until every process reaches `name` (no-op with one process).
+
+  Uses the coordination service, not a device collective, so a slow host (e.g. still
+  compiling) cannot trip the collectives' short connection timeout.
+  """
+  if jax.process_count() > 1:
+    from jax._src import distributed  # pylint: disable=g-import-not-at-top
+    distributed.global_state.client.wait_at_barrier(name, timeout_in_ms=timeout_s * 1000)
+
+
+def any_host(flag):
+  """True on every process if `flag` is true on any process."""
+  if jax.process_count() == 1:
+    return bool(flag)
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return bool(np.max(multihost_utils.process_allgather(np.int32(bool(flag)))))
+
+
 class Log:
-  """Console + WORKDIR/log.txt (+ TensorBoard) on process 0 only."""
+  """Console + WORKDIR/log.txt (+ TensorBoard) on process 0 only; WORKDIR may be gs://."""
 
   def __init__(self, workdir, tensorboard=True):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    self.tf = tf
     self.main = jax.process_index() == 0
-    self.file = open(os.path.join(workdir, "log.txt"), "a") if self.main else None
+    self.path = os.path.join(workdir, "log.txt")
+    # Object stores cannot append: keep the text and rewrite the (small) file instead.
+    self.lines = []
+    if self.main and tf.io.gfile.exists(self.path):
+      with tf.io.gfile.GFile(self.path) as f:
+        self.lines = f.read().splitlines()
     self.writer = None
     if self.main and tensorboard:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
-      tf.config.set_visible_devices([], "GPU")
       self.writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
 
   def line(self, text):
     if self.main:
       print(text, flush=True)
-      self.file.write(text + "\n")
-      self.file.flush()
+      self.lines.append(text)
+      with self.tf.io.gfile.GFile(self.path, "w") as f:
+        f.write("\n".join(self.lines) + "\n")
 
   def scalars(self, step, values):
     if self.writer is not None:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
       with self.writer.as_default(step=step):
         for k, v in values.items():
-          tf.summary.scalar(k, v)
+          self.tf.summary.scalar(k, v)
       self.writer.flush()
-
-  def close(self):
-    if self.file:
-      self.file.close()
 
 
 def _write_config(config, workdir):
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.io.gfile.makedirs(workdir)
+    with tf.io.gfile.GFile(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
 
 
@@ -186,7 +208,6 @@ def _make_data(config, net_cfg):
 
 def train(config, workdir):
   """Runs (or resumes) training; returns the list of (step, loss) it logged."""
-  os.makedirs(workdir, exist_ok=True)
   _write_config(config, workdir)
   log = Log(workdir, tensorboard=config.train.tensorboard)
   mesh = sharding.make_mesh(config.mesh)
@@ -216,7 +237,6 @@ def train(config, workdir):
         out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
     history = _loop(config, state, step_fn, data, ckpt, log, mesh)
   ckpt.close()
-  log.close()
   return history
 
 
@@ -228,12 +248,18 @@ def _loop(config, state, step_fn, data, ckpt, log, mesh):
   history, window_start, window_steps, window_tokens, window_examples = [], time.time(), 0, 0, 0
   log.line(f"Training steps {step}..{total} with global batch {config.train.batch_size} on "
            f"{jax.device_count()} devices, mesh {dict(mesh.shape)}")
+  compiled = None
   try:
-    while step < total and stop["signal"] is None:
+    while step < total:
       local = next(data)
+      batch = sharding.global_batch(local, mesh)
+      if compiled is None:
+        compiled = step_fn.lower(state, batch).compile()
+        host_barrier("uio_train_step_compiled")
+        window_start = time.time()
       window_tokens += _tokens_per_batch(local) * jax.process_count()
       window_examples += config.train.batch_size
-      state, metrics = step_fn(state, sharding.global_batch(local, mesh))
+      state, metrics = compiled(state, batch)
       step += 1
       window_steps += 1
       if step % config.train.log_every == 0 or step == total:
@@ -257,6 +283,11 @@ def _loop(config, state, step_fn, data, ckpt, log, mesh):
                            f"non-finite loss or gradients (last step {step}). Lower "
                            f"config.optimizer.lr or check the data.")
       ckpt.save(step, state, data.get_state())
+      # Every host must stop at the same step; agreeing costs a collective, so hosts
+      # compare their SIGTERM flags only on logging steps (every step with one host).
+      agree_now = jax.process_count() == 1 or step % config.train.log_every == 0
+      if agree_now and any_host(stop["signal"] is not None):
+        break
     ckpt.save(step, state, data.get_state(), force=True)
     ckpt.wait()
     if stop["signal"] is not None:
