@@ -17,6 +17,8 @@ def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, m
       text_pieces=OFFICIAL_TEXT_PIECES,  # checked against the model file when it is loaded
       image_codes=OFFICIAL_IMAGE_CODES,  # VQ-GAN codebook size
   ))
+  # Frozen image tokenizer (vqgan/configs.py presets); its codebook size is vocab.image_codes.
+  config.vqgan = ml_collections.ConfigDict(dict(preset="official", checkpoint=""))
   config.model = ml_collections.ConfigDict(dict(
       emb_dim=emb_dim, num_heads=num_heads, head_dim=64,
       num_encoder_layers=num_encoder_layers, num_decoder_layers=num_decoder_layers,

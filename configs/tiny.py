@@ -15,6 +15,7 @@ def get_config():
   config.vocab.sentencepiece_model = "tokenizers/uio_tiny_2k.model"
   config.vocab.text_pieces = 2000
   config.vocab.image_codes = 512
+  config.vqgan.preset = "tiny"
   config.model.update(dict(
       head_dim=32, image_size=64, patch_size=16,
       encoder_max_text_length=64, decoder_max_text_length=32,

@@ -55,6 +55,9 @@ def test_xl_count_from_cli_without_allocating():
   expected = hand_count(vocab=49536, **dims)
   assert counts["modules"] == expected
   assert counts["total"] == sum(expected.values()) == 2_849_161_216
+  # The official VQ-GAN has 76,073,859 parameters (hand count in tests/test_vqgan.py).
+  assert counts["vqgan"] == 76_073_859
+  assert abs(counts["total_with_vqgan"] - 2925e6) / 2925e6 < 0.01
 
 
 def test_tiny_config_uses_shipped_vocabulary():

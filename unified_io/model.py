@@ -1,8 +1,10 @@
-"""Build the network from a config, create or describe its parameters, compute the loss.
+"""Build the network from a config, create or describe its parameters.
 
   python -m unified_io.model --config=configs/xl.py [--json]
 
-prints parameter counts per top-level module without allocating the parameters.
+prints parameter counts per top-level module without allocating the parameters: `total`
+is the network (the paper's Table 2 figure for small/base/large), `vqgan` the frozen image
+tokenizer; the paper's XL figure (2925M) matches `total_with_vqgan`.
 """
 import dataclasses
 import json
@@ -72,9 +74,23 @@ def parameter_counts(params) -> dict:
   return {"total": int(sum(modules.values())), "modules": modules}
 
 
+def vqgan_parameter_count(config) -> int:
+  """Parameters of the config's VQ-GAN preset (shapes only, nothing allocated)."""
+  from vqgan import configs as vq_configs  # pylint: disable=g-import-not-at-top
+  from vqgan import model as vq_model  # pylint: disable=g-import-not-at-top
+  vq_config = vq_configs.get_config(config.vqgan.preset)
+  if vq_config.n_codes != config.vocab.image_codes:
+    raise ValueError(f"config.vqgan.preset={config.vqgan.preset!r} has {vq_config.n_codes} codes "
+                     f"but config.vocab.image_codes={config.vocab.image_codes}")
+  shapes = vq_model.param_shapes(vq_config)
+  return int(sum(np.prod(s) for s in jax.tree.leaves(shapes, is_leaf=lambda x: isinstance(x, tuple))))
+
+
 def _main(_):
   config = _CONFIG.value
   counts = parameter_counts(abstract_params(build(config)))
+  counts["vqgan"] = vqgan_parameter_count(config)
+  counts["total_with_vqgan"] = counts["total"] + counts["vqgan"]
   if _JSON.value:
     print(json.dumps(counts, indent=2))
     return
@@ -84,7 +100,10 @@ def _main(_):
   for name, n in counts["modules"].items():
     print(f"  {name:<16s} {n:>15,d}  ({n / 1e6:8.2f}M)")
   print(f"  {'total':<16s} {counts['total']:>15,d}  ({counts['total'] / 1e6:8.2f}M)")
-  print("(VQ-GAN image tokenizer not included)")
+  print(f"  {'vqgan (frozen)':<16s} {counts['vqgan']:>15,d}  ({counts['vqgan'] / 1e6:8.2f}M)  "
+        f"preset {config.vqgan.preset!r}")
+  print(f"  {'total + vqgan':<16s} {counts['total_with_vqgan']:>15,d}  "
+        f"({counts['total_with_vqgan'] / 1e6:8.2f}M)")
 
 
 def _config_path():
