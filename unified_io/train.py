@@ -100,7 +100,7 @@ def train_step(state, batch, *, model, optimizer, schedule, z_loss):
     return loss
 
   loss, grads = jax.value_and_grad(loss_fn)(state["params"])
-  grad_norm = optax.global_norm(grads)
+  grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
   updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
   params = jax.tree.map(lambda p, u: p + u.astype(p.dtype), state["params"], updates)
