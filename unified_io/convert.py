@@ -25,28 +25,15 @@ from ml_collections import config_flags
 
 from unified_io import model as model_lib
 from unified_io import network
+from unified_io import param_trees
 
 VQGAN_KEY = "discrete_vae"
 
 
-def _flat(tree):
-  return {"/".join(k): v for k, v in flax.traverse_util.flatten_dict(tree).items()}
-
-
 def check_tree(tree, expected, what="checkpoint"):
   """Raises ValueError listing missing, unexpected and wrongly shaped parameters."""
-  got, want = _flat(tree), _flat(expected)
-  missing = sorted(set(want) - set(got))
-  unexpected = sorted(set(got) - set(want))
-  wrong = sorted(f"{k}: {tuple(np.shape(got[k]))} != expected {tuple(want[k].shape)}"
-                 for k in set(got) & set(want) if tuple(np.shape(got[k])) != tuple(want[k].shape))
-  if missing or unexpected or wrong:
-    lines = [f"{what} does not match the model config:"]
-    for title, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-      if names:
-        lines.append(f"  {title} ({len(names)}): " + ", ".join(names[:50])
-                     + (" ..." if len(names) > 50 else ""))
-    raise ValueError("\n".join(lines))
+  param_trees.check_shapes(param_trees.flat_shapes(tree), param_trees.flat_shapes(expected),
+                           f"{what} (against the model config)")
 
 
 def convert_official(official, config):
@@ -65,13 +52,7 @@ def convert_official(official, config):
 
 
 def load_official(path):
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"Official checkpoint {path} does not exist")
-  with open(path, "rb") as f:
-    try:
-      return flax.serialization.msgpack_restore(f.read())
-    except Exception as e:  # msgpack raises several unrelated types on corrupt input
-      raise ValueError(f"{path} is not a flax msgpack checkpoint: {e}") from e
+  return param_trees.read_msgpack(path, "official checkpoint")
 
 
 def save_params(directory, params):

@@ -3,7 +3,7 @@
 Parameters are float32 and stored in the released Unified-IO layout (2-D dense kernels,
 T5 names), each tagged with logical axis names for sharding. Computation runs in `dtype`.
 """
-from typing import Any, Optional
+from typing import Any
 
 import flax.linen as nn
 import jax

@@ -10,15 +10,12 @@ Multi-host: TPU pods need nothing; GPU/CPU clusters pass --coordinator_address,
 --num_processes and --process_id (see launch/).
 """
 import functools
-import json
 import os
 import signal
-import sys
 import time
 
 from absl import app
 from absl import flags
-from absl import logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from unified_io import param_trees
 from vqgan.configs import VQGANConfig, get_config
 from vqgan.model import VQGAN as VQGANModule
 from vqgan.model import check_params, random_params
@@ -181,12 +182,6 @@ def load(directory) -> VQGAN:
   """Reads a directory written by `save`; errors name the file that is wrong."""
   config = load_config(directory)
   path = os.path.join(directory, PARAMS_FILE)
-  if not os.path.isfile(path):
-    raise ValueError(f"{path} is missing")
-  with open(path, "rb") as f:
-    try:
-      params = flax.serialization.msgpack_restore(f.read())
-    except Exception as e:  # msgpack raises several unrelated types on corrupt input
-      raise ValueError(f"{path} is not a flax msgpack parameter file: {e}") from e
+  params = param_trees.read_msgpack(path, "VQ-GAN parameter file")
   check_params(params, config, f"Parameters in {path}")
   return VQGAN(config, params)

@@ -19,6 +19,7 @@ import flax
 import jax
 import numpy as np
 
+from unified_io import param_trees
 from vqgan import api
 from vqgan.configs import PRESETS, VQGANConfig, get_config
 from vqgan.model import check_params, count_params, flatten, param_shapes, unflatten
@@ -147,13 +148,7 @@ def from_unified_io(discrete_vae_tree, preset_or_config="official"):
 
 
 def load_unified_io_tree(path):
-  if not os.path.isfile(path):
-    raise ValueError(f"Unified-IO file {path} does not exist")
-  with open(path, "rb") as f:
-    try:
-      tree = flax.serialization.msgpack_restore(f.read())
-    except Exception as e:  # msgpack raises several unrelated types on corrupt input
-      raise ValueError(f"{path} is not a flax msgpack file: {e}") from e
+  tree = param_trees.read_msgpack(path, "Unified-IO file")
   if set(tree) == {"params"}:
     tree = tree["params"]
   return tree.get(UNIFIED_IO_KEY, tree)

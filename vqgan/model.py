@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from unified_io import param_trees
+
 from vqgan.configs import GROUPS, VQGANConfig
 
 EPSILON = 1e-6  # taming's Normalize(): GroupNorm(32, eps=1e-6)
@@ -288,19 +290,9 @@ def unflatten(flat, sep="/"):
 
 def check_params(params, config: VQGANConfig, what="VQ-GAN parameters"):
   """Raises ValueError listing missing, unexpected and wrongly shaped parameters."""
-  got = flatten(params)
-  want = dict(_flat_param_shapes(config))
-  missing = sorted(set(want) - set(got))
-  unexpected = sorted(set(got) - set(want))
-  wrong = sorted(f"{k}: {tuple(np.shape(got[k]))} != expected {want[k]}"
-                 for k in set(got) & set(want) if tuple(np.shape(got[k])) != want[k])
-  if missing or unexpected or wrong:
-    lines = [f"{what} do not match the VQ-GAN config {config}:"]
-    for title, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-      if names:
-        lines.append(f"  {title} ({len(names)}): " + ", ".join(names[:40])
-                     + (" ..." if len(names) > 40 else ""))
-    raise ValueError("\n".join(lines))
+  got = {k: tuple(np.shape(v)) for k, v in flatten(params).items()}
+  param_trees.check_shapes(got, dict(_flat_param_shapes(config)),
+                           f"{what} (against the VQ-GAN config {config})", limit=40)
 
 
 def count_params(params) -> int:
