@@ -18,7 +18,7 @@ def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, m
       image_codes=OFFICIAL_IMAGE_CODES,  # VQ-GAN codebook size
   ))
   # Frozen image tokenizer (vqgan/configs.py presets); its codebook size is vocab.image_codes.
-  config.vqgan = ml_collections.ConfigDict(dict(preset="official", checkpoint=""))
+  config.vqgan = ml_collections.ConfigDict(dict(preset="official"))
   config.model = ml_collections.ConfigDict(dict(
       emb_dim=emb_dim, num_heads=num_heads, head_dim=64,
       num_encoder_layers=num_encoder_layers, num_decoder_layers=num_decoder_layers,
@@ -34,9 +34,6 @@ def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, m
   # Sequence lengths of batches fed to the model (the position tables above are upper bounds).
   config.lengths = ml_collections.ConfigDict(dict(
       text_inputs=256, text_targets=128, image_targets=256))
-  # What happens to text longer than its length: "truncate" (counted) or "error".
-  config.overlong_text = "truncate"
-
   config.seed = 0
   config.data = ml_collections.ConfigDict(dict(source="synthetic"))
   config.train = ml_collections.ConfigDict(dict(
