@@ -87,6 +87,14 @@ def _stack(layer_cls, config, num_layers, num_broadcast_args):
                  length=num_layers, metadata_params={nn.PARTITION_NAME: P.LAYERS})
 
 
+def _layers(layer_cls, config, num_layers, num_broadcast_args):
+  """One scanned `layers` module, or `layers_0..layers_{n-1}` (the released names)."""
+  layer = _stack(layer_cls, config, num_layers, num_broadcast_args)
+  if config.scan_layers:
+    return layer(config, name="layers")
+  return [layer(config, name=f"layers_{i}") for i in range(num_layers)]
+
+
 def _dropout(module, rate, x):
   """Dropout shared across the length axis; a no-op unless a 'dropout' rng was given."""
   if rate == 0 or not module.has_rng("dropout"):
@@ -177,11 +185,7 @@ class Encoder(nn.Module):
     self.pe_pre_ln = layers.RMSNorm(dtype)
     self.position_q_linear = _position_projection(cfg, "position_q_linear")
     self.position_k_linear = _position_projection(cfg, "position_k_linear")
-    layer = _stack(EncoderLayer, cfg, cfg.num_encoder_layers, 2)
-    if cfg.scan_layers:
-      self.layers = layer(cfg, name="layers")
-    else:
-      self.layers = [layer(cfg, name=f"layers_{i}") for i in range(cfg.num_encoder_layers)]
+    self.layers = _layers(EncoderLayer, cfg, cfg.num_encoder_layers, 2)
     self.encoder_norm = layers.RMSNorm(dtype)
 
   def __call__(self, text_ids, text_mask, text_positions, patches, patch_mask, image_positions):
@@ -229,11 +233,7 @@ class Decoder(nn.Module):
     self.self_position_k_linear = _position_projection(cfg, "self_position_k_linear")
     self.cross_position_q_linear = _position_projection(cfg, "cross_position_q_linear")
     self.cross_position_k_linear = _position_projection(cfg, "cross_position_k_linear")
-    layer = _stack(DecoderLayer, cfg, cfg.num_decoder_layers, 6)
-    if cfg.scan_layers:
-      self.layers = layer(cfg, name="layers")
-    else:
-      self.layers = [layer(cfg, name=f"layers_{i}") for i in range(cfg.num_decoder_layers)]
+    self.layers = _layers(DecoderLayer, cfg, cfg.num_decoder_layers, 6)
     self.decoder_norm = layers.RMSNorm(dtype)
 
   def positions(self, text_len, image_len):
