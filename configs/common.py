@@ -18,7 +18,9 @@ def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, m
       image_codes=OFFICIAL_IMAGE_CODES,  # VQ-GAN codebook size
   ))
   # Frozen image tokenizer (vqgan/configs.py presets); its codebook size is vocab.image_codes.
-  config.vqgan = ml_collections.ConfigDict(dict(preset="official"))
+  # `weights`: a directory written by vqgan.save or `python -m vqgan.convert` (needed to train
+  # on image targets); `preset` only sizes the parameter count when no weights are given.
+  config.vqgan = ml_collections.ConfigDict(dict(preset="official", weights=""))
   config.model = ml_collections.ConfigDict(dict(
       emb_dim=emb_dim, num_heads=num_heads, head_dim=64,
       num_encoder_layers=num_encoder_layers, num_decoder_layers=num_decoder_layers,
@@ -35,7 +37,14 @@ def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, m
   config.lengths = ml_collections.ConfigDict(dict(
       text_inputs=256, text_targets=128, image_targets=256))
   config.seed = 0
-  config.data = ml_collections.ConfigDict(dict(source="synthetic"))
+  # Inputs (unified_io/data/config_inputs.py documents every key). "synthetic" is the
+  # in-code copy task the trainer tests use; "mixture" reads tasks through the registry.
+  config.data = ml_collections.ConfigDict(dict(
+      source="synthetic", mixture="", tasks="", schedule="rates", data_dir="", max_depth=10.0,
+      paraphrase=False, workers=2))
+  # Periodic evaluation during training (unified_io/evaluation.py); 0 = only at the end.
+  config.eval = ml_collections.ConfigDict(dict(
+      every_steps=0, split="validation", num_examples=32, batch_size=16, report=True))
   config.train = ml_collections.ConfigDict(dict(
       batch_size=512, total_steps=1_000_000, log_every=100, max_consecutive_skips=20,
       tensorboard=True))

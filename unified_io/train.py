@@ -29,6 +29,8 @@ from unified_io import model as model_lib
 from unified_io import optim
 from unified_io import sharding
 from unified_io import synthetic_batches
+from vqgan import api as vqgan_api
+from unified_io.data import config_inputs
 
 
 # ----------------------------------------------------------------------------------- state
@@ -85,18 +87,36 @@ def create_train_state(config, model, mesh, rules):
 # ------------------------------------------------------------------------------------ step
 
 
-def train_step(state, batch, *, model, optimizer, schedule, z_loss):
+def tokenize_image_targets(batch, vq_config, vq_params, padded_text_size):
+  """Replaces `image_target_pixels` by `image_targets`: frozen VQ-GAN codes as vocab ids."""
+  if "image_target_pixels" not in batch:
+    return batch
+  batch = dict(batch)
+  codes = vqgan_api.encode_codes(vq_config, vq_params, batch.pop("image_target_pixels"))
+  batch["image_targets"] = codes.reshape(codes.shape[0], -1).astype(jnp.int32) + padded_text_size
+  return batch
+
+
+def _per_task(values, batch, num_tasks):
+  return jax.ops.segment_sum(values, batch["task_index"], num_segments=num_tasks)
+
+
+def train_step(state, batch, vq_params=None, *, model, optimizer, schedule, z_loss,
+               vq_config=None, num_tasks=0):
+  batch = tokenize_image_targets(batch, vq_config, vq_params, model.config.padded_text_size)
   step_rng = jax.random.fold_in(state["rng"], state["step"])
   dropout_rng, patch_rng = jax.random.split(step_rng)
 
   def loss_fn(params):
     text_logits, image_logits = model.apply({"params": params}, batch, train=True,
                                             rngs={"dropout": dropout_rng, "patches": patch_rng})
-    loss = losses.mean_token_loss(text_logits, image_logits, batch, z_loss,
-                                  example_weights=batch.get("loss_weight"))
-    return loss
+    total, count = losses.example_losses(text_logits, image_logits, batch, z_loss)
+    weights = batch.get("loss_weight")
+    weighted = total if weights is None else total * weights
+    return jnp.sum(weighted) / jnp.maximum(jnp.sum(count), 1), (total, count)
 
-  loss, grads = jax.value_and_grad(loss_fn)(state["params"])
+  (loss, (example_loss, example_count)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state["params"])
   grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
   updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
@@ -112,6 +132,10 @@ def train_step(state, batch, *, model, optimizer, schedule, z_loss):
   }
   metrics = {"loss": loss, "grad_norm": grad_norm, "learning_rate": schedule(state["step"]),
              "skipped": skipped}
+  if num_tasks:
+    # Sums, not means: the host adds them over the logging window and divides once.
+    metrics["task_loss_sum"] = _per_task(example_loss, batch, num_tasks)
+    metrics["task_tokens"] = _per_task(example_count.astype(jnp.float32), batch, num_tasks)
   return new_state, metrics
 
 
@@ -187,24 +211,47 @@ def _write_config(config, workdir):
 
 
 def _tokens_per_batch(batch):
-  return sum(int(np.sum(np.asarray(v) > 0)) for k, v in batch.items()
-             if k in ("text_inputs", "text_targets", "image_targets"))
+  tokens = sum(int(np.sum(np.asarray(batch[k]) > 0)) for k in ("text_inputs", "text_targets",
+                                                               "image_targets") if k in batch)
+  if "image_target_pixels" in batch:
+    tokens += int(np.sum(batch["image_target_mask"]))
+  return tokens
 
 
-def _make_data(config, net_cfg):
-  source = config.data.source
-  if source != "synthetic":
-    raise ValueError(f"config.data.source={source!r}: only 'synthetic' is available so far")
-  return synthetic_batches.SyntheticBatches(
-      net_cfg, config.lengths, config.train.batch_size, seed=config.seed,
-      process_index=jax.process_index(), process_count=jax.process_count())
+class Inputs:
+  """The batch source and, for image targets, the frozen VQ-GAN that tokenizes them."""
+
+  def __init__(self, config, net_cfg):
+    source = config.data.source
+    self.vq = None
+    self.task_names = []
+    if source == "synthetic":
+      self.batches = synthetic_batches.SyntheticBatches(
+          net_cfg, config.lengths, config.train.batch_size, seed=config.seed,
+          process_index=jax.process_index(), process_count=jax.process_count())
+    elif source == "mixture":
+      self.vq = config_inputs.image_tokenizer(config)
+      spec = config_inputs.example_spec(config, self.vq)
+      self.batches = config_inputs.train_batches(config, spec, jax.process_index(),
+                                                 jax.process_count())
+      self.task_names = self.batches.task_names
+    else:
+      raise ValueError(f"config.data.source={source!r}: choose 'synthetic' or 'mixture'")
+
+  def counters(self):
+    stream = getattr(self.batches, "stream", None)
+    return stream.counters.summary() if stream is not None else ""
 
 
 # ----------------------------------------------------------------------------------- loop
 
 
-def train(config, workdir):
-  """Runs (or resumes) training; returns the list of (step, loss) it logged."""
+def train(config, workdir, evaluate_fn=None):
+  """Runs (or resumes) training; returns the list of (step, loss) it logged.
+
+  `evaluate_fn(params, step, log)`, if given, runs every config.eval.every_steps steps and
+  after the last step (see unified_io.evaluation).
+  """
   _write_config(config, workdir)
   log = Log(workdir, tensorboard=config.train.tensorboard)
   mesh = sharding.make_mesh(config.mesh)
@@ -212,14 +259,14 @@ def train(config, workdir):
   model = model_lib.build(config)
   init_state, abstract_state, state_shardings, optimizer, schedule = create_train_state(
       config, model, mesh, rules)
-  data = _make_data(config, model.config)
+  inputs = Inputs(config, model.config)
   ckpt = checkpointing.Checkpointer(workdir, keep=config.checkpoint.keep,
                                     every_steps=config.checkpoint.every_steps,
                                     async_save=config.checkpoint.async_save)
   with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
     if ckpt.latest_step() is not None:
       state, data_state = ckpt.restore(abstract_state)
-      data.set_state(data_state)
+      inputs.batches.set_state(data_state)
       log.line(f"Resumed from {ckpt.directory} at step {int(state['step'])}")
     elif config.init_from:
       params = checkpointing.restore_params(config.init_from, abstract_state["params"])
@@ -227,40 +274,83 @@ def train(config, workdir):
       log.line(f"Initialised parameters from {config.init_from}")
     else:
       state = jax.jit(init_state, out_shardings=state_shardings)()
+    replicated = sharding.replicated(mesh)
+    vq_params = None
+    if inputs.vq is not None:
+      vq_params = jax.device_put(inputs.vq.params, replicated)
     step_fn = jax.jit(
         functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
-                          z_loss=config.loss.z_loss),
-        in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
-        out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
-    history = _loop(config, state, step_fn, data, ckpt, log, mesh)
+                          z_loss=config.loss.z_loss,
+                          vq_config=None if inputs.vq is None else inputs.vq.config,
+                          num_tasks=len(inputs.task_names)),
+        in_shardings=(state_shardings, sharding.batch_sharding(mesh), replicated),
+        out_shardings=(state_shardings, replicated), donate_argnums=0)
+    history = _loop(config, state, functools.partial(_Step, step_fn, vq_params), inputs, ckpt,
+                    log, mesh, evaluate_fn)
   ckpt.close()
   return history
 
 
-def _loop(config, state, step_fn, data, ckpt, log, mesh):
+class _Step:
+  """Compiles the step ahead of time on the first batch, then runs it."""
+
+  def __init__(self, step_fn, vq_params, state, batch):
+    self.vq_params = vq_params
+    self.compiled = step_fn.lower(state, batch, vq_params).compile()
+
+  def __call__(self, state, batch):
+    return self.compiled(state, batch, self.vq_params)
+
+
+def _log_tasks(log, step, task_names, sums, tokens):
+  """Per-task and per-group mean token loss over the logging window."""
+  from unified_io.data import tasks as tasks_lib  # pylint: disable=g-import-not-at-top
+  values, group_sums, group_tokens = {}, {}, {}
+  for name, total, count in zip(task_names, sums, tokens):
+    if count > 0:
+      values[f"task_loss/{name}"] = total / count
+      group = tasks_lib.get(name).group
+      group_sums[group] = group_sums.get(group, 0.0) + total
+      group_tokens[group] = group_tokens.get(group, 0.0) + count
+  for group, total in group_sums.items():
+    values[f"group_loss/{group}"] = total / group_tokens[group]
+  log.scalars(step, values)
+  return values
+
+
+def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluate_fn):
   total = config.train.total_steps
   step = int(state["step"])
+  data = inputs.batches
+  eval_every = config.get("eval", {}).get("every_steps", 0) if evaluate_fn else 0
   stop = {"signal": None}
   previous = signal.signal(signal.SIGTERM, lambda signum, _: stop.update(signal=signum))
   history, window_start, window_steps, window_tokens, window_examples = [], time.time(), 0, 0, 0
+  task_sums = task_tokens = 0.0
   log.line(f"Training steps {step}..{total} with global batch {config.train.batch_size} on "
            f"{jax.device_count()} devices, mesh {dict(mesh.shape)}")
-  compiled = None
+  if inputs.task_names:
+    log.line(f"Tasks ({len(inputs.task_names)}): {', '.join(inputs.task_names)}")
+  run_step = None
+  last_counters = ""
   try:
     while step < total:
       local = next(data)
       batch = sharding.global_batch(local, mesh)
-      if compiled is None:
-        compiled = step_fn.lower(state, batch).compile()
+      if run_step is None:
+        run_step = make_step(state, batch)
         host_barrier("uio_train_step_compiled")
         window_start = time.time()
       window_tokens += _tokens_per_batch(local) * jax.process_count()
       window_examples += config.train.batch_size
-      state, metrics = compiled(state, batch)
+      state, metrics = run_step(state, batch)
       step += 1
       window_steps += 1
+      if inputs.task_names:
+        task_sums = task_sums + np.asarray(jax.device_get(metrics["task_loss_sum"]))
+        task_tokens = task_tokens + np.asarray(jax.device_get(metrics["task_tokens"]))
       if step % config.train.log_every == 0 or step == total:
-        metrics = jax.device_get(metrics)
+        metrics = jax.device_get({k: v for k, v in metrics.items() if not k.startswith("task_")})
         loss = float(metrics["loss"])
         history.append((step, loss))
         elapsed = max(time.time() - window_start, 1e-9)
@@ -272,7 +362,16 @@ def _loop(config, state, step_fn, data, ckpt, log, mesh):
                  f"skipped {int(state['skipped'])} eta {eta / 60:.1f}min")
         log.scalars(step, {"loss": loss, "grad_norm": float(metrics["grad_norm"]),
                            "learning_rate": float(metrics["learning_rate"]),
-                           "skipped_steps": int(state["skipped"]), "steps_per_s": steps_per_s})
+                           "skipped_steps": int(state["skipped"]), "steps_per_s": steps_per_s,
+                           "tokens_per_s": window_tokens / elapsed,
+                           "examples_per_s": window_examples / elapsed})
+        if inputs.task_names:
+          _log_tasks(log, step, inputs.task_names, task_sums, task_tokens)
+          task_sums = task_tokens = 0.0
+        counters = inputs.counters()
+        if counters and counters != last_counters:
+          log.line(f"input: {counters}")
+          last_counters = counters
         window_start, window_steps, window_tokens, window_examples = time.time(), 0, 0, 0
       if int(state["consecutive_skips"]) >= config.train.max_consecutive_skips:
         ckpt.wait()
@@ -280,6 +379,9 @@ def _loop(config, state, step_fn, data, ckpt, log, mesh):
                            f"non-finite loss or gradients (last step {step}). Lower "
                            f"config.optimizer.lr or check the data.")
       ckpt.save(step, state, data.get_state())
+      if eval_every and step % eval_every == 0 and step != total:
+        evaluate_fn(state["params"], step, log)
+        window_start = time.time()
       # Every host must stop at the same step; agreeing costs a collective, so hosts
       # compare their SIGTERM flags only on logging steps (every step with one host).
       agree_now = jax.process_count() == 1 or step % config.train.log_every == 0
@@ -289,6 +391,8 @@ def _loop(config, state, step_fn, data, ckpt, log, mesh):
     ckpt.wait()
     if stop["signal"] is not None:
       log.line(f"Received signal {stop['signal']}: saved checkpoint at step {step}, exiting")
+    elif evaluate_fn is not None:
+      evaluate_fn(state["params"], step, log)
   finally:
     signal.signal(signal.SIGTERM, previous)
   return history

@@ -1,0 +1,435 @@
+"""From TFDS records to batches of unified examples: mixing, per-host sharding, exact resume.
+
+Design: every element of the input stream is a pure function of (seed, element index).
+Global batch p holds elements p * B ... p * B + B - 1; host h computes only its own rows.
+So the stream does not depend on the number of hosts, hosts never read the same element,
+and the iterator state is one integer (the batch position) that restores the stream
+exactly, in O(1), with no tf.data iterator checkpoints.
+
+- Task of element e: the mixture's rates are laid out as a schedule of `BLOCK` slots
+  (largest-remainder rounding, so every rate is met exactly over a block) and shuffled per
+  block from (seed, block). "round_robin" cycles through the tasks instead.
+- Record of element e: its task's n-th draw, n = how many slots of that task precede e
+  (known from the block layout), reads record perm_epoch[n mod N] of a per-epoch
+  permutation of the task's split: every record once per epoch, no replacement.
+- Records are read by random access: `tfds.data_source` for datasets prepared as
+  ArrayRecord, otherwise the split's serialized records are held in memory (fine for the
+  built-in dataset; large TFRecord datasets should be prepared with
+  `--file_format=array_record`).
+- A preprocessor's `SkipExample` is counted per (task, reason) and the element falls back
+  to other records of the same task, chosen deterministically.
+
+Target images stay pixels here ("image_target_pixels" in [-1, 1] at the VQ-GAN's
+resolution); the train step tokenizes them with the frozen VQ-GAN, so the tokenizer
+never runs on the input hosts.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import glob
+import os
+import threading
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from unified_io import image_preprocessing
+from unified_io import text_tokenizer
+from unified_io.data import tasks as tasks_lib
+
+BLOCK = 10_000  # schedule slots per shuffled block
+MAX_FALLBACKS = 16  # records tried after a skipped one before giving up on an element
+MAX_IN_MEMORY_BYTES = 4 << 30
+
+
+# --------------------------------------------------------------------------- record access
+
+
+def _as_numpy_like(value, info):
+  """Matches `tfds.as_numpy`: sequences become stacked arrays, strings stay bytes."""
+  if isinstance(value, dict):
+    return {k: _as_numpy_like(v, info[k]) for k, v in value.items()}
+  dtype = np.dtype(object) if info.np_dtype == np.dtype(object) \
+      else np.dtype(info.np_dtype)
+  if isinstance(value, list):
+    if not value:
+      return np.zeros((0,) + tuple(d or 0 for d in info.shape[1:]), dtype)
+    if dtype == np.dtype(object):
+      return np.asarray(value, dtype=object)
+    return np.stack([np.asarray(v, dtype) for v in value])
+  if isinstance(value, (int, float, np.integer, np.floating)) and dtype != np.dtype(object):
+    return np.asarray(value, dtype)
+  return value
+
+
+class RecordSource:
+  """Random access to one split of a TFDS dataset; items look like `tfds.as_numpy` output."""
+
+  def __init__(self, builder_name: str, split: str, data_dir: Optional[str] = None):
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    self.name = f"{builder_name}[{split}]"
+    _ensure_builtin_built(builder_name, data_dir)
+    try:
+      builder = tfds.builder(builder_name, data_dir=data_dir)
+    except Exception as e:  # tfds raises several types for unknown names and configs
+      raise ValueError(f"Cannot open TFDS dataset {builder_name!r} in data_dir={data_dir}: "
+                       f"{e}") from e
+    if not builder.is_prepared():
+      raise FileNotFoundError(
+          f"TFDS dataset {builder_name} is not prepared in {builder.data_dir}; prepare it with "
+          f"`tfds build {builder_name} --data_dir=...` (see README, Datasets)")
+    if split not in builder.info.splits:
+      raise ValueError(f"{builder_name} has no split {split!r}; it has "
+                       f"{sorted(builder.info.splits)}")
+    self._features = builder.info.features
+    self._info = self._features.get_tensor_info()
+    file_format = str(getattr(builder.info, "file_format", "") or "")
+    if "array_record" in file_format:
+      self._source = builder.as_data_source(split=split)
+      self._records = None
+      self._length = len(self._source)
+    else:
+      self._source = None
+      self._records = _read_tfrecords(builder, split)
+      self._length = len(self._records)
+
+  def __len__(self):
+    return self._length
+
+  def __getitem__(self, index: int):
+    if not 0 <= index < self._length:
+      raise IndexError(f"{self.name}: record {index} outside [0, {self._length})")
+    if self._source is not None:
+      example = self._source[int(index)]
+    else:
+      example = self._features.deserialize_example_np(self._records[index])
+    return _as_numpy_like(example, self._info)
+
+
+def _read_tfrecords(builder, split: str) -> List[bytes]:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  pattern = os.path.join(builder.data_dir, f"{builder.name}-{split}.tfrecord-*")
+  files = sorted(glob.glob(pattern))
+  if not files:
+    raise FileNotFoundError(f"No TFRecord files match {pattern}")
+  total = sum(os.path.getsize(f) for f in files)
+  if total > MAX_IN_MEMORY_BYTES:
+    raise ValueError(f"{builder.name}[{split}] is {total / 2**30:.1f} GiB of TFRecords, too big "
+                     f"to hold in memory for random access; prepare it with "
+                     f"--file_format=array_record")
+  return [record.numpy() for record in tf.data.TFRecordDataset(files)]
+
+
+_BUILTIN = "uio_builtin_scenes"
+_SOURCES: Dict[Tuple[str, str, Optional[str]], RecordSource] = {}
+_SOURCES_LOCK = threading.Lock()
+
+
+def _ensure_builtin_built(builder_name: str, data_dir: Optional[str]):
+  """The built-in dataset needs no download: build it (default sizes) on first use."""
+  if builder_name.split("/")[0] != _BUILTIN:
+    return
+  from unified_io.data import builtin_dataset  # pylint: disable=g-import-not-at-top
+  config = builder_name.split("/")[1].split(":")[0] if "/" in builder_name else "scenes"
+  if not builtin_dataset.UioBuiltinScenes(config=config, data_dir=data_dir).is_prepared():
+    builtin_dataset.build(data_dir, config)
+
+
+def source(builder_name: str, split: str, data_dir: Optional[str] = None) -> RecordSource:
+  key = (builder_name, split, data_dir)
+  with _SOURCES_LOCK:
+    if key not in _SOURCES:
+      _SOURCES[key] = RecordSource(builder_name, split, data_dir)
+    return _SOURCES[key]
+
+
+# ------------------------------------------------------------------------ unified examples
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleSpec:
+  """Fixed shapes of the unified example, from the model config."""
+  tokenizer: text_tokenizer.TextTokenizer
+  text_inputs: int
+  text_targets: int
+  input_image_size: int
+  patch_size: int
+  target_image_size: int  # the VQ-GAN resolution
+  target_downsample: int  # VQ-GAN pixels per code
+
+  @property
+  def target_grid(self) -> int:
+    return self.target_image_size // self.target_downsample
+
+  def context(self, max_depth: float, paraphrase: bool = False) -> tasks_lib.TaskContext:
+    return tasks_lib.TaskContext(layout=self.tokenizer.layout,
+                                 input_image_size=self.input_image_size,
+                                 target_image_size=self.target_image_size,
+                                 max_depth=max_depth, paraphrase=paraphrase)
+
+
+def _pad(ids: np.ndarray, length: int) -> np.ndarray:
+  out = np.zeros(length, np.int32)
+  out[:len(ids)] = ids
+  return out
+
+
+def _target_pixels(image, spec: ExampleSpec, method: str, name: str):
+  if image is None:
+    return image_preprocessing.preprocess_target_image(
+        None, image_size=spec.target_image_size, patch_size=spec.target_downsample)
+  image = np.asarray(image)
+  if method == "nearest":
+    # Label maps: keep colours exact, then only pad (no resampling at the target size).
+    height, width = image.shape[:2]
+    new_hw = image_preprocessing.resized_size(height, width, spec.target_image_size)
+    image = image_preprocessing.tf_nearest_resize(image, new_hw).numpy()
+  elif method != "bilinear":
+    raise ValueError(f"{name}: target_image_resize must be bilinear or nearest, got {method!r}")
+  return image_preprocessing.preprocess_target_image(
+      image, image_size=spec.target_image_size, patch_size=spec.target_downsample, name=name)
+
+
+def finalize(raw: Mapping, spec: ExampleSpec, name: str = "example"
+             ) -> Tuple[Dict[str, np.ndarray], Dict[str, bool]]:
+  """Raw example (tasks.py contract) -> (fixed-shape model features, truncation flags)."""
+  tokenizer = spec.tokenizer
+  inputs, inputs_cut = text_tokenizer.truncate_or_raise(
+      tokenizer.encode(raw["prompt"], add_eos=True), spec.text_inputs, name=f"{name} prompt")
+  targets, targets_cut = text_tokenizer.truncate_or_raise(
+      tokenizer.encode(raw.get("target_text") or "", add_eos=True), spec.text_targets,
+      name=f"{name} target_text")
+  image, patch_mask = image_preprocessing.preprocess_image(
+      raw.get("image"), image_size=spec.input_image_size, patch_size=spec.patch_size,
+      name=f"{name} image")
+  if raw.get("image_input_patch_mask") is not None:
+    patch_mask = patch_mask & np.asarray(raw["image_input_patch_mask"], bool).reshape(-1)
+  pixels, target_mask = _target_pixels(raw.get("target_image"), spec,
+                                       raw.get("target_image_resize", "bilinear"),
+                                       f"{name} target_image")
+  features = {
+      "text_inputs": _pad(inputs, spec.text_inputs),
+      "image_inputs": image.astype(np.float32),
+      "image_input_mask": patch_mask.astype(bool),
+      "text_targets": _pad(targets, spec.text_targets),
+      "image_target_pixels": pixels.astype(np.float32),
+      "image_target_mask": target_mask.astype(bool),
+  }
+  return features, {"text_inputs": inputs_cut, "text_targets": targets_cut}
+
+
+# ------------------------------------------------------------------------------- schedule
+
+
+def block_counts(rates: Mapping[str, float], block: int = BLOCK) -> np.ndarray:
+  """Slots per task in one block: largest-remainder rounding of rate * block."""
+  values = np.asarray(list(rates.values()), np.float64)
+  if np.any(values < 0) or not np.isclose(values.sum(), 1.0, atol=1e-6):
+    raise ValueError(f"mixture rates must be >= 0 and sum to 1, got {dict(rates)}")
+  exact = values * block
+  counts = np.floor(exact).astype(np.int64)
+  order = np.argsort(-(exact - counts), kind="stable")
+  counts[order[:block - counts.sum()]] += 1
+  return counts
+
+
+class Schedule:
+  """Which task, and which of that task's draws, element e of the stream is."""
+
+  def __init__(self, task_names: Sequence[str], rates: Optional[Sequence[float]], seed: int,
+               round_robin: bool = False, block: int = BLOCK):
+    self.task_names = tuple(task_names)
+    self.seed = seed
+    self.round_robin = round_robin
+    if round_robin:
+      self.block = len(self.task_names)
+      self.counts = np.ones(self.block, np.int64)
+    else:
+      self.block = block
+      self.counts = block_counts(dict(zip(self.task_names, rates)), block)
+    self._cache: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
+    self._lock = threading.Lock()
+
+  def _layout(self, block_index: int):
+    with self._lock:
+      if block_index not in self._cache:
+        slots = np.repeat(np.arange(len(self.task_names)), self.counts)
+        if not self.round_robin:
+          slots = np.random.default_rng([self.seed, 7, block_index]).permutation(slots)
+        ordinal = np.zeros(len(slots), np.int64)
+        for task in range(len(self.task_names)):
+          where = np.flatnonzero(slots == task)
+          ordinal[where] = np.arange(len(where))
+        if len(self._cache) > 4:
+          self._cache.clear()
+        self._cache[block_index] = (slots, ordinal)
+      return self._cache[block_index]
+
+  def __call__(self, element: int) -> Tuple[int, int]:
+    """(task index, draw number of that task) of stream element `element`."""
+    block_index, offset = divmod(int(element), self.block)
+    slots, ordinal = self._layout(block_index)
+    task = int(slots[offset])
+    return task, int(block_index * self.counts[task] + ordinal[offset])
+
+
+class EpochPermutation:
+  """Draw n of a task -> record index: a fresh permutation of the records every epoch."""
+
+  def __init__(self, num_records: int, seed: int, task_index: int):
+    if num_records <= 0:
+      raise ValueError("cannot sample from an empty split")
+    self.num_records, self.seed, self.task_index = num_records, seed, task_index
+    self._epoch, self._perm = None, None
+    self._lock = threading.Lock()
+
+  def __call__(self, draw: int) -> int:
+    epoch, offset = divmod(int(draw), self.num_records)
+    with self._lock:
+      if epoch != self._epoch:
+        self._perm = np.random.default_rng([self.seed, 11, self.task_index, epoch]).permutation(
+            self.num_records)
+        self._epoch = epoch
+      return int(self._perm[offset])
+
+
+# --------------------------------------------------------------------------------- stream
+
+
+@dataclasses.dataclass
+class Counters:
+  """Skips per (task, reason) and truncations per (task, field); thread-safe."""
+  skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+  truncated: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+  lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+  def skip(self, task: str, reason: str):
+    with self.lock:
+      self.skipped[(task, reason)] += 1
+
+  def truncate(self, task: str, field: str):
+    with self.lock:
+      self.truncated[(task, field)] += 1
+
+  def summary(self) -> str:
+    with self.lock:
+      parts = [f"skipped {n} {task} ({reason})" for (task, reason), n in sorted(self.skipped.items())]
+      parts += [f"truncated {n} {task} {field}" for (task, field), n in sorted(self.truncated.items())]
+    return "; ".join(parts)
+
+
+def _example_id(record) -> str:
+  value = record.get("id", b"?") if isinstance(record, Mapping) else b"?"
+  return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def prepare(task: tasks_lib.Task, record, rng: np.random.Generator, spec: ExampleSpec,
+            ctx: tasks_lib.TaskContext):
+  """(features, raw example, truncation flags) of one record; SkipExample propagates."""
+  name = f"{task.name} example {_example_id(record)}"
+  try:
+    raw = task.preprocess(record, rng, ctx)
+  except tasks_lib.SkipExample:
+    raise
+  except Exception as e:
+    raise RuntimeError(f"{name}: preprocessing failed: {type(e).__name__}: {e}") from e
+  features, cut = finalize(raw, spec, name)
+  return features, raw, cut
+
+
+class MixtureStream:
+  """Unified examples of a task mixture, element by element (see module docstring)."""
+
+  def __init__(self, task_names: Sequence[str], rates: Optional[Sequence[float]],
+               spec: ExampleSpec, *, seed: int, split: str = "train",
+               data_dir: Optional[str] = None, max_depth: float = 10.0,
+               paraphrase: bool = False, round_robin: bool = False,
+               counters: Optional[Counters] = None):
+    self.tasks = [tasks_lib.get(name) for name in task_names]
+    self.spec = spec
+    self.seed = seed
+    self.ctx = spec.context(max_depth, paraphrase)
+    self.sources = [source(t.builder, t.splits[split], data_dir) for t in self.tasks]
+    self.schedule = Schedule(task_names, rates, seed, round_robin=round_robin)
+    self.records = [EpochPermutation(len(s), seed, i) for i, s in enumerate(self.sources)]
+    self.counters = counters or Counters()
+
+  def element(self, index: int) -> Dict[str, np.ndarray]:
+    task_index, draw = self.schedule(index)
+    task, src = self.tasks[task_index], self.sources[task_index]
+    for attempt in range(MAX_FALLBACKS + 1):
+      # Fallbacks walk a fixed stride through the epoch, so they are deterministic too.
+      record_index = self.records[task_index](draw + attempt * 7919)
+      rng = np.random.default_rng([self.seed, 13, index, attempt])
+      try:
+        features, _, cut = prepare(task, src[record_index], rng, self.spec, self.ctx)
+      except tasks_lib.SkipExample as e:
+        self.counters.skip(task.name, str(e) or "unspecified")
+        continue
+      for field, was_cut in cut.items():
+        if was_cut:
+          self.counters.truncate(task.name, field)
+      features["task_index"] = np.int32(task_index)
+      features["loss_weight"] = np.float32(task.loss_weight)
+      return features
+    raise RuntimeError(f"{task.name}: {MAX_FALLBACKS + 1} records in a row were skipped at "
+                       f"stream element {index}; skips so far: {self.counters.summary()}")
+
+
+class Batches:
+  """Host-local batches of a `MixtureStream`; state = {"position": next global batch}.
+
+  A background thread pool prepares the next `prefetch` batches; their content depends
+  only on their position, so prefetching never changes what the trainer sees.
+  """
+
+  def __init__(self, stream: MixtureStream, global_batch_size: int, process_index: int = 0,
+               process_count: int = 1, workers: int = 2, prefetch: int = 2):
+    if global_batch_size % process_count:
+      raise ValueError(f"Global batch size {global_batch_size} is not divisible by the "
+                       f"{process_count} processes")
+    self.stream = stream
+    self.global_batch_size = global_batch_size
+    self.local = global_batch_size // process_count
+    self.offset = process_index * self.local
+    self.position = 0
+    self.prefetch = prefetch
+    self._pool = concurrent.futures.ThreadPoolExecutor(max(1, workers))
+    self._pending: Dict[int, concurrent.futures.Future] = {}
+
+  @property
+  def task_names(self) -> List[str]:
+    return [t.name for t in self.stream.tasks]
+
+  def get_state(self):
+    return {"position": self.position}
+
+  def set_state(self, state):
+    self.position = int(state["position"])
+    self._pending.clear()
+
+  def _submit(self, position: int):
+    if position not in self._pending:
+      first = position * self.global_batch_size + self.offset
+      self._pending[position] = [self._pool.submit(self.stream.element, first + j)
+                                 for j in range(self.local)]
+
+  def batch_at(self, position: int) -> Dict[str, np.ndarray]:
+    self._submit(position)
+    elements = [future.result() for future in self._pending.pop(position)]
+    return {k: np.stack([e[k] for e in elements]) for k in elements[0]}
+
+  def __iter__(self) -> Iterator[Dict[str, np.ndarray]]:
+    return self
+
+  def __next__(self) -> Dict[str, np.ndarray]:
+    for ahead in range(1, self.prefetch + 1):
+      self._submit(self.position + ahead)
+    batch = self.batch_at(self.position)
+    self.position += 1
+    return batch
+
+  def close(self):
+    self._pool.shutdown(wait=False, cancel_futures=True)
