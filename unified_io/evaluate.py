@@ -1,0 +1,81 @@
+"""Evaluate a checkpoint: predictions, metrics beside baselines, and a visual report.
+
+  python -m unified_io.evaluate --workdir=workdir/tiny
+  python -m unified_io.evaluate --workdir=workdir/tiny --split=test --num_examples=200 \
+      --tasks=builtin_vqa,builtin_depth --out=workdir/tiny/eval_test
+  python -m unified_io.evaluate --config=configs/tiny.py --checkpoint=PATH --out=DIR
+
+--workdir reads WORKDIR/config.json and the latest checkpoint; --config and --checkpoint
+override either. Writes OUT/metrics.json, OUT/predictions.jsonl, OUT/report.md and one
+PNG per task group (default OUT: WORKDIR/eval_<split>).
+"""
+import json
+import os
+
+from absl import app
+from absl import flags
+import numpy as np
+from ml_collections import config_flags
+
+from unified_io import evaluation
+from unified_io import predictor as predictor_lib
+from unified_io.data import config_inputs
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (default: WORKDIR's).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (config + checkpoints).")
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Workdir, step dir or converted params.")
+_TASKS = flags.DEFINE_string("tasks", "", "Comma-separated task names (default: the mixture's).")
+_SPLIT = flags.DEFINE_string("split", "validation", "Split to evaluate.")
+_NUM = flags.DEFINE_integer("num_examples", 64, "Examples per task.")
+_BATCH = flags.DEFINE_integer("batch_size", 16, "Examples per forward pass.")
+_OUT = flags.DEFINE_string("out", None, "Output directory.")
+
+
+def _jsonable(value):
+  if isinstance(value, np.ndarray):
+    return value.tolist()
+  if isinstance(value, (np.integer, np.floating)):
+    return value.item()
+  if isinstance(value, dict):
+    return {k: _jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_jsonable(v) for v in value]
+  return value
+
+
+def write_predictions(results, path):
+  with open(path, "w") as f:
+    for name, r in results.items():
+      for raw, pred in zip(r["examples"].raws, r["predictions"]):
+        f.write(json.dumps({"task": name, "example_id": raw["meta"].get("example_id"),
+                            "prompt": raw["prompt"], "target": raw["target_text"],
+                            "prediction": pred["text"]}) + "\n")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if not _WORKDIR.value and not (_CONFIG.value and _CHECKPOINT.value):
+    raise app.UsageError("Pass --workdir, or both --config and --checkpoint")
+  config = _CONFIG.value or predictor_lib.load_config(_WORKDIR.value)
+  checkpoint = _CHECKPOINT.value or _WORKDIR.value
+  if not os.path.exists(checkpoint) and "://" not in checkpoint:
+    raise app.UsageError(f"--checkpoint/--workdir {checkpoint} does not exist")
+  out = _OUT.value or os.path.join(_WORKDIR.value or ".", f"eval_{_SPLIT.value}")
+  if _TASKS.value:
+    config.data.tasks = _TASKS.value
+  task_names, _ = config_inputs.mixture_rates(config)
+  predictor = predictor_lib.Predictor.from_workdir(_WORKDIR.value, config=config,
+                                                   checkpoint=checkpoint)
+  print(f"Evaluating {len(task_names)} tasks from {checkpoint} on {_SPLIT.value}", flush=True)
+  results = evaluation.evaluate(
+      predictor, task_names, split=_SPLIT.value, num_examples=_NUM.value,
+      batch_size=_BATCH.value, seed=config.seed, data_dir=config.data.get("data_dir") or None,
+      max_depth=config.data.max_depth, progress=lambda line: print(line, flush=True))
+  report = evaluation.write(results, out, spec=predictor.spec)
+  write_predictions(results, os.path.join(out, "predictions.jsonl"))
+  print(f"Wrote {out}/metrics.json, predictions.jsonl and {report}")
+
+
+if __name__ == "__main__":
+  app.run(main)

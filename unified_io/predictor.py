@@ -1,0 +1,149 @@
+"""Run a trained Unified-IO on unified examples: text, images and answer-option scores.
+
+    predictor = Predictor.from_workdir("workdir/tiny")        # config + latest checkpoint
+    features = predictor.features([raw_example, ...])         # tasks.py raw examples
+    texts, tokens = predictor.text(features)                  # greedy by default
+    images, _ = predictor.image(features, seed=0)              # [B, H, W, 3] in [0, 1]
+    best, scores = predictor.choose(features, [["yes", "no"], ...])
+
+Decoding follows the released model: greedy (or beam) text, top-p 0.9 sampling for image
+codes. Every generate function is jitted once per batch shape.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+from typing import List, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+import vqgan as vqgan_lib
+from unified_io import checkpointing
+from unified_io import generation
+from unified_io import model as model_lib
+from unified_io import vocab
+from unified_io.data import config_inputs
+from unified_io.data import pipeline
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir "
+                            f"(pass --config as well)")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def load_params(config, checkpoint: str):
+  """Parameters for `config` from a workdir, a step directory or a converted checkpoint."""
+  model = model_lib.build(config)
+  abstract = nn.unbox(model_lib.abstract_params(model))
+  try:
+    return checkpointing.restore_params(checkpoint, abstract)
+  except (ValueError, KeyError) as e:
+    raise ValueError(f"Checkpoint {checkpoint} does not match the config's model (wrong config "
+                     f"for this checkpoint?): {e}") from e
+
+
+class Predictor:
+  def __init__(self, config, params, vq: Optional[vqgan_lib.VQGAN] = None):
+    self.config = config
+    self.model = model_lib.build(config)
+    self.params = params
+    self.vq = vq if vq is not None else config_inputs.image_tokenizer(config)
+    self.spec = config_inputs.example_spec(config, self.vq)
+    self.tokenizer = self.spec.tokenizer
+    self.layout = self.tokenizer.layout
+
+  @classmethod
+  def from_workdir(cls, workdir: str, config=None, checkpoint: Optional[str] = None):
+    config = config if config is not None else load_config(workdir)
+    return cls(config, load_params(config, checkpoint or workdir))
+
+  # ------------------------------------------------------------------------------ inputs
+
+  def features(self, raws: Sequence[dict], names: Optional[Sequence[str]] = None):
+    """Raw examples (tasks.py contract) -> batched model features (numpy)."""
+    rows = [pipeline.finalize(raw, self.spec, name=(names[i] if names else f"example {i}"))[0]
+            for i, raw in enumerate(raws)]
+    return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+  @staticmethod
+  def _model_inputs(features):
+    keys = ("text_inputs", "image_inputs", "image_input_mask")
+    return {k: jnp.asarray(features[k]) for k in keys}
+
+  # ----------------------------------------------------------------------------- outputs
+
+  @functools.cached_property
+  def _text_fns(self):
+    return {}
+
+  def text(self, features, max_len: Optional[int] = None, method: str = "greedy",
+           num_beams: int = 4, logit_mask_fn=None):
+    """(decoded strings, token ids [B, max_len]) of the text output."""
+    max_len = max_len or self.config.lengths.text_targets
+    key = (max_len, method, num_beams, logit_mask_fn)
+    if key not in self._text_fns:
+      self._text_fns[key] = jax.jit(functools.partial(
+          generation.generate_text, self.model, max_len=max_len, eos_id=vocab.EOS_ID,
+          method=method, num_beams=num_beams, logit_mask_fn=logit_mask_fn))
+    tokens, _ = self._text_fns[key](self.params, self._model_inputs(features))
+    tokens = np.asarray(tokens)
+    return [self.decode_text(row) for row in tokens], tokens
+
+  def decode_text(self, ids) -> str:
+    ids = np.asarray(ids)
+    ids = ids[(ids < self.layout.text_with_extra_size)]  # image ids never belong in text
+    return self.tokenizer.decode(ids)
+
+  @functools.cached_property
+  def _image_fn(self):
+    def run(params, vq_params, batch, rng, top_p, temperature):
+      text, ids = generation.generate_image(self.model, params, batch, eos_id=vocab.EOS_ID,
+                                            rng=rng, top_p=top_p, temperature=temperature)
+      grid = self.vq.grid_size
+      codes = jnp.clip(ids - self.model.config.padded_text_size, 0, self.vq.n_codes - 1)
+      images = self.vq.decode_fn(vq_params, codes.reshape(-1, grid, grid))
+      return text, codes, (images + 1.0) / 2.0
+    return jax.jit(run)
+
+  def image(self, features, seed: int = 0, top_p: float = 0.9, temperature: float = 1.0):
+    """(images float32 [B, H, W, 3] in [0, 1], codes [B, grid * grid])."""
+    _, codes, images = self._image_fn(self.params, self.vq.params, self._model_inputs(features),
+                                      jax.random.key(seed), top_p, temperature)
+    return np.asarray(images), np.asarray(codes)
+
+  @functools.cached_property
+  def _score_fn(self):
+    return jax.jit(functools.partial(generation.score_options, self.model))
+
+  def choose(self, features, options: Sequence[Sequence[str]]):
+    """Index of the most likely option per example, and all scores [B, K].
+
+    Options are scored as complete targets, so the answer is always one of them.
+    """
+    width = max(len(o) for o in options)
+    encoded = [[self.tokenizer.encode(text, add_eos=True) for text in row] for row in options]
+    length = max(len(ids) for row in encoded for ids in row)
+    table = np.zeros((len(options), width, length), np.int32)
+    valid = np.zeros((len(options), width), bool)
+    for i, row in enumerate(encoded):
+      for j, ids in enumerate(row):
+        table[i, j, :len(ids)] = ids
+        valid[i, j] = True
+    scores = np.asarray(self._score_fn(self.params, self._model_inputs(features),
+                                       jnp.asarray(table)))
+    scores = np.where(valid, scores, -np.inf)
+    return scores.argmax(axis=1), scores
+
+
+def batched(items: List, size: int):
+  for start in range(0, len(items), size):
+    yield items[start:start + size]
