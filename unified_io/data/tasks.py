@@ -102,6 +102,7 @@ def register(task: Task) -> Task:
 def _load_all():
   # Importing the task modules registers their tasks.
   from unified_io.data import text_tasks  # pylint: disable=g-import-not-at-top,unused-import
+  from unified_io.data import real_vision_tasks  # pylint: disable=g-import-not-at-top,unused-import
   from unified_io.data import vision_tasks  # pylint: disable=g-import-not-at-top,unused-import
 
 
