@@ -1,10 +1,13 @@
-"""Tiny Unified-IO for tests and the embedded default run (CPU-friendly, seconds per step).
+"""Tiny Unified-IO: the embedded default run and the tests' model (CPU, a fraction of a
+second per step).
 
+  python -m unified_io.train                      # = --config=configs/tiny.py --workdir=workdir/tiny
   python -m unified_io.model --config=configs/tiny.py
 
 Same code path as the paper sizes; only the numbers shrink: the shipped 2k-piece
-SentencePiece model, a 512-code image vocabulary, 64x64 input images (4x4 patches) and
-4x4 target-code grids.
+SentencePiece model, the shipped 512-code VQ-GAN trained on the built-in dataset
+(vqgan/weights/builtin: 64x64 images <-> 8x8 codes), 64x64 input images (4x4 patches of
+16 pixels) and the built-in multi-task mixture (unified_io/data/mixtures.py).
 """
 from configs import common
 
@@ -15,12 +18,13 @@ def get_config():
   config.vocab.sentencepiece_model = "tokenizers/uio_tiny_2k.model"
   config.vocab.text_pieces = 2000
   config.vocab.image_codes = 512
-  config.vqgan.preset = "tiny"
+  config.vqgan.update(dict(preset="builtin", weights="vqgan/weights/builtin"))
   config.model.update(dict(
       head_dim=32, image_size=64, patch_size=16,
-      encoder_max_text_length=64, decoder_max_text_length=32,
-      decoder_max_image_length=16, decoder_image_grid_width=4, train_image_patches=12))
-  config.lengths.update(dict(text_inputs=32, text_targets=8, image_targets=16))
+      encoder_max_text_length=64, decoder_max_text_length=72,
+      decoder_max_image_length=64, decoder_image_grid_width=8, train_image_patches=12))
+  config.lengths.update(dict(text_inputs=64, text_targets=72, image_targets=64))
+  config.data.update(dict(source="mixture", mixture="builtin_multitask", max_depth=20.0))
   config.train.update(dict(batch_size=16, total_steps=200, log_every=20))
   config.optimizer.update(dict(constant_steps=100))
   config.checkpoint.update(dict(every_steps=100))

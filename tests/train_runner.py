@@ -33,6 +33,7 @@ def main():
   assert jax.device_count() == args.devices * (int(args.process.split("/")[1].split("@")[0])
                                                if args.process else 1)
   config = tiny.get_config()
+  config.data.source = "synthetic"  # the in-code copy task: no dataset or VQ-GAN needed
   config.train.total_steps = args.steps
   config.train.log_every = 1
   config.train.tensorboard = False

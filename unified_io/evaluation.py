@@ -118,14 +118,9 @@ def _rotate(values: Sequence, by: int = 1) -> list:
   return list(values[by:]) + list(values[:by])
 
 
-def _target_image01(features, i, spec):
+def _target_image01(features, i):
   """The example's target image at the VQ-GAN resolution, [0, 1]."""
   return (features["image_target_pixels"][i] + 1.0) / 2.0
-
-
-def _model_image(pred, raw, spec):
-  """The generated image cropped to the real (unpadded) region and resized to image_hw."""
-  return np.clip(pred["image"], 0.0, 1.0)
 
 
 def score_accuracy(ex, preds, spec):
@@ -136,7 +131,7 @@ def score_accuracy(ex, preds, spec):
 
 
 def score_vqa(ex, preds, spec):
-  answers = [[_meta(r, "answer", r["target_text"])] for r in ex.raws]
+  answers = [list(_meta(r, "answers", None) or [r["target_text"]]) for r in ex.raws]
   model = metrics.vqa_accuracy([p["text"] for p in preds], answers)
   majority = _majority([a[0] for a in answers])
   return "vqa_accuracy", model, metrics.vqa_accuracy([majority] * len(answers), answers), \
@@ -144,7 +139,7 @@ def score_vqa(ex, preds, spec):
 
 
 def score_caption(ex, preds, spec):
-  refs = [list(_meta(r, "references", None) or [r["target_text"]]) for r in ex.raws]
+  refs = [list(_meta(r, "captions", None) or [r["target_text"]]) for r in ex.raws]
   model = metrics.cider([p["text"] for p in preds], refs)
   other = [r[0] for r in _rotate(refs)]
   return "CIDEr-D", model, metrics.cider(other, refs), "another image's caption"
@@ -157,7 +152,7 @@ def _first_box(pred, raw, spec):
 
 
 def score_refexp(ex, preds, spec):
-  gt = np.stack([np.asarray(_meta(r, "boxes"), np.float64).reshape(-1, 4)[0] for r in ex.raws])
+  gt = np.stack([np.asarray(_meta(r, "box"), np.float64).reshape(4) for r in ex.raws])
   pred = np.stack([_first_box(p, r, spec) for p, r in zip(preds, ex.raws)])
   mean_box = np.broadcast_to(gt.mean(axis=0), gt.shape)
   return "acc@IoU0.5", metrics.refexp_accuracy(pred, gt), metrics.refexp_accuracy(
@@ -195,9 +190,10 @@ def score_detection(ex, preds, spec):
 def score_keypoints(ex, preds, spec):
   model, baseline = [], []
   for p, r in zip(preds, ex.raws):
-    gt = np.asarray(_meta(r, "keypoints"), np.float64).reshape(1, 17, 3)
-    region = np.asarray(_meta(r, "region"), np.float64)
-    area = float((region[2] - region[0]) * (region[3] - region[1]))
+    gt = np.concatenate([np.asarray(_meta(r, "keypoints"), np.float64).reshape(17, 2),
+                         np.asarray(_meta(r, "visibility"), np.float64).reshape(17, 1)], axis=1)
+    region = np.asarray(_meta(r, "box"), np.float64)
+    area = float(_meta(r, "area"))  # the person's visible pixels, as COCO's segment area
     pred, _ = postprocess.parse_keypoints(p["tokens"], spec.tokenizer.layout,
                                           _meta(r, "image_hw"), region=region)
     model.append(metrics.keypoint_oks(pred, gt, [area], [region])[0, 0])
@@ -248,15 +244,23 @@ def _psnr(a, b):
 
 
 def score_image(ex, preds, spec):
-  targets = [_target_image01(ex.features, i, spec) for i in range(len(preds))]
+  targets = [_target_image01(ex.features, i) for i in range(len(preds))]
   model = float(np.mean([_psnr(p["image"], t) for p, t in zip(preds, targets)]))
   baseline = float(np.mean([_psnr(o, t) for o, t in zip(_rotate(targets), targets)]))
   return "PSNR (dB)", model, baseline, "another example's target image"
 
 
 def score_grounded_vqa(ex, preds, spec):
+  """The answer is the headline; the mask's IoU is logged beside it."""
+  ious = []
+  for p, r in zip(preds, ex.raws):
+    gt = np.asarray(_meta(r, "mask"), bool)
+    if p["image"] is not None:
+      # The mask is white on black: its grey level (depth decoding with max 1) above 0.5.
+      pred = postprocess.image_to_depth(p["image"], _meta(r, "image_hw"), 1.0) > 0.5
+      ious.append(metrics.mask_iou(pred, gt))
   name, model, baseline, how = score_vqa(ex, preds, spec)
-  return name, model, baseline, how
+  return name, model, baseline, how, {"mask_iou": float(np.mean(ious)) if ious else float("nan")}
 
 
 SCORERS: Dict[str, Callable] = {
@@ -314,11 +318,13 @@ def evaluate(predictor, task_names: Sequence[str], *, split: str, num_examples: 
       t, c = loss_fn(predictor.params, predictor.vq.params, part)
       total, count = total + float(t), count + float(c)
     preds = predict(predictor, examples, batch_size, seed)
-    metric, value, baseline, how = score(examples, preds, spec, max_depth)
+    scored = score(examples, preds, spec, max_depth)
+    metric, value, baseline, how = scored[:4]
+    extra = scored[4] if len(scored) > 4 else {}
     results[name] = dict(group=task.group, metric=metric, score=float(value),
                          baseline=float(baseline), baseline_is=how,
                          lower_is_better=task.metric in LOWER_IS_BETTER,
-                         loss=total / max(count, 1.0), num_examples=len(examples.raws),
+                         loss=total / max(count, 1.0), num_examples=len(examples.raws), **extra,
                          skipped=dict(examples.skipped), examples=examples, predictions=preds)
     progress(f"[{k + 1}/{len(task_names)}] {name}: {metric} {value:.4g} (baseline {baseline:.4g}, "
              f"{how}), loss {results[name]['loss']:.3f}, {len(examples.raws)} examples, "

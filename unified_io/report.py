@@ -48,13 +48,16 @@ def _cells(result, i, spec):
   if task.metric in ("detection_map", "box_iou"):
     boxes, labels, _ = postprocess.parse_boxes(pred["tokens"], layout, hw, spec.tokenizer.decode)
     gt_labels = [str(l) for l in meta.get("labels", [])] or None
-    return (inputs, (_boxes_picture(raw, meta.get("boxes", np.zeros((0, 4))), gt_labels),
+    gt_boxes = meta["boxes"] if "boxes" in meta else meta.get("box", np.zeros((0, 4)))
+    return (inputs, (_boxes_picture(raw, gt_boxes, gt_labels),
                      target_text),
             (_boxes_picture(raw, boxes, [l.strip() for l in labels]), pred["text"]))
   if task.metric == "keypoint_oks":
     keypoints, _ = postprocess.parse_keypoints(pred["tokens"], layout, hw,
-                                               region=meta.get("region"))
-    return (inputs, (_keypoints_picture(raw, meta["keypoints"]), ""),
+                                               region=meta.get("box"))
+    truth = np.concatenate([np.asarray(meta["keypoints"]).reshape(17, 2),
+                            np.asarray(meta["visibility"]).reshape(17, 1)], axis=1)
+    return (inputs, (_keypoints_picture(raw, truth), ""),
             (_keypoints_picture(raw, keypoints), pred["text"]))
   truth = (examples.features["image_target_pixels"][i] + 1) / 2 if task.output != "text" else None
   gt_cell = (truth, target_text if task.output != "image" else "")

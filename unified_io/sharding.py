@@ -66,8 +66,22 @@ def batch_sharding(mesh):
   return NamedSharding(mesh, PartitionSpec(P.DATA_AXIS))
 
 
-def global_batch(local_batch, mesh):
-  """Per-host numpy batch -> one global jax.Array per key, sharded over the data axis."""
+def global_batch(local_batch, mesh, global_batch_size=None):
+  """Per-host numpy batch -> one global jax.Array per key, sharded over the data axis.
+
+  With `global_batch_size`, a host whose row count is not its share fails here, instead
+  of compiling a step for another batch shape than the other hosts (which hangs them).
+  """
   sharding = batch_sharding(mesh)
-  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
-          for k, v in local_batch.items()}
+  out = {}
+  for k, v in local_batch.items():
+    v = np.asarray(v)
+    global_shape = None
+    if global_batch_size is not None:
+      share = global_batch_size // jax.process_count()
+      if v.shape[0] != share:
+        raise ValueError(f"Host {jax.process_index()} has {v.shape[0]} rows of {k!r}, its share "
+                         f"of the global batch {global_batch_size} is {share}")
+      global_shape = (global_batch_size,) + v.shape[1:]
+    out[k] = jax.make_array_from_process_local_data(sharding, v, global_shape)
+  return out

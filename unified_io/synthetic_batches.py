@@ -35,9 +35,9 @@ class SyntheticBatches:
     return self
 
   def __next__(self):
-    batch = self.batch_at(self.position)
+    batch = self.batch_at(self.position)  # already this host's rows
     self.position += 1
-    return {k: v[self.rows] for k, v in batch.items()}
+    return batch
 
   def batch_at(self, position):
     cfg, b = self.cfg, self.batch_size

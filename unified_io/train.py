@@ -336,7 +336,7 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluate_fn):
   try:
     while step < total:
       local = next(data)
-      batch = sharding.global_batch(local, mesh)
+      batch = sharding.global_batch(local, mesh, config.train.batch_size)
       if run_step is None:
         run_step = make_step(state, batch)
         host_barrier("uio_train_step_compiled")
@@ -402,7 +402,12 @@ def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  train(_CONFIG.value, _WORKDIR.value)
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  evaluate_fn = None
+  if config.data.source == "mixture":
+    from unified_io import evaluation  # pylint: disable=g-import-not-at-top
+    evaluate_fn = evaluation.make_train_evaluator(config, workdir)
+  train(config, workdir, evaluate_fn)
 
 
 if __name__ == "__main__":
