@@ -21,9 +21,9 @@ def get_config():
   config.vqgan.update(dict(preset="builtin", weights="vqgan/weights/builtin"))
   config.model.update(dict(
       head_dim=32, image_size=64, patch_size=16,
-      encoder_max_text_length=64, decoder_max_text_length=72,
+      encoder_max_text_length=144, decoder_max_text_length=72,
       decoder_max_image_length=64, decoder_image_grid_width=8, train_image_patches=12))
-  config.lengths.update(dict(text_inputs=64, text_targets=72, image_targets=64))
+  config.lengths.update(dict(text_inputs=144, text_targets=72, image_targets=64))
   config.data.update(dict(source="mixture", mixture="builtin_multitask", max_depth=20.0))
   config.train.update(dict(batch_size=16, total_steps=200, log_every=20))
   config.optimizer.update(dict(constant_steps=100))

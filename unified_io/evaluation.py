@@ -43,7 +43,7 @@ def collect(task: tasks_lib.Task, spec: pipeline.ExampleSpec, ctx: tasks_lib.Tas
             split: str, num_examples: int, seed: int, data_dir: Optional[str] = None
             ) -> TaskExamples:
   """The first `num_examples` usable records of a task's split, in record order."""
-  src = pipeline.source(task.builder, task.splits[split], data_dir)
+  src = pipeline.source(task.builder, task.splits[split], data_dir, task.record_filter)
   raws, rows, skipped = [], [], collections.Counter()
   for index in range(len(src)):
     if len(raws) == num_examples:
@@ -143,6 +143,26 @@ def score_caption(ex, preds, spec):
   model = metrics.cider([p["text"] for p in preds], refs)
   other = [r[0] for r in _rotate(refs)]
   return "CIDEr-D", model, metrics.cider(other, refs), "another image's caption"
+
+
+def _normalise(text: str) -> str:
+  return " ".join(text.lower().strip().rstrip(".").split())
+
+
+def score_exact_match(ex, preds, spec):
+  answers = [[_normalise(a) for a in (_meta(r, "answers", None) or [r["target_text"]])]
+             for r in ex.raws]
+  hits = [_normalise(p["text"]) in a for p, a in zip(preds, answers)]
+  majority = _majority([a[0] for a in answers])
+  return "exact match", float(np.mean(hits)), float(np.mean([majority in a for a in answers])), \
+      "majority answer"
+
+
+def score_rouge(ex, preds, spec):
+  refs = [list(_meta(r, "captions", None) or [r["target_text"]]) for r in ex.raws]
+  model = metrics.rouge_l([p["text"] for p in preds], refs)
+  other = [r[0] for r in _rotate(refs)]
+  return "ROUGE-L", model, metrics.rouge_l(other, refs), "another example's reference"
 
 
 def _first_box(pred, raw, spec):
@@ -268,6 +288,7 @@ SCORERS: Dict[str, Callable] = {
     "box_iou": score_refexp, "detection_map": score_detection, "keypoint_oks": score_keypoints,
     "normal_angle": score_normals, "segmentation_iou": score_segmentation,
     "image_fid_proxy": score_image, "grounded_vqa": score_grounded_vqa,
+    "exact_match": score_exact_match, "rouge_l": score_rouge,
 }
 LOWER_IS_BETTER = ("depth_rmse", "normal_angle")
 

@@ -123,7 +123,7 @@ def _read_tfrecords(builder, split: str) -> List[bytes]:
 
 
 _BUILTIN = "uio_builtin_scenes"
-_SOURCES: Dict[Tuple[str, str, Optional[str]], RecordSource] = {}
+_SOURCES: Dict[tuple, object] = {}
 _SOURCES_LOCK = threading.Lock()
 
 
@@ -137,11 +137,34 @@ def _ensure_builtin_built(builder_name: str, data_dir: Optional[str]):
     builtin_dataset.build(data_dir, config)
 
 
-def source(builder_name: str, split: str, data_dir: Optional[str] = None) -> RecordSource:
-  key = (builder_name, split, data_dir)
+class FilteredSource:
+  """The records of `base` whose `field` equals `value` (indexed once, by one pass)."""
+
+  def __init__(self, base: RecordSource, field: str, value: str):
+    self.name = f"{base.name}{{{field}={value}}}"
+    self._base = base
+    wanted = value.encode() if isinstance(value, str) else value
+    self._indices = [i for i in range(len(base)) if base[i].get(field) == wanted]
+    if not self._indices:
+      raise ValueError(f"{base.name}: no record has {field} == {value!r}")
+
+  def __len__(self):
+    return len(self._indices)
+
+  def __getitem__(self, index: int):
+    return self._base[self._indices[index]]
+
+
+def source(builder_name: str, split: str, data_dir: Optional[str] = None,
+           record_filter: Optional[Tuple[str, str]] = None):
+  key = (builder_name, split, data_dir, record_filter)
   with _SOURCES_LOCK:
     if key not in _SOURCES:
-      _SOURCES[key] = RecordSource(builder_name, split, data_dir)
+      base_key = (builder_name, split, data_dir, None)
+      if base_key not in _SOURCES:
+        _SOURCES[base_key] = RecordSource(builder_name, split, data_dir)
+      if record_filter is not None:
+        _SOURCES[key] = FilteredSource(_SOURCES[base_key], *record_filter)
     return _SOURCES[key]
 
 
@@ -351,7 +374,8 @@ class MixtureStream:
     self.spec = spec
     self.seed = seed
     self.ctx = spec.context(max_depth, paraphrase)
-    self.sources = [source(t.builder, t.splits[split], data_dir) for t in self.tasks]
+    self.sources = [source(t.builder, t.splits[split], data_dir, t.record_filter)
+                    for t in self.tasks]
     self.schedule = Schedule(task_names, rates, seed, round_robin=round_robin)
     self.records = [EpochPermutation(len(s), seed, i) for i, s in enumerate(self.sources)]
     self.counters = counters or Counters()

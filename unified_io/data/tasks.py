@@ -73,6 +73,9 @@ class Task:
   output: str = "text"  # "text", "image" or "text+image"
   metric: Optional[str] = None  # name of the evaluator that scores this task's predictions
   description: str = ""
+  # (field, value): use only records whose top-level `field` equals `value`, e.g. one task
+  # kind of a split that mixes several. The pipeline indexes matching records once.
+  record_filter: Optional[Tuple[str, str]] = None
 
   def __post_init__(self):
     if self.group not in GROUPS:

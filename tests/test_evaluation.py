@@ -1,0 +1,146 @@
+"""Evaluation scorers on hand-made predictions, and the predict/evaluate CLIs end to end on
+a 2-step tiny run (clear errors for bad inputs included)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from configs import tiny as tiny_config
+from unified_io import evaluation
+from unified_io import locations
+from unified_io import text_tokenizer
+from unified_io.data import builtin_dataset
+from unified_io.data import pipeline
+from unified_io.data import tasks as tasks_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TASKS = "builtin_refexp,builtin_depth,builtin_vqa,builtin_object_categorization"
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  path = str(tmp_path_factory.mktemp("tfds"))
+  builtin_dataset.build(path, "scenes", num_examples=12)
+  return path
+
+
+@pytest.fixture(scope="module")
+def spec():
+  from vqgan import configs as vq_configs  # pylint: disable=g-import-not-at-top
+  vq = vq_configs.get_config("builtin")
+  return pipeline.ExampleSpec(
+      tokenizer=text_tokenizer.TextTokenizer("tokenizers/uio_tiny_2k.model", 512),
+      text_inputs=144, text_targets=72, input_image_size=64, patch_size=16,
+      target_image_size=vq.resolution, target_downsample=vq.downsample_factor)
+
+
+def _examples(task_name, spec, data_dir, n=6):
+  return evaluation.collect(tasks_lib.get(task_name), spec, spec.context(20.0), "validation", n,
+                            seed=0, data_dir=data_dir)
+
+
+def test_refexp_scores_ground_truth_and_mean_box(spec, data_dir):
+  ex = _examples("builtin_refexp", spec, data_dir)
+  layout = spec.tokenizer.layout
+  preds = [{"tokens": locations.box_to_location_ids(r["meta"]["box"], r["meta"]["image_hw"],
+                                                    layout), "text": "", "image": None}
+           for r in ex.raws]
+  metric, score, baseline, _ = evaluation.score(ex, preds, spec, 20.0)
+  assert metric == "acc@IoU0.5" and score == 1.0
+  gt = np.stack([r["meta"]["box"] for r in ex.raws])
+  mean = gt.mean(0)
+  from unified_io import metrics  # pylint: disable=g-import-not-at-top
+  assert baseline == pytest.approx(np.mean([metrics.box_iou(mean[None], g[None])[0, 0] >= 0.5
+                                            for g in gt]))
+
+
+def test_depth_scores_perfect_prediction_near_zero(spec, data_dir):
+  from unified_io.data import dense_labels  # pylint: disable=g-import-not-at-top
+  ex = _examples("builtin_depth", spec, data_dir)
+  preds = [{"image": dense_labels.depth_to_image(r["meta"]["depth"], 20.0), "text": ""}
+           for r in ex.raws]
+  _, rmse, baseline, how = evaluation.score(ex, preds, spec, 20.0)
+  # Exact up to the float32 grey level; the mean-depth baseline is metres off.
+  assert rmse < 1e-3 and baseline > 1.0 and how == "mean depth"
+
+
+def test_vqa_and_accuracy_baselines_are_the_majority(spec, data_dir):
+  ex = _examples("builtin_vqa", spec, data_dir)
+  answers = [r["meta"]["answers"][0] for r in ex.raws]
+  preds = [{"text": a, "tokens": None, "image": None} for a in answers]
+  _, score, baseline, _ = evaluation.score(ex, preds, spec, 20.0)
+  majority = max(set(answers), key=answers.count)
+  assert score == 1.0 and baseline == pytest.approx(answers.count(majority) / len(answers))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, data_dir):
+  path = tmp_path_factory.mktemp("run")
+  overrides = {"data.tasks": TASKS, "data.data_dir": data_dir, "train.total_steps": 2,
+               "train.log_every": 1, "checkpoint.async_save": False, "eval.num_examples": 2,
+               "eval.batch_size": 2, "train.batch_size": 4}
+  args = [f"--config.{k}={v}" for k, v in overrides.items()]
+  out = subprocess.run([sys.executable, "-m", "unified_io.train", f"--workdir={path}", *args],
+                       cwd=ROOT, capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return path
+
+
+def test_training_ends_with_a_report(workdir):
+  report = workdir / "eval" / "step_2"
+  metrics = json.loads((report / "metrics.json").read_text())
+  assert set(metrics["tasks"]) == set(TASKS.split(","))
+  for result in metrics["tasks"].values():
+    assert np.isfinite(result["baseline"]) and np.isfinite(result["loss"])
+  assert (report / "sparse_labelling.png").exists() and (report / "dense_labelling.png").exists()
+  assert "| sparse_labelling | builtin_refexp |" in (report / "report.md").read_text()
+  assert "Evaluating 4 tasks" in (workdir / "log.txt").read_text()
+
+
+def _predict(workdir, *args):
+  return subprocess.run([sys.executable, "-m", "unified_io.predict", f"--workdir={workdir}", *args],
+                        cwd=ROOT, capture_output=True, text=True)
+
+
+def test_predict_cli_draws_the_answer(workdir, tmp_path, data_dir):
+  image = pipeline.source("uio_builtin_scenes/scenes", "test", data_dir)[0]["image"]
+  path = tmp_path / "scene.png"
+  PIL.Image.fromarray(image).save(path)
+  for task, extra in (("detection", []), ("depth", []), ("vqa", ["--arg=How many circles?"])):
+    out = _predict(workdir, f"--image={path}", f"--task={task}", f"--out={tmp_path / task}.png",
+                   *extra)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "answer:" in out.stdout and (tmp_path / f"{task}.png").exists()
+
+
+def test_predict_cli_bad_inputs_name_the_problem(workdir, tmp_path):
+  missing = tmp_path / "nope.png"
+  out = _predict(workdir, f"--image={missing}", "--task=detection")
+  assert out.returncode != 0 and str(missing) in out.stderr
+  out = _predict(workdir, f"--image={missing}", "--prompt=")
+  assert out.returncode != 0 and "--prompt or --task" in out.stderr
+  out = _predict(workdir, "--task=nonsense")
+  assert out.returncode != 0 and "nonsense" in out.stderr
+  out = _predict(workdir, "--config=configs/small.py", f"--checkpoint={workdir}",
+                 "--task=image_generation", "--arg=a red circle")
+  assert out.returncode != 0 and str(workdir) in out.stderr
+
+
+def test_evaluate_cli_writes_metrics_and_predictions(workdir, tmp_path):
+  out = subprocess.run([sys.executable, "-m", "unified_io.evaluate", f"--workdir={workdir}",
+                        "--tasks=builtin_vqa", "--num_examples=2", f"--out={tmp_path / 'ev'}"],
+                       cwd=ROOT, capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr[-3000:]
+  metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+  assert list(metrics["tasks"]) == ["builtin_vqa"]
+  lines = (tmp_path / "ev" / "predictions.jsonl").read_text().splitlines()
+  assert len(lines) == 2 and json.loads(lines[0])["task"] == "builtin_vqa"
+
+
+def test_tiny_config_evaluates_its_mixture():
+  config = tiny_config.get_config()
+  assert config.data.source == "mixture" and config.vqgan.weights

@@ -1,0 +1,276 @@
+"""NLP and language-modelling tasks (paper Table 1, appendix A.1.7-A.1.8) and the
+pre-training objectives (§3.3, A.2).
+
+Built-in tasks read `uio_builtin_scenes/text` (one split holds every text task kind; a
+task skips the other kinds, so its size is a fifth of the split) and, for the V&L and
+image-denoising objectives, `uio_builtin_scenes/scenes`. Real-dataset adapters follow the
+TFDS feature structures of glue/mnli, glue/sst2, squad/v1.1 and cnn_dailymail.
+"""
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import numpy as np
+
+from unified_io import vocab
+from unified_io.data import prompts
+from unified_io.data import tasks
+
+Skip = tasks.SkipExample
+BUILTIN_TEXT = "uio_builtin_scenes/text"
+BUILTIN_SCENES = "uio_builtin_scenes/scenes"
+# Text-task kinds share the text split uniformly (scene_text.TEXT_TASKS); 4000 train.
+BUILTIN_TEXT_KIND_SIZE = 800
+BUILTIN_SCENES_SIZE = 4000
+
+NOISE_DENSITY = 0.15  # T5 span corruption: fraction of words dropped
+MEAN_SPAN_LENGTH = 3.0
+IMAGE_MASK_RATE = 0.75  # masked image denoising: fraction of patches hidden
+DROP_MODALITY_RATE = 0.1  # pre-training: drop the text or the image of a V&L example
+VL_PREFIX = "An image of "
+# Question-answering windows: words of context per window, and the stride between windows.
+QA_WINDOW_WORDS, QA_WINDOW_STRIDE = 160, 80
+
+
+def _text(value) -> str:
+  return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _raw(prompt: str, target: str, image=None, **meta) -> dict:
+  return {"prompt": prompt, "image": image, "target_text": target, "target_image": None,
+          "meta": meta}
+
+
+def _template(key: str, rng, ctx: tasks.TaskContext) -> str:
+  options = prompts.PROMPTS[key]
+  return options[int(rng.integers(len(options)))] if ctx.paraphrase else options[0]
+
+
+# ------------------------------------------------------------------------ span corruption
+
+
+def span_corruption(words: Sequence[str], rng: np.random.Generator,
+                    noise_density: float = NOISE_DENSITY,
+                    mean_span_length: float = MEAN_SPAN_LENGTH):
+  """T5 span corruption over words: (input text, target text).
+
+  round(n * noise_density) words (at least 1) are dropped in spans of mean length
+  `mean_span_length`; each span becomes one sentinel <extra_id_k> in the input and the
+  target lists every sentinel followed by the words it replaced. Inputs with the
+  sentinels filled back in give the original text exactly.
+  """
+  words = list(words)
+  n = len(words)
+  if n < 2:
+    raise Skip("span corruption needs at least two words")
+  num_noise = int(np.clip(round(n * noise_density), 1, n - 1))
+  num_spans = int(np.clip(round(num_noise / mean_span_length), 1, min(num_noise, n - num_noise)))
+  num_spans = min(num_spans, vocab.NUM_SENTINELS - 1)  # the last sentinel marks missing joints
+  # Split noise and non-noise words into num_spans non-empty runs each, then interleave.
+  noise_lengths = _random_partition(num_noise, num_spans, rng)
+  keep_lengths = _random_partition(n - num_noise, num_spans, rng)
+  inputs, targets, position = [], [], 0
+  for k in range(num_spans):
+    inputs += words[position:position + keep_lengths[k]]
+    position += keep_lengths[k]
+    sentinel = vocab.extra_id_token(k)
+    inputs.append(sentinel)
+    targets += [sentinel] + words[position:position + noise_lengths[k]]
+    position += noise_lengths[k]
+  return " ".join(inputs), " ".join(targets)
+
+
+def _random_partition(total: int, parts: int, rng) -> List[int]:
+  """`total` split into `parts` positive lengths, uniformly over compositions."""
+  cuts = np.sort(rng.choice(np.arange(1, total), parts - 1, replace=False)) if parts > 1 else []
+  bounds = [0, *cuts, total]
+  return [int(b - a) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def fill_spans(corrupted: str, target: str) -> str:
+  """Inverse of span_corruption: the sentinels of `corrupted` replaced by their spans."""
+  spans, current = {}, None
+  for word in target.split():
+    if word.startswith("<extra_id_"):
+      current = word
+      spans[current] = []
+    elif current is not None:
+      spans[current].append(word)
+  out = []
+  for word in corrupted.split():
+    out += spans.get(word, []) if word.startswith("<extra_id_") else [word]
+  return " ".join(out)
+
+
+def masked_patches(grid_size: int, rng, rate: float = IMAGE_MASK_RATE) -> np.ndarray:
+  """bool [grid_size ** 2]: True on the round((1 - rate) * n) patches left visible."""
+  n = grid_size * grid_size
+  keep = np.zeros(n, bool)
+  keep[rng.permutation(n)[:int(round(n * (1 - rate)))]] = True
+  return keep
+
+
+# ------------------------------------------------------------------------ built-in tasks
+
+
+def _kind(example, kind: str):
+  if _text(example["task"]) != kind:
+    raise Skip(f"not a {kind} example")
+
+
+def _classification(kind: str, question_key: str, labels: Sequence[str]):
+  def preprocess(example, rng, ctx):
+    _kind(example, kind)
+    sentences = " ".join(s for s in (_text(example["context"]), _text(example["input"])) if s)
+    question = _template(question_key, rng, ctx)
+    prompt = _template("text_classification", rng, ctx).format(sentences, question)
+    label = _text(example["label"])
+    return _raw(prompt, label, label=label, class_names=tuple(labels),
+                example_id=_text(example["id"]))
+  return preprocess
+
+
+def windows(context_words: Sequence[str], answer: str):
+  """Context windows (QA_WINDOW_WORDS words, stride QA_WINDOW_STRIDE) containing `answer`;
+  all windows when the answer is not found verbatim."""
+  starts = range(0, max(len(context_words) - QA_WINDOW_WORDS, 0) + 1, QA_WINDOW_STRIDE)
+  found = [s for s in starts if answer.lower() in " ".join(
+      context_words[s:s + QA_WINDOW_WORDS]).lower()]
+  return [(s, context_words[s:s + QA_WINDOW_WORDS]) for s in (found or list(starts))]
+
+
+def _qa(context: str, question: str, answers: Sequence[str], rng, ctx, example_id: str):
+  words = context.split()
+  options = windows(words, answers[0]) if answers else [(0, words)]
+  _, window = options[int(rng.integers(len(options)))]
+  prompt = _template("question_answering", rng, ctx).format(" ".join(window), question)
+  return _raw(prompt, answers[0], answers=list(answers), example_id=example_id)
+
+
+def _builtin_qa(example, rng, ctx):
+  _kind(example, "question_answering")
+  return _qa(_text(example["context"]), _text(example["input"]), [_text(example["target"])],
+             rng, ctx, _text(example["id"]))
+
+
+def _builtin_summarization(example, rng, ctx):
+  _kind(example, "summarization")
+  prompt = _template("summarization", rng, ctx).format(_text(example["input"]))
+  target = _text(example["target"])
+  return _raw(prompt, target, captions=[target], example_id=_text(example["id"]))
+
+
+def _builtin_masked_lm(example, rng, ctx):
+  _kind(example, "language_modeling")
+  corrupted, target = span_corruption(_text(example["input"]).split(), rng)
+  return _raw(_template("masked_language_modelling", rng, ctx).format(corrupted), target,
+              original=_text(example["input"]), example_id=_text(example["id"]))
+
+
+def _vl_text_denoising(example, rng, ctx):
+  """Pre-training: span denoising of an image's caption, with the image (§3.3)."""
+  captions = [_text(c) for c in example["captions"]]
+  if not captions:
+    raise Skip("no caption")
+  caption = VL_PREFIX + captions[int(rng.integers(len(captions)))]
+  corrupted, target = span_corruption(caption.split(), rng)
+  image = np.asarray(example["image"])
+  if rng.random() < DROP_MODALITY_RATE:
+    image = None
+  return _raw(_template("span_denoising", rng, ctx).format(corrupted), target, image=image,
+              original=caption, example_id=_text(example["id"]))
+
+
+def _image_denoising(example, rng, ctx):
+  """Pre-training: masked image denoising, 75% of input patches hidden, target the image."""
+  image = np.asarray(example["image"])
+  grid = ctx.input_image_size // 16
+  raw = _raw("What is the complete image?", "", image=image, example_id=_text(example["id"]))
+  raw["target_image"] = image.astype(np.float32) / 255.0
+  raw["image_input_patch_mask"] = masked_patches(grid, rng)
+  return raw
+
+
+def _register(name, group, builder, preprocess, prompt_key, metric, size, output="text",
+              **kwargs):
+  return tasks.register(tasks.Task(
+      name=name, group=group, builder=builder, preprocess=preprocess,
+      prompts=prompts.PROMPTS[prompt_key], metric=metric, size=size, output=output, **kwargs))
+
+
+def _kind_filter(kind: str):
+  return {"record_filter": ("task", kind)}
+
+
+_register("builtin_entailment", "nlp", BUILTIN_TEXT,
+          _classification("entailment", "entailment_question", ("true", "false")),
+          "text_classification", "accuracy", BUILTIN_TEXT_KIND_SIZE, **_kind_filter("entailment"))
+_register("builtin_sentiment", "nlp", BUILTIN_TEXT,
+          _classification("sentiment", "sentiment_question", ("positive", "negative")),
+          "text_classification", "accuracy", BUILTIN_TEXT_KIND_SIZE, **_kind_filter("sentiment"))
+_register("builtin_question_answering", "nlp", BUILTIN_TEXT, _builtin_qa, "question_answering",
+          "exact_match", BUILTIN_TEXT_KIND_SIZE, **_kind_filter("question_answering"))
+_register("builtin_summarization", "nlp", BUILTIN_TEXT, _builtin_summarization, "summarization",
+          "rouge_l", BUILTIN_TEXT_KIND_SIZE, **_kind_filter("summarization"))
+_register("builtin_masked_lm", "language_modelling", BUILTIN_TEXT, _builtin_masked_lm,
+          "masked_language_modelling", "exact_match", BUILTIN_TEXT_KIND_SIZE,
+          **_kind_filter("language_modeling"))
+# Pre-training objectives (the "pretraining" mixture).
+_register("builtin_vl_text_denoising", "language_modelling", BUILTIN_SCENES, _vl_text_denoising,
+          "span_denoising", "exact_match", BUILTIN_SCENES_SIZE)
+_register("builtin_image_denoising", "image_synthesis", BUILTIN_SCENES, _image_denoising,
+          "span_denoising", "image_fid_proxy", BUILTIN_SCENES_SIZE, output="image")
+
+
+# ------------------------------------------------------------------------ real datasets
+
+GLUE_MNLI_LABELS = ("entailment", "neutral", "contradiction")
+GLUE_SST2_LABELS = ("negative", "positive")
+
+
+def _mnli(example, rng, ctx):
+  label = int(example["label"])
+  if not 0 <= label < 3:
+    raise Skip("unlabelled (test split) example")
+  sentences = f"{_text(example['premise'])} {_text(example['hypothesis'])}"
+  question = _template("entailment_question", rng, ctx)
+  prompt = _template("text_classification", rng, ctx).format(sentences, question)
+  return _raw(prompt, GLUE_MNLI_LABELS[label], label=GLUE_MNLI_LABELS[label],
+              class_names=GLUE_MNLI_LABELS, example_id=str(example.get("idx", "?")))
+
+
+def _sst2(example, rng, ctx):
+  label = int(example["label"])
+  if not 0 <= label < 2:
+    raise Skip("unlabelled (test split) example")
+  question = _template("sentiment_question", rng, ctx)
+  prompt = _template("text_classification", rng, ctx).format(_text(example["sentence"]),
+                                                             question)
+  return _raw(prompt, GLUE_SST2_LABELS[label], label=GLUE_SST2_LABELS[label],
+              class_names=GLUE_SST2_LABELS, example_id=str(example.get("idx", "?")))
+
+
+def _squad(example, rng, ctx):
+  answers = [_text(a) for a in np.asarray(example["answers"]["text"]).reshape(-1)]
+  answers = [a for a in answers if a.strip()]
+  if not answers:
+    raise Skip("no answer text")
+  return _qa(_text(example["context"]), _text(example["question"]), answers, rng, ctx,
+             _text(example.get("id", "?")))
+
+
+def _cnn_dailymail(example, rng, ctx):
+  article, summary = _text(example["article"]), _text(example["highlights"])
+  if not article.strip() or not summary.strip():
+    raise Skip("empty article or summary")
+  prompt = _template("summarization", rng, ctx).format(article)
+  return _raw(prompt, summary, captions=[summary], example_id="?")
+
+
+_register("glue_mnli", "nlp", "glue/mnli", _mnli, "text_classification", "accuracy", 392_702,
+          splits={"train": "train", "validation": "validation_matched",
+                  "test": "test_matched"})
+_register("glue_sst2", "nlp", "glue/sst2", _sst2, "text_classification", "accuracy", 67_349)
+_register("squad", "nlp", "squad/v1.1", _squad, "question_answering", "exact_match", 87_599)
+_register("cnn_dailymail", "nlp", "cnn_dailymail", _cnn_dailymail, "summarization", "rouge_l",
+          287_113)
