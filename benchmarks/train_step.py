@@ -1,33 +1,58 @@
 """Train-step throughput and estimated FLOP utilisation on this machine.
 
   .venv/bin/python benchmarks/train_step.py --config=configs/small.py --batch=8 --steps=5
+  .venv/bin/python benchmarks/train_step.py --config=configs/small.py --batch=8 --steps=3 --compare_hf
 
 Measures the machine's float32 matmul throughput in the same run (a large jitted matmul) and
 reports the train step against it: step time, tokens/s, examples/s, the step's FLOPs from
 XLA's cost analysis, achieved FLOP/s and the ratio to the measured matmul rate. Uses the
-synthetic batch source at the config's sequence lengths.
+synthetic batch source at the config's sequence lengths, with images (the headline number).
+
+--compare_hf adds a like-for-like comparison with Hugging Face `transformers` FlaxT5
+(requirements-bench.txt): a text-only batch of --compare_input_len input and
+--compare_target_len target tokens (no image inputs or targets) through our step and through
+a FlaxT5ForConditionalGeneration with the config's dims (d_model, layers, heads, head_dim,
+mlp_dim, our 49536-id vocabulary, gated GELU, tied embeddings), the same optimiser
+(unified_io/optim.py) and the same token cross-entropy, both jitted with the state donated.
+The two steps are timed alternately, one step at a time, so that load from other processes
+hits both alike; the table gives the median step and the min-max spread.
 """
 import functools
 import os
+import statistics
 import sys
 import time
+import types
 
 from absl import app
 from absl import flags
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+import optax
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from unified_io import model as model_lib  # pylint: disable=g-import-not-at-top
+from unified_io import losses  # pylint: disable=g-import-not-at-top
+from unified_io import model as model_lib
+from unified_io import optim
 from unified_io import sharding
 from unified_io import synthetic_batches
 from unified_io import train
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/small.py", "Model config.")
 _BATCH = flags.DEFINE_integer("batch", 8, "Global batch size.")
-_STEPS = flags.DEFINE_integer("steps", 5, "Timed steps (after one warm-up step).")
+_STEPS = flags.DEFINE_integer("steps", 5, "Timed steps (after the warm-up steps).")
+_WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed steps after compilation.")
+_HEADLINE = flags.DEFINE_bool("headline", True,
+                              "Time our step on the config's image+text batch (the headline).")
+_COMPARE_HF = flags.DEFINE_bool("compare_hf", False,
+                                "Also time Hugging Face FlaxT5 at the same dims on a text-only "
+                                "batch, beside our step on the same batch, and print the ratio.")
+_COMPARE_INPUT_LEN = flags.DEFINE_integer("compare_input_len", 512, "Input tokens (--compare_hf).")
+_COMPARE_TARGET_LEN = flags.DEFINE_integer("compare_target_len", 128,
+                                           "Target tokens (--compare_hf).")
 
 
 def matmul_flops_per_s(n=2048, repeats=5):
@@ -41,39 +66,225 @@ def matmul_flops_per_s(n=2048, repeats=5):
   return 2 * n ** 3 * repeats / (time.perf_counter() - start)
 
 
-def main(_):
-  config = _CONFIG.value
-  config.train.batch_size = _BATCH.value
-  peak = matmul_flops_per_s()
-  print(f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}; "
-        f"measured f32 matmul: {peak / 1e9:.1f} GFLOP/s", flush=True)
+def _cost(compiled):
+  """(FLOPs, bytes accessed) of a compiled step from XLA's cost analysis."""
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", 0.0)), float(cost.get("bytes accessed", 0.0))
+
+
+class Runner:
+  """A compiled step with its state: `run()` does one step and waits for it."""
+
+  def __init__(self, name, compiled, state, batch, tokens):
+    self.name, self.compiled, self.state, self.batch = name, compiled, state, batch
+    self.flops, self.bytes = _cost(compiled)
+    self.tokens, self.times, self.loss = tokens, [], float("nan")
+
+  def run(self):
+    start = time.perf_counter()
+    self.state, metrics = self.compiled(self.state, self.batch)
+    jax.block_until_ready(metrics)
+    self.loss = float(metrics["loss"])
+    return time.perf_counter() - start
+
+  def warm_up(self, steps):
+    for _ in range(steps):
+      self.run()
+
+  def time(self):
+    self.times.append(self.run())
+
+  @property
+  def median(self):
+    return statistics.median(self.times)
+
+  def spread(self):
+    return f"{min(self.times):.2f}-{max(self.times):.2f}"
+
+
+# ---------------------------------------------------------------------------- our step
+
+
+def ours(config, batch_size, batch, name):
+  """Runner for unified_io.train.train_step on `batch` (a host batch dict)."""
+  config.train.batch_size = batch_size
   mesh = sharding.make_mesh(config.mesh)
   rules = sharding.logical_rules(config.mesh)
   model = model_lib.build(config)
   init_state, _, shardings, optimizer, schedule = train.create_train_state(config, model, mesh, rules)
-  data = synthetic_batches.SyntheticBatches(model.config, config.lengths, _BATCH.value)
   with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
     state = jax.jit(init_state, out_shardings=shardings)()
     step = jax.jit(functools.partial(train.train_step, model=model, optimizer=optimizer,
                                      schedule=schedule, z_loss=0.0), donate_argnums=0)
-    batch = sharding.global_batch(next(data), mesh)
-    compiled = step.lower(state, batch).compile()
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost.get("flops", 0.0))
-    state, metrics = compiled(state, batch)
-    jax.block_until_ready(metrics)
-    tokens = train._tokens_per_batch(batch)  # pylint: disable=protected-access
-    start = time.perf_counter()
+    device_batch = sharding.global_batch(batch, mesh)
+    compiled = step.lower(state, device_batch).compile()
+  tokens = train._tokens_per_batch(batch)  # pylint: disable=protected-access
+  return Runner(name, compiled, state, device_batch, tokens)
+
+
+def text_only_batch(config, batch_size, input_len, target_len):
+  """The synthetic copy task with `input_len` input and `target_len` target tokens, no images."""
+  lengths = config.lengths.copy_and_resolve_references()
+  lengths.text_inputs, lengths.text_targets = input_len, target_len
+  net_cfg = model_lib.network_config(config)
+  return next(synthetic_batches.SyntheticBatches(net_cfg, lengths, batch_size, with_images=False))
+
+
+def text_only_config(config, input_len, target_len):
+  config = config.copy_and_resolve_references()
+  config.model.encoder_max_text_length = max(config.model.encoder_max_text_length, input_len)
+  config.model.decoder_max_text_length = max(config.model.decoder_max_text_length, target_len)
+  config.lengths.text_inputs, config.lengths.text_targets = input_len, target_len
+  return config
+
+
+# ------------------------------------------------------------------------ the HF peer
+
+
+class _ClipShim(types.ModuleType):
+  """jax.numpy, except that `clip` also takes the a_min/a_max keywords current JAX removed.
+
+  transformers 4.x FlaxT5 calls jnp.clip(x, a_max=...) in its relative-position buckets.
+  Installed as that one module's `jnp`, so nothing else (our model included) sees it.
+  """
+
+  def __init__(self):
+    super().__init__("jax.numpy")
+
+  def __getattr__(self, name):
+    return getattr(jnp, name)
+
+  @staticmethod
+  def clip(arr=None, min=None, max=None, *, a_min=None, a_max=None):  # pylint: disable=redefined-builtin
+    return jnp.clip(arr, a_min if min is None else min, a_max if max is None else max)
+
+
+def import_hf_t5():
+  """(T5Config, FlaxT5ForConditionalGeneration) with the jnp.clip shim installed."""
+  try:
+    import transformers  # pylint: disable=g-import-not-at-top
+    from transformers.models.t5 import modeling_flax_t5  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise SystemExit(f"--compare_hf needs transformers 4.x with Flax models: "
+                     f".venv/bin/pip install --no-deps -r requirements-bench.txt ({e})") from e
+  modeling_flax_t5.jnp = _ClipShim()
+  return transformers.__version__, modeling_flax_t5.T5Config, modeling_flax_t5.FlaxT5ForConditionalGeneration
+
+
+def hf_t5(config, batch):
+  """Runner for FlaxT5ForConditionalGeneration at the config's dims on the text-only `batch`."""
+  version, t5_config_cls, t5_cls = import_hf_t5()
+  m = config.model
+  t5_config = t5_config_cls(
+      vocab_size=model_lib.vocab_layout(config).total_size, d_model=m.emb_dim, d_kv=m.head_dim,
+      d_ff=m.mlp_dim, num_layers=m.num_encoder_layers, num_decoder_layers=m.num_decoder_layers,
+      num_heads=m.num_heads, relative_attention_num_buckets=32, relative_attention_max_distance=128,
+      dropout_rate=m.dropout_rate, feed_forward_proj="gated-gelu",  # gelu_new = tanh GELU, as ours
+      tie_word_embeddings=True,  # ours shares one table for inputs and logits, scaled by d^-0.5
+      pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+  t5 = t5_cls(t5_config, dtype=jnp.float32, _do_init=False)
+  params = jax.jit(t5.init_weights, static_argnums=1)(jax.random.PRNGKey(config.seed), (1, 1))
+  optimizer, _ = optim.build(config.optimizer, params, "")
+
+  def step(state, batch):
+    def loss_fn(params):
+      logits = t5.module.apply(
+          {"params": params}, input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+          decoder_input_ids=batch["decoder_input_ids"],
+          decoder_attention_mask=batch["decoder_attention_mask"], deterministic=True).logits
+      mask = batch["decoder_attention_mask"]
+      loss = losses.token_cross_entropy(logits, batch["labels"])
+      return jnp.sum(loss * mask) / jnp.maximum(jnp.sum(mask), 1)
+    loss, grads = jax.value_and_grad(loss_fn)(state["params"])
+    updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+    return ({"params": optax.apply_updates(state["params"], updates), "opt_state": opt_state},
+            {"loss": loss, "grad_norm": optax.tree.norm(grads)})
+
+  state = jax.jit(lambda p: {"params": p, "opt_state": optimizer.init(p)})(params)
+  labels = batch["text_targets"]
+  hf_batch = jax.device_put({
+      "input_ids": batch["text_inputs"], "attention_mask": (batch["text_inputs"] > 0).astype(np.int32),
+      "decoder_input_ids": np.pad(labels[:, :-1], ((0, 0), (1, 0))),  # start token = pad id 0
+      "decoder_attention_mask": (labels > 0).astype(np.int32), "labels": labels})
+  compiled = jax.jit(step, donate_argnums=0).lower(state, hf_batch).compile()
+  tokens = train._tokens_per_batch(batch)  # pylint: disable=protected-access
+  return Runner(f"HF FlaxT5 (transformers {version})", compiled, state, hf_batch, tokens)
+
+
+# ------------------------------------------------------------------------------- main
+
+
+def count(tree):
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def report(runner, peak):
+  seconds = runner.median
+  print(f"  {runner.name}: {seconds * 1e3:.0f} ms/step (median of {len(runner.times)}, "
+        f"{runner.spread()} s), {runner.tokens / seconds:.0f} tokens/s, "
+        f"{_BATCH.value / seconds:.1f} examples/s; step FLOPs (XLA cost analysis) "
+        f"{runner.flops / 1e9:.1f} GFLOP and {runner.bytes / 1e9:.1f} GB accessed, "
+        f"{runner.flops / seconds / 1e9:.1f} GFLOP/s = "
+        f"{100 * runner.flops / seconds / peak:.0f}% of measured matmul rate; loss {runner.loss:.3f}",
+        flush=True)
+
+
+def main(_):
+  config = _CONFIG.value
+  batch_size = _BATCH.value
+  peak = matmul_flops_per_s()
+  print(f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}; "
+        f"measured f32 matmul: {peak / 1e9:.1f} GFLOP/s; {_WARMUP.value} warm-up + "
+        f"{_STEPS.value} timed steps", flush=True)
+
+  if _HEADLINE.value:
+    data = synthetic_batches.SyntheticBatches(model_lib.network_config(config), config.lengths,
+                                              batch_size)
+    runner = ours(config.copy_and_resolve_references(), batch_size, next(data), "ours")
+    runner.warm_up(_WARMUP.value)
     for _ in range(_STEPS.value):
-      state, metrics = compiled(state, batch)
-    jax.block_until_ready(metrics)
-    seconds = (time.perf_counter() - start) / _STEPS.value
-  print(f"config {flags.FLAGS['config'].config_filename} batch {_BATCH.value}: "
-        f"{seconds * 1e3:.0f} ms/step, {1 / seconds:.2f} steps/s, {tokens / seconds:.0f} tokens/s, "
-        f"{_BATCH.value / seconds:.1f} examples/s")
-  print(f"step FLOPs (XLA cost analysis): {flops / 1e9:.1f} GFLOP; achieved "
-        f"{flops / seconds / 1e9:.1f} GFLOP/s = {100 * flops / seconds / peak:.0f}% of measured matmul rate")
+      runner.time()
+    seconds = runner.median
+    l = config.lengths
+    print(f"config {flags.FLAGS['config'].config_filename} batch {batch_size} (text "
+          f"{l.text_inputs}->{l.text_targets}, image targets {l.image_targets}, image inputs): "
+          f"{seconds * 1e3:.0f} ms/step (median, {runner.spread()} s), {1 / seconds:.2f} steps/s, "
+          f"{runner.tokens / seconds:.0f} tokens/s, {batch_size / seconds:.1f} examples/s")
+    print(f"step FLOPs (XLA cost analysis): {runner.flops / 1e9:.1f} GFLOP; achieved "
+          f"{runner.flops / seconds / 1e9:.1f} GFLOP/s = "
+          f"{100 * runner.flops / seconds / peak:.0f}% of measured matmul rate", flush=True)
+    del runner
+
+  if not _COMPARE_HF.value:
+    return
+  input_len, target_len = _COMPARE_INPUT_LEN.value, _COMPARE_TARGET_LEN.value
+  text_config = text_only_config(config, input_len, target_len)
+  batch = text_only_batch(text_config, batch_size, input_len, target_len)
+  runners = [ours(text_config, batch_size, batch, "ours (text-only)"), hf_t5(text_config, batch)]
+  ours_params = count(runners[0].state["params"])
+  hf_params = count(runners[1].state["params"])
+  print(f"\ntext-only comparison: batch {batch_size}, {input_len} input + {target_len} target "
+        f"tokens, no images; parameters: ours {ours_params / 1e6:.1f}M, HF {hf_params / 1e6:.1f}M",
+        flush=True)
+  for runner in runners:
+    runner.warm_up(_WARMUP.value)
+  for _ in range(_STEPS.value):
+    for runner in runners:  # alternate, so that load from elsewhere hits both alike
+      runner.time()
+  for runner in runners:
+    report(runner, peak)
+  ours_r, hf_r = runners
+  ratio = hf_r.median / ours_r.median
+  ratios = [h / o for o, h in zip(ours_r.times, hf_r.times)]
+  print(f"\n{'':<34s}{'step s (median)':>16s}{'min-max s':>14s}{'tokens/s':>10s}{'GFLOP':>8s}"
+        f"{'GB accessed':>12s}")
+  for runner in runners:
+    print(f"{runner.name:<34s}{runner.median:>16.2f}{runner.spread():>14s}"
+          f"{runner.tokens / runner.median:>10.0f}{runner.flops / 1e9:>8.1f}{runner.bytes / 1e9:>12.1f}")
+  print(f"speed-up of ours over HF (HF step / our step): {ratio:.2f}x of medians, "
+        f"{min(hf_r.times) / min(ours_r.times):.2f}x of fastest steps, "
+        f"{min(ratios):.2f}-{max(ratios):.2f}x over alternating pairs", flush=True)
 
 
 if __name__ == "__main__":

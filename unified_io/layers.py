@@ -77,6 +77,20 @@ class Embed(nn.Module):
     # float32 logits for a stable softmax over the ~50k-way vocabulary.
     return jnp.dot(query.astype(jnp.float32), self.embedding.T)
 
+  def attend_by_modality(self, query, text_len, split, scale):
+    """attend(query) / scale, where query positions [:text_len] get logits for ids [:split]
+    only and the others for ids [split:] only; the rest are NEG_INF, not computed."""
+    query = query.astype(jnp.float32)
+    num, length = self.embedding.shape[0], query.shape[1]
+    parts = []
+    if text_len:
+      text = jnp.dot(query[:, :text_len], self.embedding[:split].T) / scale
+      parts.append(jnp.pad(text, ((0, 0), (0, 0), (0, num - split)), constant_values=NEG_INF))
+    if length > text_len:
+      image = jnp.dot(query[:, text_len:], self.embedding[split:].T) / scale
+      parts.append(jnp.pad(image, ((0, 0), (0, 0), (split, 0)), constant_values=NEG_INF))
+    return jnp.concatenate(parts, axis=1)
+
 
 class MlpBlock(nn.Module):
   """Gated-GELU MLP: gelu(x W0) * (x W1), then Wo. GELU is the tanh approximation."""

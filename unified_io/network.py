@@ -203,14 +203,17 @@ class Encoder(nn.Module):
     bias = _absolute_bias(cfg, self.position_q_linear(pe), self.position_k_linear(pe))
     bias = bias + self.relpos_bias(text_positions, image_positions)
     key_mask = jnp.concatenate([text_mask, patch_mask], axis=1)
+    # The key mask goes into the bias once here, not into every layer's logits: XLA then
+    # computes the bias once and fuses `logits + bias` into each layer's attention matmul.
+    bias = jnp.where(key_mask[:, None, None, :], bias, layers.NEG_INF)
     x = jnp.concatenate([txt, img], axis=1).astype(cfg.activation_dtype)
     x = _dropout(self, cfg.dropout_rate, x)
     x = nn.with_logical_constraint(x, (P.BATCH, P.LENGTH, P.EMBED))
     if cfg.scan_layers:
-      x, _ = self.layers(x, bias, key_mask, None)
+      x, _ = self.layers(x, bias, None, None)
     else:
       for layer in self.layers:
-        x, _ = layer(x, bias, key_mask)
+        x, _ = layer(x, bias, None)
     x = _dropout(self, cfg.dropout_rate, self.encoder_norm(x))
     return x, pe, key_mask
 
@@ -261,8 +264,13 @@ class Decoder(nn.Module):
     return self_bias, (cross_bias if cfg.cross_attention_position_bias else None)
 
   def __call__(self, ids, positions, segments, encoded, encoder_mask, self_bias, self_key_mask,
-               cross_bias, cache=None, step=None):
-    """Logits [B, L, V] for decoder inputs `ids` [B, L] (L = 1 with `cache` at `step`)."""
+               cross_bias, cache=None, step=None, text_len=None):
+    """Logits [B, L, V] for decoder inputs `ids` [B, L] (L = 1 with `cache` at `step`).
+
+    With a static `text_len` (text positions first, then image positions) the logits come
+    already masked by modality (`mask_logits_by_modality`), and only the allowed part of the
+    vocabulary is computed: text ids for text positions, image ids for image positions.
+    """
     cfg = self.config
     y = (self.token_embedder(ids) + self.position_embedding(positions)
          + self.segments_embedding(segments))
@@ -281,7 +289,11 @@ class Decoder(nn.Module):
       if cache is not None:
         new_cache = {k: jnp.stack([c[k] for c in per_layer], axis=1) for k in cache}
     y = _dropout(self, cfg.dropout_rate, self.decoder_norm(y))
-    logits = self.token_embedder.attend(y) / jnp.sqrt(y.shape[-1]).astype(jnp.float32)
+    scale = jnp.sqrt(y.shape[-1]).astype(jnp.float32)
+    if text_len is None:
+      logits = self.token_embedder.attend(y) / scale
+    else:
+      logits = self.token_embedder.attend_by_modality(y, text_len, cfg.padded_text_size, scale)
     return nn.with_logical_constraint(logits, (P.BATCH, P.LENGTH, P.VOCAB)), new_cache
 
 
@@ -344,9 +356,12 @@ class UnifiedIO(nn.Module):
     num = cfg.encoder_max_image_length
     feat = cfg.patch_size ** 2 * 3
     images = batch.get("image_inputs")
-    if images is None:  # text-only batch: every patch masked out
-      return (jnp.zeros((bsz, num, feat), cfg.activation_dtype), jnp.zeros((bsz, num), bool),
-              jnp.arange(num, dtype=jnp.int32)[None])
+    if images is None:
+      # Text-only batch: no patches at all. Masked-out patches would change no output (no
+      # query attends to them and the decoder never reads them) but would lengthen every
+      # encoder layer by train_image_patches (or all) positions.
+      return (jnp.zeros((bsz, 0, feat), cfg.activation_dtype), jnp.zeros((bsz, 0), bool),
+              jnp.zeros((1, 0), jnp.int32))
     expected = (bsz, cfg.image_size, cfg.image_size, 3)
     if images.shape != expected:
       raise ValueError(f"image_inputs must have shape {expected} (batch, size, size, RGB), "
@@ -390,10 +405,12 @@ class UnifiedIO(nn.Module):
     positions, segments = self.decoder.positions(text_len, image_len)
     self_bias, cross_bias = self.decoder.biases(text_len, image_len, encoder_pe)
     causal = jnp.tril(jnp.ones((text_len + image_len,) * 2, bool))
-    self_bias = jnp.where(causal, self_bias, layers.NEG_INF)
-    logits, _ = self.decoder(ids, positions, segments, encoded, encoder_mask, self_bias, key_mask,
-                             cross_bias)
-    logits = mask_logits_by_modality(logits, segments.astype(bool), self.config.padded_text_size)
+    # Key masks folded into the biases once (see Encoder), not applied in every layer.
+    self_bias = jnp.where(causal & key_mask[:, None, None, :], self_bias, layers.NEG_INF)
+    cross_bias = jnp.where(encoder_mask[:, None, None, :],
+                           jnp.float32(0) if cross_bias is None else cross_bias, layers.NEG_INF)
+    logits, _ = self.decoder(ids, positions, segments, encoded, None, self_bias, None,
+                             cross_bias, text_len=text_len)
     return logits[:, :text_len], logits[:, text_len:]
 
   def decoder_biases(self, text_len, image_len, encoder_pe):

@@ -9,6 +9,13 @@
   grid cell covers the same 16x16 pixels as the official model, and attention at the code-grid
   resolution like the official model. Channels stay multiples of 32 because every GroupNorm
   has 32 groups.
+`builtin`: the tokenizer the embedded default run ships (vqgan/weights/builtin, trained on the
+  built-in scenes and their dense-label renderings by `python -m vqgan.train
+  --config=configs/vqgan/builtin.py`): 64x64 RGB -> 8x8 codes from a 512-entry codebook
+  (the tiny Unified-IO config's image vocabulary). Four levels (three downsamplings, f8) so the
+  8x8-pixel cells can follow the scenes' small shapes and thin stick figures; ch 32 with
+  ch_mult (1, 1, 1, 2) keeps the weights at 3.6 MB and a CPU train step affordable; attention
+  at the code-grid resolution like the other presets.
 """
 import dataclasses
 
@@ -78,6 +85,8 @@ PRESETS = {
     "official": VQGANConfig(),
     "tiny": VQGANConfig(resolution=64, ch=32, ch_mult=(1, 1, 2, 2, 2), num_res_blocks=1,
                         attn_resolutions=(4,), z_channels=32, embed_dim=32, n_codes=512),
+    "builtin": VQGANConfig(resolution=64, ch=32, ch_mult=(1, 1, 1, 2), num_res_blocks=1,
+                           attn_resolutions=(8,), z_channels=32, embed_dim=32, n_codes=512),
 }
 
 

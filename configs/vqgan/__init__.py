@@ -1,0 +1,1 @@
+"""Configs for `python -m vqgan.train` (VQ-GAN tokenizer training); see builtin.py."""
