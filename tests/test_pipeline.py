@@ -162,3 +162,28 @@ def test_unknown_dataset_and_split_errors(data_dir):
     pipeline.RecordSource("does_not_exist", "train", data_dir)
   with pytest.raises(KeyError, match="Unknown task 'nope'"):
     tasks_lib.get("nope")
+
+
+def _corrupt_image(serialized: bytes) -> bytes:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  example = tf.train.Example.FromString(serialized)
+  example.features.feature["image"].bytes_list.value[:] = [b"\x89PNG but not really"]
+  return example.SerializeToString()
+
+
+def test_undecodable_records_are_skipped_counted_and_named(spec, data_dir, monkeypatch, caplog):
+  stream = pipeline.MixtureStream(["test_caption"], [1.0], spec, seed=0, data_dir=data_dir)
+  src = stream.sources[0]
+  assert src._records is not None, "the built-in test dataset is stored as TFRecords"
+  corrupted = [_corrupt_image(r) if i % 2 == 0 else r for i, r in enumerate(src._records)]
+  monkeypatch.setattr(src, "_records", corrupted)
+  with pytest.raises(tasks_lib.SkipExample, match="undecodable record"):
+    src[0]
+  assert "record 0 cannot be decoded" in caplog.text and src.name in caplog.text
+  for index in range(8):
+    assert stream.element(index)["text_targets"].any()
+  skips = {reason: n for (task, reason), n in stream.counters.skipped.items()
+           if task == "test_caption"}
+  assert list(skips) and all(r.startswith("undecodable record") for r in skips)
+  # Every corrupt record visited was skipped; a fallback always found a readable one.
+  assert sum(skips.values()) >= 1

@@ -33,6 +33,7 @@ import os
 import threading
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+from absl import logging
 import numpy as np
 
 from unified_io import image_preprocessing
@@ -101,10 +102,15 @@ class RecordSource:
   def __getitem__(self, index: int):
     if not 0 <= index < self._length:
       raise IndexError(f"{self.name}: record {index} outside [0, {self._length})")
-    if self._source is not None:
-      example = self._source[int(index)]
-    else:
-      example = self._features.deserialize_example_np(self._records[index])
+    try:
+      if self._source is not None:
+        example = self._source[int(index)]
+      else:
+        example = self._features.deserialize_example_np(self._records[index])
+    except Exception as e:  # corrupt image bytes, truncated records: skip and count, named
+      logging.warning("%s: record %d cannot be decoded: %s: %s", self.name, index,
+                      type(e).__name__, e)
+      raise tasks_lib.SkipExample(f"undecodable record ({type(e).__name__})") from e
     return _as_numpy_like(example, self._info)
 
 
@@ -144,7 +150,15 @@ class FilteredSource:
     self.name = f"{base.name}{{{field}={value}}}"
     self._base = base
     wanted = value.encode() if isinstance(value, str) else value
-    self._indices = [i for i in range(len(base)) if base[i].get(field) == wanted]
+    self._indices, unreadable = [], 0
+    for i in range(len(base)):
+      try:
+        if base[i].get(field) == wanted:
+          self._indices.append(i)
+      except tasks_lib.SkipExample:  # RecordSource logged it; it cannot match any filter
+        unreadable += 1
+    if unreadable:
+      logging.warning("%s: left out %d undecodable records", self.name, unreadable)
     if not self._indices:
       raise ValueError(f"{base.name}: no record has {field} == {value!r}")
 
@@ -388,7 +402,8 @@ class MixtureStream:
       record_index = self.records[task_index](draw + attempt * 7919)
       rng = np.random.default_rng([self.seed, 13, index, attempt])
       try:
-        features, _, cut = prepare(task, src[record_index], rng, self.spec, self.ctx)
+        record = src[record_index]
+        features, _, cut = prepare(task, record, rng, self.spec, self.ctx)
       except tasks_lib.SkipExample as e:
         self.counters.skip(task.name, str(e) or "unspecified")
         continue

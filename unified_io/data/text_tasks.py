@@ -264,13 +264,15 @@ def _cnn_dailymail(example, rng, ctx):
   if not article.strip() or not summary.strip():
     raise Skip("empty article or summary")
   prompt = _template("summarization", rng, ctx).format(article)
-  return _raw(prompt, summary, captions=[summary], example_id="?")
+  return _raw(prompt, summary, captions=[summary], example_id=_text(example.get("id", "?")))
 
 
 _register("glue_mnli", "nlp", "glue/mnli", _mnli, "text_classification", "accuracy", 392_702,
           splits={"train": "train", "validation": "validation_matched",
                   "test": "test_matched"})
 _register("glue_sst2", "nlp", "glue/sst2", _sst2, "text_classification", "accuracy", 67_349)
-_register("squad", "nlp", "squad/v1.1", _squad, "question_answering", "exact_match", 87_599)
+# SQuAD's test set is hidden: squad/v1.1 has only train and validation.
+_register("squad", "nlp", "squad/v1.1", _squad, "question_answering", "exact_match", 87_599,
+          splits={"train": "train", "validation": "validation"})
 _register("cnn_dailymail", "nlp", "cnn_dailymail", _cnn_dailymail, "summarization", "rouge_l",
           287_113)
