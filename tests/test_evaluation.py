@@ -18,7 +18,7 @@ from unified_io.data import pipeline
 from unified_io.data import tasks as tasks_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TASKS = "builtin_refexp,builtin_depth,builtin_vqa,builtin_object_categorization"
+TASKS = "builtin_refexp,builtin_depth,builtin_vqa,builtin_object_categorization,builtin_keypoints"
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_training_ends_with_a_report(workdir):
     assert np.isfinite(result["baseline"]) and np.isfinite(result["loss"])
   assert (report / "sparse_labelling.png").exists() and (report / "dense_labelling.png").exists()
   assert "| sparse_labelling | builtin_refexp |" in (report / "report.md").read_text()
-  assert "Evaluating 4 tasks" in (workdir / "log.txt").read_text()
+  assert "Evaluating 5 tasks" in (workdir / "log.txt").read_text()
 
 
 def _predict(workdir, *args):

@@ -27,6 +27,7 @@ import numpy as np
 from unified_io import losses
 from unified_io import metrics
 from unified_io import postprocess
+from unified_io import predictor as predictor_lib
 from unified_io.data import pipeline
 from unified_io.data import tasks as tasks_lib
 
@@ -90,8 +91,7 @@ def predict(predictor, examples: TaskExamples, batch_size: int, seed: int = 0) -
       else:
         mask_fn = None
         if task.metric == "keypoint_oks":
-          from unified_io import predict as predict_lib  # pylint: disable=g-import-not-at-top
-          mask_fn = mask_fn_cache.setdefault("keypoints", predict_lib.keypoint_logit_mask(
+          mask_fn = mask_fn_cache.setdefault("keypoints", predictor_lib.keypoint_logit_mask(
               predictor))
         texts, tokens = predictor.text(part, logit_mask_fn=mask_fn)
         for i, text, ids in zip(rows, texts, tokens):

@@ -26,7 +26,6 @@ from absl import flags
 import numpy as np
 from ml_collections import config_flags
 
-from unified_io import decoding
 from unified_io import image_preprocessing
 from unified_io import locations
 from unified_io import postprocess
@@ -72,12 +71,6 @@ def make_prompt(task: str, image_hw, arg: str = "", box: Optional[Sequence[float
   return template.format(arg) if "{}" in template else template
 
 
-def keypoint_logit_mask(predictor):
-  """Paper A.1: the not-visible token is masked at inference, so every joint gets a guess."""
-  return decoding.allow_only(postprocess.not_visible_logit_mask(
-      predictor.layout, predictor.model.config.vocab_size))
-
-
 def predict(predictor, image, prompt: str, task: Optional[str] = None, seed: int = 0) -> dict:
   """Structured prediction for one image (uint8/float [H, W, 3] or None) and prompt."""
   if not prompt or not prompt.strip():
@@ -106,7 +99,7 @@ def predict(predictor, image, prompt: str, task: Optional[str] = None, seed: int
     return out
   mask_fn = None
   if kind == "keypoints":
-    mask_fn = keypoint_logit_mask(predictor)
+    mask_fn = predictor_lib.keypoint_logit_mask(predictor)
   texts, tokens = predictor.text(features, logit_mask_fn=mask_fn)
   out["text"] = texts[0]
   if kind == "keypoints":

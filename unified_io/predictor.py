@@ -24,8 +24,10 @@ import numpy as np
 
 import vqgan as vqgan_lib
 from unified_io import checkpointing
+from unified_io import decoding
 from unified_io import generation
 from unified_io import model as model_lib
+from unified_io import postprocess
 from unified_io import vocab
 from unified_io.data import config_inputs
 from unified_io.data import pipeline
@@ -147,3 +149,9 @@ class Predictor:
 def batched(items: List, size: int):
   for start in range(0, len(items), size):
     yield items[start:start + size]
+
+
+def keypoint_logit_mask(predictor):
+  """Paper A.1: the not-visible token is masked at inference, so every joint gets a guess."""
+  return decoding.allow_only(postprocess.not_visible_logit_mask(
+      predictor.layout, predictor.model.config.vocab_size))
