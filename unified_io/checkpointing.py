@@ -7,6 +7,9 @@ on a different mesh shape.
 """
 import os
 
+from absl import flags
+from absl import logging
+
 import jax
 import orbax.checkpoint as ocp
 
@@ -79,3 +82,10 @@ def restore_params(directory, abstract_params):
                                 {"params": abstract_params}),
       partial_restore=True)))
   return restored.state["params"]
+
+
+def quiet_library_logs():
+  """Orbax and TFDS log every save and dataset open at INFO through absl, burying the
+  trainer's own progress lines; CLIs show WARNING and up unless -v/--verbosity is given."""
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)

@@ -17,18 +17,10 @@ from absl import flags
 import numpy as np
 from ml_collections import config_flags
 
+from unified_io import checkpointing
 from unified_io import evaluation
 from unified_io import predictor as predictor_lib
 from unified_io.data import config_inputs
-
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (default: WORKDIR's).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (config + checkpoints).")
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Workdir, step dir or converted params.")
-_TASKS = flags.DEFINE_string("tasks", "", "Comma-separated task names (default: the mixture's).")
-_SPLIT = flags.DEFINE_string("split", "validation", "Split to evaluate.")
-_NUM = flags.DEFINE_integer("num_examples", 64, "Examples per task.")
-_BATCH = flags.DEFINE_integer("batch_size", 16, "Examples per forward pass.")
-_OUT = flags.DEFINE_string("out", None, "Output directory.")
 
 
 def _jsonable(value):
@@ -53,6 +45,7 @@ def write_predictions(results, path):
 
 
 def main(argv):
+  checkpointing.quiet_library_logs()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not _WORKDIR.value and not (_CONFIG.value and _CHECKPOINT.value):
@@ -78,4 +71,13 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags only when run as a program: the functions above are a library too.
+  _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (default: WORKDIR's).")
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (config + checkpoints).")
+  _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Workdir, step dir or converted params.")
+  _TASKS = flags.DEFINE_string("tasks", "", "Comma-separated task names (default: the mixture's).")
+  _SPLIT = flags.DEFINE_string("split", "validation", "Split to evaluate.")
+  _NUM = flags.DEFINE_integer("num_examples", 64, "Examples per task.")
+  _BATCH = flags.DEFINE_integer("batch_size", 16, "Examples per forward pass.")
+  _OUT = flags.DEFINE_string("out", None, "Output directory.")
   app.run(main)

@@ -26,6 +26,7 @@ from absl import flags
 import numpy as np
 from ml_collections import config_flags
 
+from unified_io import checkpointing
 from unified_io import image_preprocessing
 from unified_io import locations
 from unified_io import postprocess
@@ -137,19 +138,8 @@ def picture(image, result: dict):
   return visualize.grid([tiles], tile_size=(256, 256))
 
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (default: WORKDIR's).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (config + checkpoints).")
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Workdir, step dir or converted params.")
-_IMAGE = flags.DEFINE_string("image", None, "Input image file.")
-_PROMPT = flags.DEFINE_string("prompt", None, "The prompt, used as given.")
-_TASK = flags.DEFINE_enum("task", None, sorted(TASKS), "Fill this task's official prompt.")
-_ARG = flags.DEFINE_string("arg", "", "The prompt argument of --task (question, class...).")
-_BOX = flags.DEFINE_list("box", None, "x1,y1,x2,y2 pixels, for region tasks.")
-_OUT = flags.DEFINE_string("out", None, "Write a picture of the result here (PNG).")
-_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed for image outputs.")
-
-
 def main(argv):
+  checkpointing.quiet_library_logs()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not _WORKDIR.value and not (_CONFIG.value and _CHECKPOINT.value):
@@ -188,4 +178,15 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags only when run as a program: the functions above are a library too.
+  _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (default: WORKDIR's).")
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (config + checkpoints).")
+  _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Workdir, step dir or converted params.")
+  _IMAGE = flags.DEFINE_string("image", None, "Input image file.")
+  _PROMPT = flags.DEFINE_string("prompt", None, "The prompt, used as given.")
+  _TASK = flags.DEFINE_enum("task", None, sorted(TASKS), "Fill this task's official prompt.")
+  _ARG = flags.DEFINE_string("arg", "", "The prompt argument of --task (question, class...).")
+  _BOX = flags.DEFINE_list("box", None, "x1,y1,x2,y2 pixels, for region tasks.")
+  _OUT = flags.DEFINE_string("out", None, "Write a picture of the result here (PNG).")
+  _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed for image outputs.")
   app.run(main)

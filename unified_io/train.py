@@ -356,7 +356,7 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluate_fn):
         elapsed = max(time.time() - window_start, 1e-9)
         steps_per_s = window_steps / elapsed
         eta = (total - step) / max(steps_per_s, 1e-9)
-        log.line(f"step {step} loss {loss!r} lr {float(metrics['learning_rate']):.3g} "
+        log.line(f"step {step} loss {loss:.4f} lr {float(metrics['learning_rate']):.3g} "
                  f"grad_norm {float(metrics['grad_norm']):.3g} steps/s {steps_per_s:.2f} "
                  f"tokens/s {window_tokens / elapsed:.0f} examples/s {window_examples / elapsed:.1f} "
                  f"skipped {int(state['skipped'])} eta {eta / 60:.1f}min")
@@ -399,6 +399,7 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluate_fn):
 
 
 def _main(argv):
+  checkpointing.quiet_library_logs()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)

@@ -381,6 +381,7 @@ def _log_eval(log, step, parts, state, config):
 
 
 def _main(argv):
+  checkpointing.quiet_library_logs()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   train(_CONFIG.value, _WORKDIR.value)
