@@ -34,7 +34,8 @@ import optax
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from unified_io import losses  # pylint: disable=g-import-not-at-top
+from unified_io import flops as flops_lib  # pylint: disable=g-import-not-at-top
+from unified_io import losses
 from unified_io import model as model_lib
 from unified_io import optim
 from unified_io import sharding
@@ -55,30 +56,12 @@ _COMPARE_TARGET_LEN = flags.DEFINE_integer("compare_target_len", 128,
                                            "Target tokens (--compare_hf).")
 
 
-def matmul_flops_per_s(n=2048, repeats=5):
-  a = jnp.ones((n, n), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
-  f(a).block_until_ready()
-  start = time.perf_counter()
-  for _ in range(repeats):
-    out = f(a)
-  out.block_until_ready()
-  return 2 * n ** 3 * repeats / (time.perf_counter() - start)
-
-
-def _cost(compiled):
-  """(FLOPs, bytes accessed) of a compiled step from XLA's cost analysis."""
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost.get("flops", 0.0)), float(cost.get("bytes accessed", 0.0))
-
-
 class Runner:
   """A compiled step with its state: `run()` does one step and waits for it."""
 
   def __init__(self, name, compiled, state, batch, tokens):
     self.name, self.compiled, self.state, self.batch = name, compiled, state, batch
-    self.flops, self.bytes = _cost(compiled)
+    self.flops, self.bytes = flops_lib.cost(compiled)
     self.tokens, self.times, self.loss = tokens, [], float("nan")
 
   def run(self):
@@ -233,7 +216,7 @@ def report(runner, peak):
 def main(_):
   config = _CONFIG.value
   batch_size = _BATCH.value
-  peak = matmul_flops_per_s()
+  peak = flops_lib.matmul_flops_per_s()
   print(f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}; "
         f"measured f32 matmul: {peak / 1e9:.1f} GFLOP/s; {_WARMUP.value} warm-up + "
         f"{_STEPS.value} timed steps", flush=True)

@@ -13,8 +13,8 @@ from configs import common
 
 
 def get_config():
-  config = common.base_config(emb_dim=64, num_heads=2, num_encoder_layers=2,
-                              num_decoder_layers=2, mlp_dim=128)
+  config = common.base_config(emb_dim=128, num_heads=4, num_encoder_layers=3,
+                              num_decoder_layers=3, mlp_dim=256)
   config.vocab.sentencepiece_model = "tokenizers/uio_tiny_2k.model"
   config.vocab.text_pieces = 2000
   config.vocab.image_codes = 512
@@ -25,7 +25,9 @@ def get_config():
       decoder_max_image_length=64, decoder_image_grid_width=8, train_image_patches=12))
   config.lengths.update(dict(text_inputs=144, text_targets=72, image_targets=64))
   config.data.update(dict(source="mixture", mixture="builtin_multitask", max_depth=20.0))
-  config.train.update(dict(batch_size=16, total_steps=200, log_every=20))
-  config.optimizer.update(dict(constant_steps=100))
-  config.checkpoint.update(dict(every_steps=100))
+  # 3000 steps: about 40 minutes on 2 CPU cores (the README's `make train` table).
+  config.train.update(dict(batch_size=16, total_steps=3000, log_every=50))
+  config.optimizer.update(dict(constant_steps=500))
+  config.checkpoint.update(dict(every_steps=500))
+  config.eval.update(dict(every_steps=1000, num_examples=32))
   return config

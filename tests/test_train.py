@@ -4,6 +4,7 @@ processes (tests/train_runner.py) so fake CPU device counts apply."""
 import functools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -55,7 +56,11 @@ def test_resume_after_sigkill_is_exact(tmp_path, reference):
   assert min(resumed) > 1 and max(resumed) == 6  # it resumed, it did not restart
   for step, loss in resumed.items():
     assert loss == reference[step], (step, loss, reference[step])
-  assert "Resumed from" in (workdir / "log.txt").read_text()
+  log = (workdir / "log.txt").read_text()
+  assert "Resumed from" in log
+  # Progress lines carry an estimated FLOP utilisation against a stated peak.
+  assert re.search(r"GFLOP per device .*peak [0-9.e+-]+ TFLOP/s per device \(measured", log)
+  assert re.search(r"step 6 loss [0-9.]+ .* flop_util [0-9.]+% ", log)
 
 
 @pytest.fixture(scope="module")

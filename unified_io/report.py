@@ -43,7 +43,8 @@ def _cells(result, i, spec):
   raw, meta, task = examples.raws[i], examples.raws[i]["meta"], examples.task
   layout = spec.tokenizer.layout
   hw = meta.get("image_hw")
-  inputs = (_input_image(raw), raw["prompt"])
+  # Text-only tasks get a text cell, not a black square standing in for "no image".
+  inputs = (_input_image(raw) if raw.get("image") is not None else None, raw["prompt"])
   target_text = spec.tokenizer.decode(examples.features["text_targets"][i])
   if task.metric in ("detection_map", "box_iou"):
     boxes, labels, _ = postprocess.parse_boxes(pred["tokens"], layout, hw, spec.tokenizer.decode)

@@ -12,6 +12,7 @@ Multi-host: TPU pods need nothing; GPU/CPU clusters pass --coordinator_address,
 import functools
 import os
 import signal
+import sys
 import time
 
 from absl import app
@@ -24,6 +25,7 @@ import optax
 from ml_collections import config_flags
 
 from unified_io import checkpointing
+from unified_io import flops as flops_lib
 from unified_io import losses
 from unified_io import model as model_lib
 from unified_io import optim
@@ -297,9 +299,34 @@ class _Step:
   def __init__(self, step_fn, vq_params, state, batch):
     self.vq_params = vq_params
     self.compiled = step_fn.lower(state, batch, vq_params).compile()
+    self.flops, _ = flops_lib.cost(self.compiled)  # per device
 
   def __call__(self, state, batch):
     return self.compiled(state, batch, self.vq_params)
+
+
+class _ProgressBar:
+  """One self-overwriting line between log lines, only when stdout is a terminal."""
+
+  def __init__(self, enabled, width=30):
+    self.enabled, self.width, self.start, self.first, self.shown = enabled, width, None, 0, False
+
+  def update(self, step, total):
+    if not self.enabled:
+      return
+    if self.start is None:
+      self.start, self.first = time.time(), step
+    done = int(self.width * step / max(total, 1))
+    rate = (step - self.first) / max(time.time() - self.start, 1e-9)
+    sys.stdout.write(f"\r[{'#' * done}{'.' * (self.width - done)}] {step}/{total} "
+                     f"({rate:.2f} it/s)")
+    sys.stdout.flush()
+    self.shown = True
+
+  def clear(self):
+    if self.shown:
+      sys.stdout.write("\r\033[K")
+      self.shown = False
 
 
 def _log_tasks(log, step, task_names, sums, tokens):
@@ -333,12 +360,17 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluate_fn):
     log.line(f"Tasks ({len(inputs.task_names)}): {', '.join(inputs.task_names)}")
   run_step = None
   last_counters = ""
+  progress = _ProgressBar(enabled=log.main and sys.stdout.isatty())
   try:
     while step < total:
       local = next(data)
       batch = sharding.global_batch(local, mesh, config.train.batch_size)
       if run_step is None:
         run_step = make_step(state, batch)
+        peak, peak_source = flops_lib.peak_flops_per_device(
+            config.train.get("peak_flops_per_device", 0.0))
+        log.line(f"Step: {run_step.flops / 1e9:.3g} GFLOP per device (XLA cost analysis); "
+                 f"peak {peak / 1e12:.3g} TFLOP/s per device ({peak_source})")
         host_barrier("uio_train_step_compiled")
         window_start = time.time()
       window_tokens += _tokens_per_batch(local) * jax.process_count()
@@ -346,6 +378,7 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluate_fn):
       state, metrics = run_step(state, batch)
       step += 1
       window_steps += 1
+      progress.update(step, total)
       if inputs.task_names:
         task_sums = task_sums + np.asarray(jax.device_get(metrics["task_loss_sum"]))
         task_tokens = task_tokens + np.asarray(jax.device_get(metrics["task_tokens"]))
@@ -356,15 +389,21 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluate_fn):
         elapsed = max(time.time() - window_start, 1e-9)
         steps_per_s = window_steps / elapsed
         eta = (total - step) / max(steps_per_s, 1e-9)
+        mfu = flops_lib.utilisation(run_step.flops, steps_per_s, peak)
+        progress.clear()
         log.line(f"step {step} loss {loss:.4f} lr {float(metrics['learning_rate']):.3g} "
                  f"grad_norm {float(metrics['grad_norm']):.3g} steps/s {steps_per_s:.2f} "
                  f"tokens/s {window_tokens / elapsed:.0f} examples/s {window_examples / elapsed:.1f} "
+                 f"flop_util {'n/a' if mfu is None else f'{mfu:.1%}'} "
                  f"skipped {int(state['skipped'])} eta {eta / 60:.1f}min")
-        log.scalars(step, {"loss": loss, "grad_norm": float(metrics["grad_norm"]),
-                           "learning_rate": float(metrics["learning_rate"]),
-                           "skipped_steps": int(state["skipped"]), "steps_per_s": steps_per_s,
-                           "tokens_per_s": window_tokens / elapsed,
-                           "examples_per_s": window_examples / elapsed})
+        scalars = {"loss": loss, "grad_norm": float(metrics["grad_norm"]),
+                   "learning_rate": float(metrics["learning_rate"]),
+                   "skipped_steps": int(state["skipped"]), "steps_per_s": steps_per_s,
+                   "tokens_per_s": window_tokens / elapsed,
+                   "examples_per_s": window_examples / elapsed}
+        if mfu is not None:
+          scalars["flop_utilisation"] = mfu
+        log.scalars(step, scalars)
         if inputs.task_names:
           _log_tasks(log, step, inputs.task_names, task_sums, task_tokens)
           task_sums = task_tokens = 0.0
