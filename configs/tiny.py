@@ -1,5 +1,5 @@
-"""Tiny Unified-IO: the embedded default run and the tests' model (CPU, a fraction of a
-second per step).
+"""Tiny Unified-IO: the embedded default run (`make train`) and the tests' model; about
+0.8 s per step on 2 CPU cores, so the default 3000 steps take about 40 minutes.
 
   python -m unified_io.train                      # = --config=configs/tiny.py --workdir=workdir/tiny
   python -m unified_io.model --config=configs/tiny.py

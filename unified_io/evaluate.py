@@ -4,10 +4,16 @@
   python -m unified_io.evaluate --workdir=workdir/tiny --split=test --num_examples=200 \
       --tasks=builtin_vqa,builtin_depth --out=workdir/tiny/eval_test
   python -m unified_io.evaluate --config=configs/tiny.py --checkpoint=PATH --out=DIR
+  python -m unified_io.evaluate --benchmark=grit --workdir=workdir/tiny --grit_dir=GRIT \
+      --split=ablation --tasks=vqa,refexp --num_examples=100 --out=workdir/tiny/grit
 
 --workdir reads WORKDIR/config.json and the latest checkpoint; --config and --checkpoint
 override either. Writes OUT/metrics.json, OUT/predictions.jsonl, OUT/report.md and one
-PNG per task group (default OUT: WORKDIR/eval_<split>).
+PNG per task group (default OUT: WORKDIR/eval_<split>). --benchmark=grit runs GRIT's
+sample files instead (unified_io/grit_eval.py): --split is ablation (default) or test,
+--tasks GRIT task names (default all seven), --num_examples a limit per task (default
+none); writes the submission OUT/<split>/ + OUT/<split>.zip, and OUT/metrics.json when the
+samples carry ground truth (default OUT: WORKDIR/grit).
 """
 import json
 import os
@@ -19,6 +25,7 @@ from ml_collections import config_flags
 
 from unified_io import checkpointing
 from unified_io import evaluation
+from unified_io import grit_eval
 from unified_io import predictor as predictor_lib
 from unified_io.data import config_inputs
 
@@ -54,6 +61,8 @@ def main(argv):
   checkpoint = _CHECKPOINT.value or _WORKDIR.value
   if not os.path.exists(checkpoint) and "://" not in checkpoint:
     raise app.UsageError(f"--checkpoint/--workdir {checkpoint} does not exist")
+  if _BENCHMARK.value == "grit":
+    return _grit(config, checkpoint)
   out = _OUT.value or os.path.join(_WORKDIR.value or ".", f"eval_{_SPLIT.value}")
   if _TASKS.value:
     config.data.tasks = _TASKS.value
@@ -70,6 +79,23 @@ def main(argv):
   print(f"Wrote {out}/metrics.json, predictions.jsonl and {report}")
 
 
+def _grit(config, checkpoint):
+  # Builtin defaults do not carry over: GRIT has no "validation" split, and a run is meant to
+  # cover every sample unless --num_examples says otherwise.
+  split = _SPLIT.value if flags.FLAGS["split"].present else "ablation"
+  try:
+    tasks, split = grit_eval.parse_tasks(_TASKS.value), grit_eval.check_split(split)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
+  if not _GRIT_DIR.value or not os.path.isdir(os.path.join(_GRIT_DIR.value, "samples")):
+    raise app.UsageError(f"--grit_dir={_GRIT_DIR.value} must be a GRIT folder with samples/")
+  predictor = predictor_lib.Predictor.from_workdir(_WORKDIR.value, config=config,
+                                                   checkpoint=checkpoint)
+  limit = _NUM.value if flags.FLAGS["num_examples"].present else None
+  grit_eval.run(predictor, _GRIT_DIR.value, split, tasks,
+                _OUT.value or os.path.join(_WORKDIR.value or ".", "grit"), limit, config.seed)
+
+
 if __name__ == "__main__":
   # Flags only when run as a program: the functions above are a library too.
   _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (default: WORKDIR's).")
@@ -80,4 +106,7 @@ if __name__ == "__main__":
   _NUM = flags.DEFINE_integer("num_examples", 64, "Examples per task.")
   _BATCH = flags.DEFINE_integer("batch_size", 16, "Examples per forward pass.")
   _OUT = flags.DEFINE_string("out", None, "Output directory.")
+  _BENCHMARK = flags.DEFINE_enum("benchmark", "builtin", ["builtin", "grit"],
+                                 "builtin: registered tasks; grit: GRIT sample files.")
+  _GRIT_DIR = flags.DEFINE_string("grit_dir", None, "GRIT folder (images/, samples/...).")
   app.run(main)

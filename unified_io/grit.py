@@ -46,7 +46,7 @@ import math
 import os
 import zipfile
 from collections import Counter
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -54,6 +54,7 @@ from pycocotools import mask as mask_utils
 
 from unified_io import grit_metrics
 from unified_io import locations
+from unified_io.data import prompts
 
 log = logging.getLogger(__name__)
 
@@ -71,24 +72,23 @@ GT_FIELDS = ("words", "bboxes", "masks", "points", "out_image_name")
 MEASURES = grit_metrics.MEASURES
 PARTITIONS = grit_metrics.PARTITIONS
 
-# Unified-IO's prompt per GRIT task; "{}" is filled by `prompt_for`. Kept here as data
-# until unified_io/data/prompts.py holds the training prompts. Sources: the released
-# inference code (allenai/unified-io-inference, uio/runner.py) and the paper's appendix
-# A.1. Categorization fills in the box's four location tokens; VQA is the lower-cased
-# question itself (the model was trained on lower-cased questions); keypoint runs in two
-# stages: localization of "person", then `keypoint_region_prompt` on each box found.
-# Localization uses the appendix's plural "Which regions ..." (runner.py reuses the refexp
-# prompt for it).
+# Unified-IO's prompt per GRIT task: the official template of the matching training task
+# (unified_io/data/prompts.py, which cites appendix A.1 and allenai/unified-io-inference's
+# runner.py); "{}" is filled by `prompt_for`. Categorization fills in the box's four
+# location tokens; VQA is the lower-cased question itself (the model was trained on
+# lower-cased questions); keypoint runs in two stages: localization of "person", then
+# `keypoint_region_prompt` on each box found. Localization uses the appendix's plural
+# "Which regions ..." (runner.py reuses the refexp prompt for it).
 GRIT_PROMPTS = {
-    "categorization": 'What is the category of region " {} " ?',
-    "localization": 'Which regions does the text " {} " describe ?',
+    "categorization": prompts.official("object_categorization"),
+    "localization": prompts.official("localization"),
     "vqa": "{}",
-    "refexp": 'Which region does the text " {} " describe ?',
-    "segmentation": 'What is the segmentation of " {} " ?',
-    "keypoint": 'Which regions does the text " {} " describe ?',
-    "normal": "What is the surface normal of the image ?",
+    "refexp": prompts.official("refexp"),
+    "segmentation": prompts.official("segmentation"),
+    "keypoint": prompts.official("localization"),
+    "normal": prompts.official("surface_normal"),
 }
-KEYPOINT_REGION_PROMPT = 'Find the human joints in the region " {} " .'
+KEYPOINT_REGION_PROMPT = prompts.official("keypoint")
 STUFF_MARKER = "(Stuff)"  # in a segmentation task_query: a class without instances
 
 _NEED_QUERY = ("localization", "vqa", "refexp", "segmentation")
@@ -538,7 +538,8 @@ def sample_score(task: str, pred: Mapping[str, Any], sample: Mapping[str, Any], 
 def evaluate(grit_dir: str, predictions: Union[str, Sequence[Mapping[str, Any]]], task: str,
              split: str = "ablation", *, pred_normals_dir: Optional[str] = None,
              gt_normals_dir: Optional[str] = None,
-             lemma2groups: Optional[Mapping[str, Sequence[str]]] = None) -> Dict[str, Any]:
+             lemma2groups: Optional[Mapping[str, Sequence[str]]] = None,
+             example_ids: Optional[Collection[str]] = None) -> Dict[str, Any]:
   """Scores one task's predictions against samples that carry ground truth.
 
   predictions: a list of prediction dicts, a submission folder or a {task}.json file.
@@ -547,6 +548,7 @@ def evaluate(grit_dir: str, predictions: Union[str, Sequence[Mapping[str, Any]]]
     (default: GRIT/images, as in grit_official's example samples).
   lemma2groups: concept lemma -> concept groups (people, animals, ...); with it, per-group
     "acc.{group}.agg.{abbrev}.mean" are added for samples whose meta lists concepts.
+  example_ids: score only these samples (a run over part of the file); default all.
 
   Returns the official measures for every partition the samples' metadata allows (see the
   module docstring), plus "acc.any.pooled.{abbrev}.mean" (all scored samples, distorted
@@ -561,6 +563,12 @@ def evaluate(grit_dir: str, predictions: Union[str, Sequence[Mapping[str, Any]]]
         f"{samples_path(grit_dir, task, split)} has no ground truth: GRIT withholds it for "
         "ablation and test, and its leaderboard scores submissions (zip_submission). "
         "evaluate needs sample files that carry an 'output' (or 'gt') dict per sample.")
+  without_gt = len(samples) - len(scored)
+  if example_ids is not None:
+    wanted = set(example_ids)
+    scored = [s for s in scored if s["example_id"] in wanted]
+    if not scored:
+      raise ValueError(f"{task}: none of the {len(wanted)} example_ids has ground truth")
   if isinstance(predictions, str):
     pred_file_dir = predictions if os.path.isdir(predictions) else os.path.dirname(predictions)
     pred_normals_dir = pred_normals_dir or os.path.join(pred_file_dir, "normals")
@@ -598,7 +606,7 @@ def evaluate(grit_dir: str, predictions: Union[str, Sequence[Mapping[str, Any]]]
 
   abbrev = TASK_ABBREVIATIONS[task]
   out: Dict[str, Any] = {"num_samples": len(scored), "num_missing_predictions": missing,
-                         "num_without_ground_truth": len(samples) - len(scored)}
+                         "num_without_ground_truth": without_gt}
   out[f"acc.any.pooled.{abbrev}.mean"] = float(np.mean([r["m"]["acc"] for r in rows]))
   out.update(grit_metrics.aggregate(rows, abbrev, "any", MEASURES, PARTITIONS))
   for group in sorted(set().union(*(r["groups"] for r in rows))):

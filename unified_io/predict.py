@@ -72,8 +72,13 @@ def make_prompt(task: str, image_hw, arg: str = "", box: Optional[Sequence[float
   return template.format(arg) if "{}" in template else template
 
 
-def predict(predictor, image, prompt: str, task: Optional[str] = None, seed: int = 0) -> dict:
-  """Structured prediction for one image (uint8/float [H, W, 3] or None) and prompt."""
+def predict(predictor, image, prompt: str, task: Optional[str] = None, seed: int = 0,
+            region: Optional[Sequence[float]] = None) -> dict:
+  """Structured prediction for one image (uint8/float [H, W, 3] or None) and prompt.
+
+  region: for task="keypoints", the person box x1, y1, x2, y2 of the prompt (pixels); joints
+  the model leaves unlocated are placed at its centre rather than the image's.
+  """
   if not prompt or not prompt.strip():
     raise ValueError("The prompt is empty")
   kind = TASKS[task][1] if task else "text"
@@ -100,16 +105,25 @@ def predict(predictor, image, prompt: str, task: Optional[str] = None, seed: int
     return out
   mask_fn = None
   if kind == "keypoints":
-    mask_fn = predictor_lib.keypoint_logit_mask(predictor)
+    mask_fn = _keypoint_mask_fn(predictor)
   texts, tokens = predictor.text(features, logit_mask_fn=mask_fn)
   out["text"] = texts[0]
   if kind == "keypoints":
     out["keypoints"], out["malformed"] = postprocess.parse_keypoints(
-        tokens[0], layout, image_hw, predictor.decode_text)
+        tokens[0], layout, image_hw, predictor.decode_text, region=region)
   elif kind == "boxes" or layout.is_location(tokens[0]).any():
     out["boxes"], out["labels"], out["malformed"] = postprocess.parse_boxes(
         tokens[0], layout, image_hw, predictor.decode_text)
   return out
+
+
+def _keypoint_mask_fn(predictor):
+  # One closure per predictor: Predictor.text jits once per mask function object, so a new
+  # closure per call would recompile (and keep) the decoder for every keypoint prediction.
+  fn = getattr(predictor, "_keypoint_mask_fn", None)
+  if fn is None:
+    fn = predictor._keypoint_mask_fn = predictor_lib.keypoint_logit_mask(predictor)
+  return fn
 
 
 def picture(image, result: dict):
@@ -164,7 +178,7 @@ def main(argv):
     raise app.UsageError(str(e)) from e
   if image is None and _TASK.value not in (None, "image_generation"):
     raise app.UsageError(f"--task={_TASK.value} needs --image")
-  result = predict(predictor, image, prompt, _TASK.value, seed=_SEED.value)
+  result = predict(predictor, image, prompt, _TASK.value, seed=_SEED.value, region=box)
   print(f"prompt: {prompt}")
   print(f"answer: {result['text']}")
   for key in ("boxes", "labels", "keypoints"):

@@ -1,0 +1,155 @@
+"""GRIT inference (unified_io/grit_eval.py) on a tiny GRIT folder with ground truth: the
+submission files, the metrics, skips for unreadable images, and the evaluate CLI.
+
+The model is configs/tiny.py with random parameters: the point is the plumbing (every
+output parsed, written and scored), not the scores.
+
+  .venv/bin/python -m pytest tests/test_grit_eval.py
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import flax.linen as nn
+import jax
+import numpy as np
+import pytest
+
+from configs import tiny as tiny_config
+from tests import test_grit
+from unified_io import convert
+from unified_io import grit
+from unified_io import grit_eval
+from unified_io import locations
+from unified_io import model as model_lib
+from unified_io import predictor as predictor_lib
+from unified_io import vocab
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OPTIONS = ["cat", "dog", "bird", "cow"]
+BROKEN = "coco/test2015/vqa_broken.png"
+
+
+@pytest.fixture(scope="module")
+def params():
+  config = tiny_config.get_config()
+  return config, nn.unbox(model_lib.init_params(model_lib.build(config), jax.random.key(0)))
+
+
+def _grit_dir(tmp_path):
+  """test_grit's two samples per task with ground truth, a label set, and a third VQA
+  sample whose image is not an image."""
+  grit_dir, _ = test_grit._perfect_submission(tmp_path)  # pylint: disable=protected-access
+  options = os.path.join(grit_dir, "output_options", "coco_categories.json")
+  os.makedirs(os.path.dirname(options))
+  with open(options, "w") as f:
+    json.dump([{"id": i, "name": n} for i, n in enumerate(OPTIONS)], f)
+  path = grit.samples_path(grit_dir, "vqa", "ablation")
+  samples = json.load(open(path))
+  broken = test_grit._gt_sample("vqa", "vqa_broken", {"words": ["yes"]}, query="what?")  # pylint: disable=protected-access
+  assert broken["input"]["image_id"] == BROKEN
+  with open(path, "w") as f:
+    json.dump(samples + [broken], f)
+  with open(os.path.join(grit_dir, "images", BROKEN), "wb") as f:
+    f.write(b"not a png")
+  return grit_dir
+
+
+def _check_metrics(path):
+  metrics = json.load(open(path))
+  means = {k: v for k, v in metrics.items() if k.endswith(".mean")}
+  assert means
+  for key, value in means.items():
+    assert math.isfinite(value) and 0 <= value <= 100, (key, value)
+  return metrics
+
+
+def test_predict_grit_all_tasks(tmp_path, params):
+  config, p = params
+  predictor = predictor_lib.Predictor(config, p)
+  grit_dir = _grit_dir(tmp_path)
+  lines = []
+  split_dir = grit_eval.predict_grit(predictor, grit_dir, "ablation", grit.GRIT_TASKS,
+                                     str(tmp_path / "out"), progress=lines.append)
+  assert split_dir == str(tmp_path / "out" / "ablation")
+  n_params = json.load(open(os.path.join(split_dir, "params.json")))["params_in_millions"]
+  assert n_params == round(grit_eval.params_in_millions(predictor))
+  for task in grit.GRIT_TASKS:
+    preds = grit.load_predictions(split_dir, task)
+    assert [r["example_id"] for r in preds] == [f"{task}0", f"{task}1"], task
+    key = grit.PREDICTION_FIELD[task]
+    for row in preds:
+      assert set(row) == {"example_id", "confidence", key} and 0 <= row["confidence"] <= 1
+  for row in grit.load_predictions(split_dir, "categorization"):
+    assert row["words"] in OPTIONS  # option scoring never answers out of the label set
+  for row in grit.load_predictions(split_dir, "keypoint"):
+    assert all(len(person) == 51 for person in row["points"])
+  for row in grit.load_predictions(split_dir, "normal"):
+    assert os.path.isfile(os.path.join(split_dir, "normals", row["normal"]))
+
+  # The unreadable image: named, counted, and scored as a missing prediction.
+  skip_lines = [l for l in lines if "skipped vqa vqa_broken" in l]
+  assert len(skip_lines) == 1 and BROKEN in skip_lines[0]
+  assert any("grit ablation vqa: 2 predictions, 1 skipped" in l for l in lines)
+  metrics = _check_metrics(tmp_path / "out" / "metrics.json")
+  assert metrics["vqa.num_missing_predictions"] == 1 and metrics["vqa.num_samples"] == 3
+  assert 0 <= metrics["overall"] <= 100
+
+
+def test_boxes_and_keypoint_stages(tmp_path, params, monkeypatch):
+  """A random model finds no box; make every unmasked text output one box (test_grit's
+  images are 12 x 16) so the box path and keypoint stage two (the real model, not-visible
+  token masked) run."""
+  config, p = params
+  predictor = predictor_lib.Predictor(config, p)
+  box = [2.0, 3.0, 10.0, 9.0]
+  ids = np.zeros(config.lengths.text_targets, np.int32)
+  ids[:5] = [*locations.box_to_location_ids(box, (12, 16), predictor.layout), vocab.EOS_ID]
+  real_text = predictor.text
+
+  def text(features, logit_mask_fn=None, **kw):
+    if logit_mask_fn is not None:  # keypoint stage two
+      return real_text(features, logit_mask_fn=logit_mask_fn, **kw)
+    tokens = np.repeat(ids[None], len(features["text_inputs"]), 0)
+    return [predictor.decode_text(t) for t in tokens], tokens
+  monkeypatch.setattr(predictor, "text", text)
+  grit_dir = _grit_dir(tmp_path)
+  split_dir = grit_eval.predict_grit(predictor, grit_dir, "ablation",
+                                     ["localization", "refexp", "keypoint"],
+                                     str(tmp_path / "out"), limit=1, progress=lambda _: None)
+  for task in ("localization", "refexp"):
+    row, = grit.load_predictions(split_dir, task)
+    np.testing.assert_allclose(row["bboxes"], [box], atol=0.1)  # original-image pixels
+  row, = grit.load_predictions(split_dir, "keypoint")
+  assert len(row["points"]) == 1 and len(row["points"][0]) == 51
+  _check_metrics(tmp_path / "out" / "metrics.json")
+
+
+def _evaluate(*args):
+  return subprocess.run([sys.executable, "-m", "unified_io.evaluate", "--benchmark=grit",
+                         "--config=configs/tiny.py", *args], cwd=ROOT, capture_output=True,
+                        text=True)
+
+
+def test_evaluate_cli_grit(tmp_path, params):
+  _, p = params
+  checkpoint = str(tmp_path / "ckpt")
+  convert.save_params(checkpoint, p)
+  grit_dir = _grit_dir(tmp_path)
+  out = tmp_path / "cli"
+  run = _evaluate(f"--checkpoint={checkpoint}", f"--grit_dir={grit_dir}",
+                  "--tasks=categorization,refexp", "--num_examples=1", f"--out={out}")
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert "grit ablation refexp: 1 predictions" in run.stdout
+  assert (out / "ablation.zip").is_file() and (out / "ablation" / "params.json").is_file()
+  assert sorted(os.listdir(out / "ablation")) == ["categorization.json", "params.json",
+                                                  "refexp.json"]
+  metrics = _check_metrics(out / "metrics.json")
+  # --num_examples=1: only the sample run is scored; no leaderboard "overall" for a subset.
+  assert metrics["refexp.num_samples"] == 1 and metrics["refexp.num_missing_predictions"] == 0
+  assert "overall" not in metrics
+
+  bad = _evaluate(f"--checkpoint={checkpoint}", f"--grit_dir={grit_dir}", "--split=validation")
+  assert bad.returncode != 0 and "GRIT splits are ablation and test" in bad.stderr
