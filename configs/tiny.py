@@ -1,5 +1,6 @@
 """Tiny Unified-IO: the embedded default run (`make train`) and the tests' model; about
-0.8 s per step on 2 CPU cores, so the default 3000 steps take about 40 minutes.
+0.5 s per step on 2 CPU cores, so the default 3000 steps (with 3 evaluations) take
+about 30 minutes.
 
   python -m unified_io.train                      # = --config=configs/tiny.py --workdir=workdir/tiny
   python -m unified_io.model --config=configs/tiny.py
@@ -25,7 +26,7 @@ def get_config():
       decoder_max_image_length=64, decoder_image_grid_width=8, train_image_patches=12))
   config.lengths.update(dict(text_inputs=144, text_targets=72, image_targets=64))
   config.data.update(dict(source="mixture", mixture="builtin_multitask", max_depth=20.0))
-  # 3000 steps: about 40 minutes on 2 CPU cores (the README's `make train` table).
+  # 3000 steps: about 30 minutes on 2 CPU cores (the README's `make train` table).
   config.train.update(dict(batch_size=16, total_steps=3000, log_every=50))
   config.optimizer.update(dict(constant_steps=500))
   config.checkpoint.update(dict(every_steps=500))

@@ -80,14 +80,18 @@ def test_vqa_and_accuracy_baselines_are_the_majority(spec, data_dir):
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, data_dir):
   path = tmp_path_factory.mktemp("run")
+  out = _train(path, data_dir)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return path
+
+
+def _train(workdir, data_dir):
   overrides = {"data.tasks": TASKS, "data.data_dir": data_dir, "train.total_steps": 2,
                "train.log_every": 1, "checkpoint.async_save": False, "eval.num_examples": 2,
                "eval.batch_size": 2, "train.batch_size": 4}
   args = [f"--config.{k}={v}" for k, v in overrides.items()]
-  out = subprocess.run([sys.executable, "-m", "unified_io.train", f"--workdir={path}", *args],
-                       cwd=ROOT, capture_output=True, text=True)
-  assert out.returncode == 0, out.stderr[-3000:]
-  return path
+  return subprocess.run([sys.executable, "-m", "unified_io.train", f"--workdir={workdir}", *args],
+                        cwd=ROOT, capture_output=True, text=True)
 
 
 def test_training_ends_with_a_report(workdir):
@@ -99,6 +103,15 @@ def test_training_ends_with_a_report(workdir):
   assert (report / "sparse_labelling.png").exists() and (report / "dense_labelling.png").exists()
   assert "| sparse_labelling | builtin_refexp |" in (report / "report.md").read_text()
   assert "Evaluating 5 tasks" in (workdir / "log.txt").read_text()
+
+
+def test_rerunning_a_finished_run_keeps_its_report(workdir, data_dir):
+  report = workdir / "eval" / "step_2" / "report.md"
+  before = report.stat().st_mtime_ns
+  out = _train(workdir, data_dir)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert f"Already at step 2; its evaluation report is {report}" in out.stdout + out.stderr
+  assert report.stat().st_mtime_ns == before
 
 
 def _predict(workdir, *args):

