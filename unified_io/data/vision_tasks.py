@@ -315,13 +315,19 @@ def _builtin_image_generation(example, rng, ctx, prompt):
                           rng, prompt)
 
 
-def _builtin_segmentation_generation(example, rng, ctx, prompt):
-  del ctx
+def _visible_instances(example):
+  """(objects, instance masks, indices of the objects with at least one visible pixel)."""
   objs = builtin_objects(example).require()
   masks = _instance_masks(example, objs)
   visible = [k for k, mask in enumerate(masks) if mask.any()]
   if not visible:
     raise Skip("no object has visible pixels")
+  return objs, masks, visible
+
+
+def _builtin_segmentation_generation(example, rng, ctx, prompt):
+  del ctx
+  objs, masks, visible = _visible_instances(example)
   if len(visible) > len(dense_labels.NAMED_COLORS):
     raise Skip(f"{len(visible)} instances, more than the palette's colours")
   colors = dense_labels.pick_colors(len(visible), rng)
@@ -409,11 +415,7 @@ def _builtin_normals(example, rng, ctx, prompt):
 
 def _builtin_segmentation(example, rng, ctx, prompt):
   del ctx
-  objs = builtin_objects(example).require()
-  masks = _instance_masks(example, objs)
-  visible = [k for k, mask in enumerate(masks) if mask.any()]
-  if not visible:
-    raise Skip("no object has visible pixels")
+  objs, masks, visible = _visible_instances(example)
   present = sorted({objs.names[k] for k in visible})
   name = present[pick(len(present), rng)]
   members = [k for k in visible if objs.names[k] == name]
