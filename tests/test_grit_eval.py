@@ -20,10 +20,12 @@ import pytest
 from configs import tiny as tiny_config
 from tests import test_grit
 from unified_io import convert
+from unified_io import generation
 from unified_io import grit
 from unified_io import grit_eval
 from unified_io import locations
 from unified_io import model as model_lib
+from unified_io import predict as predict_lib
 from unified_io import predictor as predictor_lib
 from unified_io import vocab
 
@@ -107,14 +109,18 @@ def test_boxes_and_keypoint_stages(tmp_path, params, monkeypatch):
   box = [2.0, 3.0, 10.0, 9.0]
   ids = np.zeros(config.lengths.text_targets, np.int32)
   ids[:5] = [*locations.box_to_location_ids(box, (12, 16), predictor.layout), vocab.EOS_ID]
-  real_text = predictor.text
+  real_text = predictor.text_with_scores
+  stage_two = []
 
   def text(features, logit_mask_fn=None, **kw):
     if logit_mask_fn is not None:  # keypoint stage two
-      return real_text(features, logit_mask_fn=logit_mask_fn, **kw)
+      out = real_text(features, logit_mask_fn=logit_mask_fn, **kw)
+      stage_two.append(float(np.exp(out[2][0])))
+      return out
     tokens = np.repeat(ids[None], len(features["text_inputs"]), 0)
-    return [predictor.decode_text(t) for t in tokens], tokens
-  monkeypatch.setattr(predictor, "text", text)
+    return ([predictor.decode_text(t) for t in tokens], tokens,
+            np.full(len(tokens), np.log(0.5)))
+  monkeypatch.setattr(predictor, "text_with_scores", text)
   grit_dir = _grit_dir(tmp_path)
   split_dir = grit_eval.predict_grit(predictor, grit_dir, "ablation",
                                      ["localization", "refexp", "keypoint"],
@@ -122,8 +128,11 @@ def test_boxes_and_keypoint_stages(tmp_path, params, monkeypatch):
   for task in ("localization", "refexp"):
     row, = grit.load_predictions(split_dir, task)
     np.testing.assert_allclose(row["bboxes"], [box], atol=0.1)  # original-image pixels
+    assert row["confidence"] == pytest.approx(0.5)  # the output sequence's probability
   row, = grit.load_predictions(split_dir, "keypoint")
   assert len(row["points"]) == 1 and len(row["points"][0]) == 51
+  assert len(stage_two) == 1 and 0 < stage_two[0] < 1
+  assert row["confidence"] == pytest.approx(0.5 * stage_two[0])  # person box x its joints
   _check_metrics(tmp_path / "out" / "metrics.json")
 
 
@@ -153,3 +162,27 @@ def test_evaluate_cli_grit(tmp_path, params):
 
   bad = _evaluate(f"--checkpoint={checkpoint}", f"--grit_dir={grit_dir}", "--split=validation")
   assert bad.returncode != 0 and "GRIT splits are ablation and test" in bad.stderr
+
+
+def test_text_log_likelihood_is_the_teacher_forced_score(params):
+  """predict's log_likelihood (summed during greedy decoding) equals the score of the same
+  tokens as a complete target (generation.score_options: minus the training loss)."""
+  config, p = params
+  predictor = predictor_lib.Predictor(config, p)
+  image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+  features = predictor.features([grit_eval._raw("what colour is the circle ?", image)],  # pylint: disable=protected-access
+                                names=["q"])
+  _, tokens, scores = predictor.text_with_scores(features)
+  row = tokens[0]
+  assert (row != 0).any()
+  length = int(np.argmax(row == vocab.EOS_ID)) + 1 if (row == vocab.EOS_ID).any() else len(row)
+  assert (row[:length] != 0).all()  # no pad id inside the output: score_options would skip it
+  table = np.zeros((1, 1, len(row)), np.int32)
+  table[0, 0, :length] = row[:length]
+  batch = predictor._model_inputs(features)  # pylint: disable=protected-access
+  teacher_forced = generation.score_options(predictor.model, predictor.params, batch, table)
+  assert scores[0] < 0
+  np.testing.assert_allclose(scores[0], float(teacher_forced[0, 0]), rtol=1e-4, atol=1e-3)
+  result = predict_lib.predict(predictor, image, "what colour is the circle ?", "vqa")
+  assert result["log_likelihood"] == pytest.approx(scores[0], rel=1e-5)
+  assert grit_eval._probability(result) == pytest.approx(np.exp(scores[0]))  # pylint: disable=protected-access

@@ -17,9 +17,11 @@ keypoint runs localization of "person", then one joint prediction per box found 
 not-visible token masked (17 x, y, v triples per person).
 
 Confidence: categorization reports the chosen option's probability renormalised over the
-label set (softmax of the options' log-likelihoods). The other tasks report 1.0:
-Predictor.text drops the decoder's sequence log-likelihood, so no per-sample score is
-available without a second pass.
+label set (softmax of the options' log-likelihoods); vqa, localization and refexp the
+probability of the greedy output sequence (exp of its summed token log-probabilities);
+keypoint the probability of the person-localization sequence times the mean probability
+of the per-person joint sequences. Segmentation and normal output images sampled token by
+token, which have no such score: they report 1.0.
 
 Samples run one at a time (predict.predict takes one image), so every model function is
 compiled once. Unreadable images are skipped and counted, with the file named; a skipped
@@ -55,6 +57,11 @@ def _softmax_at(scores: np.ndarray, index: int) -> float:
   return float(np.exp(scores[index] - top) / np.exp(scores - top).sum())  # exp(-inf) = 0
 
 
+def _probability(prediction: dict) -> float:
+  """The greedy output sequence's probability, in [0, 1] as GRIT wants a confidence."""
+  return float(np.clip(np.exp(prediction["log_likelihood"]), 0.0, 1.0))
+
+
 def _normals_rgb(normals: np.ndarray) -> np.ndarray:
   """Unit normals [H, W, 3] -> GRIT's RGB encoding, channel = (n + 1) / 2 * 255."""
   return np.clip(np.round((np.asarray(normals) + 1.0) / 2.0 * 255.0), 0, 255).astype(np.uint8)
@@ -82,17 +89,20 @@ class _Runner:
     return {"words": options[k]}, _softmax_at(scores[0], k)
 
   def vqa(self, sample, image):
-    return {"words": self._predict(image, grit.prompt_for(sample), "vqa")["text"].strip()}, 1.0
+    out = self._predict(image, grit.prompt_for(sample), "vqa")
+    return {"words": out["text"].strip()}, _probability(out)
 
-  def _boxes(self, sample, image) -> np.ndarray:
-    return self._predict(image, grit.prompt_for(sample), "localization")["boxes"]
+  def _boxes(self, sample, image):
+    out = self._predict(image, grit.prompt_for(sample), "localization")
+    return out["boxes"], _probability(out)
 
   def localization(self, sample, image):
-    return {"bboxes": self._boxes(sample, image)}, 1.0
+    boxes, confidence = self._boxes(sample, image)
+    return {"bboxes": boxes}, confidence
 
   def refexp(self, sample, image):
     out = self._predict(image, grit.prompt_for(sample), "refexp")
-    return {"bboxes": out["boxes"]}, 1.0
+    return {"bboxes": out["boxes"]}, _probability(out)
 
   def segmentation(self, sample, image):
     out = self._predict(image, grit.prompt_for(sample), "segmentation")
@@ -101,11 +111,15 @@ class _Runner:
   def keypoint(self, sample, image):
     # Stage one finds the people, stage two the joints of each (paper appendix A.1).
     hw = image.shape[:2]
-    people = []
-    for box in self._boxes(sample, image):
+    boxes, confidence = self._boxes(sample, image)
+    people, joint_probabilities = [], []
+    for box in boxes:
       out = self._predict(image, grit.keypoint_region_prompt(box, hw), "keypoints", region=box)
       people.append(out["keypoints"])
-    return {"points": people}, 1.0
+      joint_probabilities.append(_probability(out))
+    if joint_probabilities:
+      confidence *= float(np.mean(joint_probabilities))
+    return {"points": people}, confidence
 
   def normal(self, sample, image):
     out = self._predict(image, grit.prompt_for(sample), "normals")

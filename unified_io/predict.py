@@ -12,7 +12,8 @@ name, an expression, a question; region tasks take --box=x1,y1,x2,y2 in image pi
 picks the output kind and post-processing. Without --task the prompt is used as given and
 the answer is text (boxes are drawn if it contains location tokens).
 
-Python API: `predict(predictor, image, prompt, task=None)` returns a dict with "text" and,
+Python API: `predict(predictor, image, prompt, task=None)` returns a dict with "text" (and,
+for text outputs, "log_likelihood": the greedy output's summed token log-probability) and,
 by task, "boxes" (pixel x1, y1, x2, y2 of the original image) + "labels", "keypoints"
 [17, 3] (x, y, visibility), "masks" + "labels", "depth" (metres), "normals" (unit
 vectors) or "image" (a generated image in [0, 1]).
@@ -106,8 +107,8 @@ def predict(predictor, image, prompt: str, task: Optional[str] = None, seed: int
   mask_fn = None
   if kind == "keypoints":
     mask_fn = _keypoint_mask_fn(predictor)
-  texts, tokens = predictor.text(features, logit_mask_fn=mask_fn)
-  out["text"] = texts[0]
+  texts, tokens, scores = predictor.text_with_scores(features, logit_mask_fn=mask_fn)
+  out["text"], out["log_likelihood"] = texts[0], float(scores[0])
   if kind == "keypoints":
     out["keypoints"], out["malformed"] = postprocess.parse_keypoints(
         tokens[0], layout, image_hw, predictor.decode_text, region=region)

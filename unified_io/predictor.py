@@ -90,15 +90,23 @@ class Predictor:
   def text(self, features, max_len: Optional[int] = None, method: str = "greedy",
            num_beams: int = 4, logit_mask_fn=None):
     """(decoded strings, token ids [B, max_len]) of the text output."""
+    texts, tokens, _ = self.text_with_scores(features, max_len, method, num_beams,
+                                             logit_mask_fn)
+    return texts, tokens
+
+  def text_with_scores(self, features, max_len: Optional[int] = None, method: str = "greedy",
+                       num_beams: int = 4, logit_mask_fn=None):
+    """`text` plus each output's log-likelihood [B]: the sum of its tokens' log-probabilities
+    (EOS included) for greedy decoding, beam search's length-normalised score for "beam"."""
     max_len = max_len or self.config.lengths.text_targets
     key = (max_len, method, num_beams, logit_mask_fn)
     if key not in self._text_fns:
       self._text_fns[key] = jax.jit(functools.partial(
           generation.generate_text, self.model, max_len=max_len, eos_id=vocab.EOS_ID,
           method=method, num_beams=num_beams, logit_mask_fn=logit_mask_fn))
-    tokens, _ = self._text_fns[key](self.params, self._model_inputs(features))
+    tokens, scores = self._text_fns[key](self.params, self._model_inputs(features))
     tokens = np.asarray(tokens)
-    return [self.decode_text(row) for row in tokens], tokens
+    return [self.decode_text(row) for row in tokens], tokens, np.asarray(scores, np.float64)
 
   def decode_text(self, ids) -> str:
     ids = np.asarray(ids)
