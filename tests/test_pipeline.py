@@ -33,7 +33,19 @@ def _picky(example, rng, ctx):
   return raw
 
 
-for _name, _fn in (("test_caption", _caption), ("test_picky", _picky)):
+def _rare(example, rng, ctx):
+  """Usable on 2 of the 12 test scenes (ids 0 and 10): rarer than builtin_keypoints' 35%."""
+  if example["id"].decode()[-1] != "0":
+    raise tasks_lib.SkipExample("id does not end in 0")
+  return _caption(example, rng, ctx)
+
+
+def _never(example, rng, ctx):
+  raise tasks_lib.SkipExample("never usable")
+
+
+for _name, _fn in (("test_caption", _caption), ("test_picky", _picky), ("test_rare", _rare),
+                   ("test_never", _never)):
   tasks_lib.register(tasks_lib.Task(name=_name, group="image_captioning",
                                     builder="uio_builtin_scenes/scenes", preprocess=_fn,
                                     prompts=("What does the image describe ?",)))
@@ -187,3 +199,24 @@ def test_undecodable_records_are_skipped_counted_and_named(spec, data_dir, monke
   assert list(skips) and all(r.startswith("undecodable record") for r in skips)
   # Every corrupt record visited was skipped; a fallback always found a readable one.
   assert sum(skips.values()) >= 1
+
+
+def test_rarely_usable_tasks_fall_back_until_a_record_fits(spec, data_dir):
+  """With 1 in 6 records usable, 17 skips in a row (the old fallback limit) come once in
+  about 22 draws; 500 draws must all find a usable record."""
+  counters = pipeline.Counters()
+  stream = pipeline.MixtureStream(["test_rare"], [1.0], spec, seed=0, data_dir=data_dir,
+                                  counters=counters)
+  usable = [i for i in range(NUM_EXAMPLES) if str(i).endswith("0")]
+  assert len(usable) == 2
+  for index in range(500):
+    assert stream.element(index)["task_index"] == 0
+  skipped = counters.skipped[("test_rare", "id does not end in 0")]
+  assert 500 * 3 < skipped < 500 * 7  # 5 skips per draw expected
+
+
+def test_a_task_no_record_fits_names_itself(spec, data_dir):
+  stream = pipeline.MixtureStream(["test_never"], [1.0], spec, seed=0, data_dir=data_dir)
+  with pytest.raises(RuntimeError, match=r"test_never: 101 records in a row were skipped at "
+                                         r"stream element 0 \(does the task fit uio_builtin"):
+    stream.element(0)

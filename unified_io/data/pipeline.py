@@ -41,7 +41,11 @@ from unified_io import text_tokenizer
 from unified_io.data import tasks as tasks_lib
 
 BLOCK = 10_000  # schedule slots per shuffled block
-MAX_FALLBACKS = 16  # records tried after a skipped one before giving up on an element
+# Records tried after a skipped one before giving up on an element. Tasks that use only
+# part of a dataset need many: builtin_keypoints can use 35% of the scenes (those with a
+# person), so 17 skips in a row come once in about 1500 draws (a long run hit it), while
+# 101 in a row come once in about 1e19.
+MAX_FALLBACKS = 100
 MAX_IN_MEMORY_BYTES = 4 << 30
 
 
@@ -414,7 +418,9 @@ class MixtureStream:
       features["loss_weight"] = np.float32(task.loss_weight)
       return features
     raise RuntimeError(f"{task.name}: {MAX_FALLBACKS + 1} records in a row were skipped at "
-                       f"stream element {index}; skips so far: {self.counters.summary()}")
+                       f"stream element {index} (does the task fit {src.name}? a task that can "
+                       "use only a few records wants a record_filter); skips so far: "
+                       f"{self.counters.summary()}")
 
 
 class Batches:
