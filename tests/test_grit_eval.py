@@ -170,7 +170,7 @@ def test_text_log_likelihood_is_the_teacher_forced_score(params):
   config, p = params
   predictor = predictor_lib.Predictor(config, p)
   image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-  features = predictor.features([grit_eval._raw("what colour is the circle ?", image)],  # pylint: disable=protected-access
+  features = predictor.features([predict_lib.raw_input("what colour is the circle ?", image)],
                                 names=["q"])
   _, tokens, scores = predictor.text_with_scores(features)
   row = tokens[0]

@@ -23,10 +23,10 @@ class CheckpointError(ValueError):
 def _cause(e: BaseException) -> str:
   # The innermost exception says what is wrong (e.g. which array's bytes are short); the
   # outer ones wrap it in array specs.
-  seen = {id(e)}
-  while (e.__cause__ or e.__context__) is not None and id(e.__cause__ or e.__context__) not in seen:
-    e = e.__cause__ or e.__context__
+  seen = set()
+  while (e.__cause__ or e.__context__) is not None and id(e) not in seen:
     seen.add(id(e))
+    e = e.__cause__ or e.__context__
   text = " ".join(str(e).split())
   if len(text) > _MAX_CAUSE_CHARS:
     text = text[:_MAX_CAUSE_CHARS] + " ..."

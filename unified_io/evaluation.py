@@ -70,7 +70,6 @@ def _slice(features, start, stop):
   return {k: v[start:stop] for k, v in features.items()}
 
 
-_MASK_FNS: Dict[int, dict] = {}  # one logit-mask closure per predictor: compiled once
 
 
 def predict(predictor, examples: TaskExamples, batch_size: int, seed: int = 0) -> List[dict]:
@@ -78,7 +77,6 @@ def predict(predictor, examples: TaskExamples, batch_size: int, seed: int = 0) -
   task, n = examples.task, len(examples.raws)
   out = [dict(text="", tokens=np.zeros(0, np.int32), image=None) for _ in range(n)]
   options = examples.raws[0]["meta"].get("class_names")
-  mask_fn_cache = _MASK_FNS.setdefault(id(predictor), {})
   for start in range(0, n, batch_size):
     part = _slice(examples.features, start, start + batch_size)
     rows = range(start, min(start + batch_size, n))
@@ -89,10 +87,7 @@ def predict(predictor, examples: TaskExamples, batch_size: int, seed: int = 0) -
         for i, k in zip(rows, best):
           out[i]["text"] = str(options[int(k)])
       else:
-        mask_fn = None
-        if task.metric == "keypoint_oks":
-          mask_fn = mask_fn_cache.setdefault("keypoints", predictor_lib.keypoint_logit_mask(
-              predictor))
+        mask_fn = predictor.keypoint_mask_fn if task.metric == "keypoint_oks" else None
         texts, tokens = predictor.text(part, logit_mask_fn=mask_fn)
         for i, text, ids in zip(rows, texts, tokens):
           out[i]["text"], out[i]["tokens"] = text, ids
@@ -383,7 +378,6 @@ def make_train_evaluator(config, workdir: str):
   last step (or whenever config.eval.report is set) also writes WORKDIR/eval/step_N/ with
   metrics.json, report.md and the pictures.
   """
-  from unified_io import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
   from unified_io.data import config_inputs  # pylint: disable=g-import-not-at-top
   task_names, _ = config_inputs.mixture_rates(config)
   state = {}

@@ -46,11 +46,6 @@ from unified_io import predict as predict_lib
 MAX_SKIP_LINES = 5  # per task; the count covers the rest
 
 
-def _raw(prompt: str, image) -> dict:
-  # predict.predict's raw-example contract: the prompt and image, no targets.
-  return {"prompt": prompt, "image": image, "target_text": "", "target_image": None}
-
-
 def _softmax_at(scores: np.ndarray, index: int) -> float:
   scores = np.asarray(scores, np.float64)
   top = scores[np.isfinite(scores)].max()
@@ -83,7 +78,8 @@ class _Runner:
       self._options[name] = grit.load_output_options(self.grit_dir, name)
     options = self._options[name]
     prompt = grit.prompt_for(sample, image.shape[:2])
-    features = self.predictor.features([_raw(prompt, image)], names=[sample["example_id"]])
+    features = self.predictor.features([predict_lib.raw_input(prompt, image)],
+                                       names=[sample["example_id"]])
     best, scores = self.predictor.choose(features, [options])
     k = int(best[0])
     return {"words": options[k]}, _softmax_at(scores[0], k)
@@ -92,8 +88,8 @@ class _Runner:
     out = self._predict(image, grit.prompt_for(sample), "vqa")
     return {"words": out["text"].strip()}, _probability(out)
 
-  def _boxes(self, sample, image):
-    out = self._predict(image, grit.prompt_for(sample), "localization")
+  def _boxes(self, sample, image, task: str = "localization"):
+    out = self._predict(image, grit.prompt_for(sample), task)
     return out["boxes"], _probability(out)
 
   def localization(self, sample, image):
@@ -101,8 +97,8 @@ class _Runner:
     return {"bboxes": boxes}, confidence
 
   def refexp(self, sample, image):
-    out = self._predict(image, grit.prompt_for(sample), "refexp")
-    return {"bboxes": out["boxes"]}, _probability(out)
+    boxes, confidence = self._boxes(sample, image, "refexp")
+    return {"bboxes": boxes}, confidence
 
   def segmentation(self, sample, image):
     out = self._predict(image, grit.prompt_for(sample), "segmentation")

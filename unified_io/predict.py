@@ -73,6 +73,11 @@ def make_prompt(task: str, image_hw, arg: str = "", box: Optional[Sequence[float
   return template.format(arg) if "{}" in template else template
 
 
+def raw_input(prompt: str, image) -> dict:
+  """A raw example of the prompt and image alone (no targets), for Predictor.features."""
+  return {"prompt": prompt, "image": image, "target_text": "", "target_image": None}
+
+
 def predict(predictor, image, prompt: str, task: Optional[str] = None, seed: int = 0,
             region: Optional[Sequence[float]] = None) -> dict:
   """Structured prediction for one image (uint8/float [H, W, 3] or None) and prompt.
@@ -85,8 +90,7 @@ def predict(predictor, image, prompt: str, task: Optional[str] = None, seed: int
   kind = TASKS[task][1] if task else "text"
   image_hw = (predictor.config.model.image_size,) * 2 if image is None else np.asarray(
       image).shape[:2]
-  raw = {"prompt": prompt, "image": image, "target_text": "", "target_image": None}
-  features = predictor.features([raw], names=["input"])
+  features = predictor.features([raw_input(prompt, image)], names=["input"])
   out = {"prompt": prompt, "task": task}
   layout = predictor.layout
   if kind in IMAGE_OUTPUTS:
@@ -104,9 +108,7 @@ def predict(predictor, image, prompt: str, task: Optional[str] = None, seed: int
           generated, image_hw)
     out["text"] = ""
     return out
-  mask_fn = None
-  if kind == "keypoints":
-    mask_fn = _keypoint_mask_fn(predictor)
+  mask_fn = predictor.keypoint_mask_fn if kind == "keypoints" else None
   texts, tokens, scores = predictor.text_with_scores(features, logit_mask_fn=mask_fn)
   out["text"], out["log_likelihood"] = texts[0], float(scores[0])
   if kind == "keypoints":
@@ -116,15 +118,6 @@ def predict(predictor, image, prompt: str, task: Optional[str] = None, seed: int
     out["boxes"], out["labels"], out["malformed"] = postprocess.parse_boxes(
         tokens[0], layout, image_hw, predictor.decode_text)
   return out
-
-
-def _keypoint_mask_fn(predictor):
-  # One closure per predictor: Predictor.text jits once per mask function object, so a new
-  # closure per call would recompile (and keep) the decoder for every keypoint prediction.
-  fn = getattr(predictor, "_keypoint_mask_fn", None)
-  if fn is None:
-    fn = predictor._keypoint_mask_fn = predictor_lib.keypoint_logit_mask(predictor)
-  return fn
 
 
 def picture(image, result: dict):

@@ -87,6 +87,13 @@ class Predictor:
   def _text_fns(self):
     return {}
 
+  @functools.cached_property
+  def keypoint_mask_fn(self):
+    """Paper A.1: the not-visible token is masked at inference, so every joint gets a guess.
+    One function object per predictor, because `text` compiles once per mask function."""
+    return decoding.allow_only(postprocess.not_visible_logit_mask(
+        self.layout, self.model.config.vocab_size))
+
   def text(self, features, max_len: Optional[int] = None, method: str = "greedy",
            num_beams: int = 4, logit_mask_fn=None):
     """(decoded strings, token ids [B, max_len]) of the text output."""
@@ -158,8 +165,3 @@ def batched(items: List, size: int):
   for start in range(0, len(items), size):
     yield items[start:start + size]
 
-
-def keypoint_logit_mask(predictor):
-  """Paper A.1: the not-visible token is masked at inference, so every joint gets a guess."""
-  return decoding.allow_only(postprocess.not_visible_logit_mask(
-      predictor.layout, predictor.model.config.vocab_size))

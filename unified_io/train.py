@@ -265,31 +265,35 @@ def train(config, workdir, evaluate_fn=None):
   ckpt = checkpointing.Checkpointer(workdir, keep=config.checkpoint.keep,
                                     every_steps=config.checkpoint.every_steps,
                                     async_save=config.checkpoint.async_save)
-  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-    if ckpt.latest_step() is not None:
-      state, data_state = ckpt.restore(abstract_state)
-      inputs.batches.set_state(data_state)
-      log.line(f"Resumed from {ckpt.directory} at step {int(state['step'])}")
-    elif config.init_from:
-      params = checkpointing.restore_params(config.init_from, abstract_state["params"])
-      state = jax.jit(init_state, out_shardings=state_shardings)(params)
-      log.line(f"Initialised parameters from {config.init_from}")
-    else:
-      state = jax.jit(init_state, out_shardings=state_shardings)()
-    replicated = sharding.replicated(mesh)
-    vq_params = None
-    if inputs.vq is not None:
-      vq_params = jax.device_put(inputs.vq.params, replicated)
-    step_fn = jax.jit(
-        functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
-                          z_loss=config.loss.z_loss,
-                          vq_config=None if inputs.vq is None else inputs.vq.config,
-                          num_tasks=len(inputs.task_names)),
-        in_shardings=(state_shardings, sharding.batch_sharding(mesh), replicated),
-        out_shardings=(state_shardings, replicated), donate_argnums=0)
-    history = _loop(config, state, functools.partial(_Step, step_fn, vq_params), inputs, ckpt,
-                    log, mesh, evaluate_fn)
-  ckpt.close()
+  # Closed on errors too: orbax's background threads otherwise outlive the exit and print
+  # their own tracebacks after the trainer's message.
+  try:
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+      if ckpt.latest_step() is not None:
+        state, data_state = ckpt.restore(abstract_state)
+        inputs.batches.set_state(data_state)
+        log.line(f"Resumed from {ckpt.directory} at step {int(state['step'])}")
+      elif config.init_from:
+        params = checkpointing.restore_params(config.init_from, abstract_state["params"])
+        state = jax.jit(init_state, out_shardings=state_shardings)(params)
+        log.line(f"Initialised parameters from {config.init_from}")
+      else:
+        state = jax.jit(init_state, out_shardings=state_shardings)()
+      replicated = sharding.replicated(mesh)
+      vq_params = None
+      if inputs.vq is not None:
+        vq_params = jax.device_put(inputs.vq.params, replicated)
+      step_fn = jax.jit(
+          functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
+                            z_loss=config.loss.z_loss,
+                            vq_config=None if inputs.vq is None else inputs.vq.config,
+                            num_tasks=len(inputs.task_names)),
+          in_shardings=(state_shardings, sharding.batch_sharding(mesh), replicated),
+          out_shardings=(state_shardings, replicated), donate_argnums=0)
+      history = _loop(config, state, functools.partial(_Step, step_fn, vq_params), inputs, ckpt,
+                      log, mesh, evaluate_fn)
+  finally:
+    ckpt.close()
   return history
 
 
@@ -431,10 +435,10 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluate_fn):
     if stop["signal"] is not None:
       log.line(f"Received signal {stop['signal']}: saved checkpoint at step {step}, exiting")
     elif evaluate_fn is not None:
-      has_report = getattr(evaluate_fn, "has_report", lambda _: None)
-      if step == first_step and has_report(step):
+      report = getattr(evaluate_fn, "has_report", lambda _: None)(step)
+      if step == first_step and report:
         # A rerun of a finished run: nothing changed since that report was written.
-        log.line(f"Already at step {step}; its evaluation report is {has_report(step)}")
+        log.line(f"Already at step {step}; its evaluation report is {report}")
       else:
         evaluate_fn(state["params"], step, log)
   finally:
@@ -455,8 +459,15 @@ def _main(argv):
   try:
     train(config, workdir, evaluate_fn)
   except (checkpointing.CheckpointError, FileNotFoundError) as e:
-    # The message names the path; orbax's and tensorstore's traceback would bury it.
-    sys.exit(f"unified_io.train: {e}")
+    # The message names the path; orbax's and tensorstore's traceback would bury it. A failed
+    # restore leaves tensorstore reads in flight whose threads print "Event loop is closed"
+    # tracebacks until the process ends: silence stderr at once and leave with the message
+    # as the last line (the checkpointer is already closed).
+    sys.stdout.flush()
+    stderr = os.dup(sys.stderr.fileno())
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+    os.write(stderr, f"unified_io.train: {e}\n".encode())
+    os._exit(1)  # pylint: disable=protected-access
 
 
 if __name__ == "__main__":
