@@ -16,6 +16,9 @@ def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, m
       sentencepiece_model=OFFICIAL_SENTENCEPIECE,
       text_pieces=OFFICIAL_TEXT_PIECES,  # checked against the model file when it is loaded
       image_codes=OFFICIAL_IMAGE_CODES,  # VQ-GAN codebook size
+      # Quantisation of box and point coordinates (unified_io/locations.py); the released
+      # models use 1000 of the 1100 extra ids.
+      location_bins=1000,
   ))
   # Frozen image tokenizer (vqgan/configs.py presets); its codebook size is vocab.image_codes.
   # `weights`: a directory written by vqgan.save or `python -m vqgan.convert` (needed to train

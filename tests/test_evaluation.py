@@ -103,6 +103,7 @@ def test_training_ends_with_a_report(workdir):
   assert (report / "sparse_labelling.png").exists() and (report / "dense_labelling.png").exists()
   assert "| sparse_labelling | builtin_refexp |" in (report / "report.md").read_text()
   assert "Evaluating 5 tasks" in (workdir / "log.txt").read_text()
+  assert "tasks beat their baseline (" in (report / "report.md").read_text()
 
 
 def test_rerunning_a_finished_run_keeps_its_report(workdir, data_dir):
@@ -157,3 +158,20 @@ def test_evaluate_cli_writes_metrics_and_predictions(workdir, tmp_path):
 def test_tiny_config_evaluates_its_mixture():
   config = tiny_config.get_config()
   assert config.data.source == "mixture" and config.vqgan.weights
+
+
+def test_headline_counts_tasks_per_group_in_the_paper_order():
+  def result(group, score, baseline, lower_is_better=False):
+    return dict(group=group, score=score, baseline=baseline, lower_is_better=lower_is_better)
+  results = {
+      "depth": result("dense_labelling", 2.5, 3.0, lower_is_better=True),     # beats
+      "normals": result("dense_labelling", 9.0, 8.0, lower_is_better=True),   # does not
+      "nan": result("dense_labelling", float("nan"), 8.0, lower_is_better=True),  # never
+      "refexp": result("sparse_labelling", 0.1, 0.0),                         # beats
+      "tie": result("image_classification", 0.625, 0.625),                    # a tie does not
+  }
+  assert evaluation.group_counts(results) == {
+      "sparse_labelling": (1, 1), "dense_labelling": (1, 3), "image_classification": (0, 1)}
+  assert evaluation.headline(results) == (
+      "2/5 tasks beat their baseline (sparse_labelling 1/1, dense_labelling 1/3, "
+      "image_classification 0/1)")

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from configs import base, large, small, xl
@@ -80,3 +81,26 @@ def test_unknown_config_file_is_named():
                           cwd=ROOT, capture_output=True, text=True)
   assert result.returncode != 0
   assert "configs/huge.py" in result.stderr
+
+
+def test_location_bins_come_from_the_config():
+  # A config with 64 bins (one per pixel of a 64x64 image) must quantise boxes with 64 bins
+  # in the data pipeline (the tokenizer's layout) and in the model and predictor alike.
+  from unified_io import locations  # pylint: disable=g-import-not-at-top
+  from unified_io.data import config_inputs  # pylint: disable=g-import-not-at-top
+  config = tiny_config.get_config()
+  config.vocab.location_bins = 64
+  layout = model_lib.vocab_layout(config)
+  assert config_inputs.tokenizer(config).layout == layout
+  assert layout.num_location_bins == 64
+  # bin = floor(coord / 64 * 63): y1 = 32 -> 31, x1 = 0 -> 0, y2 = 48 -> 47, x2 = 64 -> 63;
+  # bin b is <extra_id_{100 + b}>.
+  assert locations.box_to_text([0, 32, 64, 48], (64, 64), layout) == (
+      "<extra_id_131> <extra_id_100> <extra_id_147> <extra_id_163>")
+  # Bin centres come back: (31 + 0.5) / 63 * 64 = 32, (47 + 0.5) / 63 * 64 = 3040 / 63.
+  ids = layout.location_id([31, 0, 47, 63])
+  np.testing.assert_allclose(locations.location_ids_to_box(ids, (64, 64), layout),
+                             [32 / 63, 32.0, 64.0, 3040 / 63], atol=1e-4)
+  # Configs saved before the key existed keep the released models' 1000 bins.
+  del config.vocab.location_bins
+  assert model_lib.vocab_layout(config).num_location_bins == 1000

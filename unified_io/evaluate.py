@@ -76,6 +76,7 @@ def main(argv):
       max_depth=config.data.max_depth, progress=lambda line: print(line, flush=True))
   report = evaluation.write(results, out, spec=predictor.spec)
   write_predictions(results, os.path.join(out, "predictions.jsonl"))
+  print(evaluation.headline(results), flush=True)
   print(f"Wrote {out}/metrics.json, predictions.jsonl and {report}")
 
 

@@ -92,7 +92,8 @@ def predict(predictor, examples: TaskExamples, batch_size: int, seed: int = 0) -
         for i, text, ids in zip(rows, texts, tokens):
           out[i]["text"], out[i]["tokens"] = text, ids
     if task.output in ("image", "text+image"):
-      images, _ = predictor.image(part, seed=seed + start)
+      decoding = predictor_lib.image_decoding(task.group == "dense_labelling")
+      images, _ = predictor.image(part, seed=seed + start, **decoding)
       for i, image in zip(rows, images):
         out[i]["image"] = image
   return out
@@ -362,6 +363,23 @@ def beats_baseline(result: dict) -> bool:
   return result["score"] > result["baseline"]
 
 
+def group_counts(results: Dict[str, dict]) -> Dict[str, tuple]:
+  """group -> (tasks that beat their baseline, tasks), in the paper's group order."""
+  counts = {}
+  for group in tasks_lib.GROUPS:
+    members = [r for r in results.values() if r["group"] == group]
+    if members:
+      counts[group] = (sum(beats_baseline(r) for r in members), len(members))
+  return counts
+
+
+def headline(results: Dict[str, dict]) -> str:
+  """One line: tasks above their baseline, in all and per group."""
+  beaten = sum(beats_baseline(r) for r in results.values())
+  groups = ", ".join(f"{g} {k}/{n}" for g, (k, n) in group_counts(results).items())
+  return f"{beaten}/{len(results)} tasks beat their baseline ({groups})"
+
+
 def write(results, out_dir: str, step: Optional[int] = None, spec=None):
   """metrics.json, report.md and one picture per task group into out_dir."""
   from unified_io import report  # pylint: disable=g-import-not-at-top
@@ -399,8 +417,7 @@ def make_train_evaluator(config, workdir: str):
       scalars[f"eval/{name}/baseline"] = r["baseline"]
       scalars[f"eval/{name}/loss"] = r["loss"]
     log.scalars(step, scalars)
-    beaten = sum(beats_baseline(r) for r in results.values())
-    log.line(f"Evaluation at step {step}: {beaten}/{len(results)} tasks beat their baseline")
+    log.line(f"Evaluation at step {step}: {headline(results)}")
     if config.eval.report and jax.process_index() == 0:
       path = write(results, os.path.join(workdir, "eval", f"step_{step}"), step, predictor.spec)
       log.line(f"Report: {path}")

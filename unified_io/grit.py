@@ -54,6 +54,7 @@ from pycocotools import mask as mask_utils
 
 from unified_io import grit_metrics
 from unified_io import locations
+from unified_io import vocab
 from unified_io.data import prompts
 
 log = logging.getLogger(__name__)
@@ -282,10 +283,12 @@ def load_output_options(grit_dir: str, name: str) -> List[str]:
 # Prompts.
 
 
-def prompt_for(sample: Mapping[str, Any], image_hw: Optional[Sequence[float]] = None) -> str:
+def prompt_for(sample: Mapping[str, Any], image_hw: Optional[Sequence[float]] = None,
+               layout: Optional[vocab.VocabLayout] = None) -> str:
   """The Unified-IO prompt for one sample (stage one for keypoint).
 
   image_hw: the input image's (height, width), needed for categorization's box tokens.
+  layout: the model's vocabulary layout (its location bins); the released models' by default.
   """
   task = sample["task_name"]
   _check_task(task)
@@ -293,7 +296,7 @@ def prompt_for(sample: Mapping[str, Any], image_hw: Optional[Sequence[float]] = 
   if task == "categorization":
     if image_hw is None:
       raise ValueError("categorization prompts need image_hw for the box's location tokens")
-    return template.format(_box_text(sample["task_bbox"], image_hw))
+    return template.format(_box_text(sample["task_bbox"], image_hw, layout))
   if task == "vqa":
     return sample["task_query"].lower()
   if task == "keypoint":
@@ -307,18 +310,19 @@ def prompt_for(sample: Mapping[str, Any], image_hw: Optional[Sequence[float]] = 
   return template.format(query)
 
 
-def keypoint_region_prompt(box: Sequence[float], image_hw: Sequence[float]) -> str:
+def keypoint_region_prompt(box: Sequence[float], image_hw: Sequence[float],
+                           layout: Optional[vocab.VocabLayout] = None) -> str:
   """Stage two of keypoint: find the joints of the person in `box` [x1, y1, x2, y2]."""
-  return KEYPOINT_REGION_PROMPT.format(_box_text(box, image_hw))
+  return KEYPOINT_REGION_PROMPT.format(_box_text(box, image_hw, layout))
 
 
-def _box_text(box, image_hw) -> str:
+def _box_text(box, image_hw, layout) -> str:
   # Clip to the image first: a box from an annotation or a detection a pixel past the
   # border is common and should not abort a benchmark run.
   h, w = float(image_hw[0]), float(image_hw[1])
   x1, y1, x2, y2 = (float(v) for v in box)
   clipped = [min(max(x1, 0), w), min(max(y1, 0), h), min(max(x2, 0), w), min(max(y2, 0), h)]
-  return locations.box_to_text(clipped, (h, w))
+  return locations.box_to_text(clipped, (h, w), layout)
 
 
 # ---------------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ class _Runner:
     if name not in self._options:
       self._options[name] = grit.load_output_options(self.grit_dir, name)
     options = self._options[name]
-    prompt = grit.prompt_for(sample, image.shape[:2])
+    prompt = grit.prompt_for(sample, image.shape[:2], self.predictor.layout)
     features = self.predictor.features([predict_lib.raw_input(prompt, image)],
                                        names=[sample["example_id"]])
     best, scores = self.predictor.choose(features, [options])
@@ -110,7 +110,8 @@ class _Runner:
     boxes, confidence = self._boxes(sample, image)
     people, joint_probabilities = [], []
     for box in boxes:
-      out = self._predict(image, grit.keypoint_region_prompt(box, hw), "keypoints", region=box)
+      prompt = grit.keypoint_region_prompt(box, hw, self.predictor.layout)
+      out = self._predict(image, prompt, "keypoints", region=box)
       people.append(out["keypoints"])
       joint_probabilities.append(_probability(out))
     if joint_probabilities:

@@ -18,11 +18,18 @@ import numpy as np
 from ml_collections import config_flags
 
 from unified_io import network
+from unified_io.vocab import NUM_LOCATION_BINS
 from unified_io.vocab import VocabLayout
 
 
+def location_bins(config) -> int:
+  # Configs written before the key existed used the released models' 1000 bins.
+  return config.vocab.get("location_bins", NUM_LOCATION_BINS)
+
+
 def vocab_layout(config) -> VocabLayout:
-  return VocabLayout(text_size=config.vocab.text_pieces, image_vocab_size=config.vocab.image_codes)
+  return VocabLayout(text_size=config.vocab.text_pieces, image_vocab_size=config.vocab.image_codes,
+                     num_location_bins=location_bins(config))
 
 
 def network_config(config) -> network.NetworkConfig:

@@ -94,7 +94,8 @@ def predict(predictor, image, prompt: str, task: Optional[str] = None, seed: int
   out = {"prompt": prompt, "task": task}
   layout = predictor.layout
   if kind in IMAGE_OUTPUTS:
-    images, _ = predictor.image(features, seed=seed)
+    decoding = predictor_lib.image_decoding(kind != "image")
+    images, _ = predictor.image(features, seed=seed, **decoding)
     generated = images[0]
     if kind == "image":
       out["image"] = generated

@@ -6,8 +6,9 @@
     images, _ = predictor.image(features, seed=0)              # [B, H, W, 3] in [0, 1]
     best, scores = predictor.choose(features, [["yes", "no"], ...])
 
-Decoding follows the released model: greedy (or beam) text, top-p 0.9 sampling for image
-codes. Every generate function is jitted once per batch shape.
+Decoding follows the released model: greedy (or beam) text, top-p 0.9 sampling for
+generated pictures. Image outputs that are measurements (depth, normals, segmentation) decode
+greedily instead (`image_decoding`). Every generate function is jitted once per batch shape.
 """
 from __future__ import annotations
 
@@ -51,6 +52,16 @@ def load_params(config, checkpoint: str):
   except (ValueError, KeyError) as e:
     raise ValueError(f"Checkpoint {checkpoint} does not match the config's model (wrong config "
                      f"for this checkpoint?): {e}") from e
+
+
+def image_decoding(dense_label: bool) -> dict:
+  """Keyword arguments of `Predictor.image` for an image output.
+
+  A depth map, normal map or segmentation is a measurement: the most likely code at each
+  position is the best point estimate, and sampling only adds noise to its error. A generated
+  picture samples with top-p 0.9, as the released model does.
+  """
+  return dict(temperature=0.0, top_p=1.0) if dense_label else dict(temperature=1.0, top_p=0.9)
 
 
 class Predictor:

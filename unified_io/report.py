@@ -100,7 +100,9 @@ def table(results: Dict[str, dict]) -> List[str]:
 
 def write(results: Dict[str, dict], out_dir: str, step: Optional[int], spec) -> str:
   """Writes report.md and <group>.png into out_dir; returns the report path."""
-  lines = [f"# Evaluation report{'' if step is None else f' at step {step}'}", ""]
+  from unified_io import evaluation  # pylint: disable=g-import-not-at-top
+  lines = [f"# Evaluation report{'' if step is None else f' at step {step}'}", "",
+           evaluation.headline(results) + ".", ""]
   lines += table(results) + [""]
   for group in tasks_lib.GROUPS:
     picture = group_picture(results, group, spec)

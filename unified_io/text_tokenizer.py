@@ -70,17 +70,20 @@ class TextTokenizer:
     image_vocab_size: VQ-GAN codebook size; only used to complete `layout`.
     expected_text_size: if given, the model's piece count must equal it (configs state the
       count so a wrong file fails loudly instead of silently shifting every id).
+    num_location_bins: how many of the extra ids are location bins (`VocabLayout`).
   """
 
   def __init__(self, model_path: str, image_vocab_size: int,
-               expected_text_size: int | None = None):
+               expected_text_size: int | None = None,
+               num_location_bins: int = vocab.NUM_LOCATION_BINS):
     self._model_path = os.fspath(model_path)
     proto = _read_model_proto(self._model_path)
     text_size = len(proto.pieces)
     if expected_text_size is not None and text_size != expected_text_size:
       raise ValueError(f"SentencePiece model {self._model_path} has {text_size} pieces, the "
                        f"config expects {expected_text_size}")
-    self._layout = vocab.VocabLayout(text_size=text_size, image_vocab_size=image_vocab_size)
+    self._layout = vocab.VocabLayout(text_size=text_size, image_vocab_size=image_vocab_size,
+                                     num_location_bins=num_location_bins)
 
     existing = {piece.piece for piece in proto.pieces}
     clash = [n for n in range(self._layout.num_extra_ids) if _extra_id_piece(n) in existing]

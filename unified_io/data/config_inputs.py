@@ -16,6 +16,7 @@ import os
 from typing import List, Optional, Tuple
 
 import vqgan as vqgan_lib
+from unified_io import model as model_lib
 from unified_io import text_tokenizer
 from unified_io.data import pipeline
 from unified_io.data import tasks as tasks_lib
@@ -27,7 +28,8 @@ def tokenizer(config) -> text_tokenizer.TextTokenizer:
     raise FileNotFoundError(f"config.vocab.sentencepiece_model={path} does not exist (see "
                             f"tokenizers/README.md)")
   return text_tokenizer.TextTokenizer(path, config.vocab.image_codes,
-                                      expected_text_size=config.vocab.text_pieces)
+                                      expected_text_size=config.vocab.text_pieces,
+                                      num_location_bins=model_lib.location_bins(config))
 
 
 def image_tokenizer(config) -> vqgan_lib.VQGAN:
