@@ -51,6 +51,9 @@ def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, m
   config.train = ml_collections.ConfigDict(dict(
       batch_size=512, total_steps=1_000_000, log_every=100, max_consecutive_skips=20,
       tensorboard=True,
+      # Start location tokens and patch/code positions as sinusoids of their image
+      # coordinate (model.geometric_init) instead of random vectors; only from scratch.
+      geometric_init=False,
       # For the progress line's FLOP utilisation; 0 = from the device kind (unified_io/flops.py).
       peak_flops_per_device=0.0))
   # Paper §3.4: Adafactor, lr 1e-2 constant for 10k steps then 1/sqrt(k), clip at 1.0.

@@ -186,3 +186,24 @@ def test_text_log_likelihood_is_the_teacher_forced_score(params):
   result = predict_lib.predict(predictor, image, "what colour is the circle ?", "vqa")
   assert result["log_likelihood"] == pytest.approx(scores[0], rel=1e-5)
   assert grit_eval._probability(result) == pytest.approx(np.exp(scores[0]))  # pylint: disable=protected-access
+
+
+def test_regression_maps_average_samples(params):
+  # Depth and normal maps are the pixel-wise mean of REGRESSION_SAMPLES top-p samples drawn
+  # with seeds seed, seed + 1, ...; other image outputs are one sample.
+  config, p = params
+  predictor = predictor_lib.Predictor(config, p)
+  image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
+  features = predictor.features([predict_lib.raw_input("What is the depth map of the image ?",
+                                                       image)])
+  decoding = predictor_lib.image_decoding(regression=True)
+  assert decoding == dict(temperature=1.0, top_p=0.9, num_samples=4)
+  assert predictor_lib.image_decoding(regression=False)["num_samples"] == 1
+  singles = [predictor.image(features, seed=7 + k, top_p=0.9) for k in range(3)]
+  mean, codes = predictor.image(features, seed=7, top_p=0.9, num_samples=3)
+  np.testing.assert_allclose(mean, np.mean([images for images, _ in singles], axis=0),
+                             atol=1e-6)
+  np.testing.assert_array_equal(codes, singles[0][1])
+  assert not np.array_equal(singles[0][1], singles[1][1])  # the samples do differ
+  with pytest.raises(ValueError, match="num_samples"):
+    predictor.image(features, num_samples=0)

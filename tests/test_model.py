@@ -104,3 +104,36 @@ def test_location_bins_come_from_the_config():
   # Configs saved before the key existed keep the released models' 1000 bins.
   del config.vocab.location_bins
   assert model_lib.vocab_layout(config).num_location_bins == 1000
+
+
+def test_geometric_init_gives_location_rows_a_shared_coordinate_code():
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  config = tiny_config.get_config()  # 64 location bins, 8x8 input patches, 8x8 output codes
+  params = nn.unbox(model_lib.init_params(model_lib.build(config), jax.random.key(0)))
+  new = model_lib.geometric_init(params, config)
+  layout = model_lib.vocab_layout(config)
+  ids = layout.location_id(np.arange(64))
+  old_tokens = np.asarray(params["token_embedder"]["embedding"])
+  tokens = np.asarray(new["token_embedder"]["embedding"])
+  # Only the 64 location rows change; the caller's tree is left alone.
+  changed = np.flatnonzero(np.any(tokens != old_tokens, axis=1))
+  np.testing.assert_array_equal(changed, np.sort(ids))
+  assert not np.shares_memory(tokens, old_tokens)
+  # Bin 0 stands for u = 0.5 / 63 of the image side; feature 0 is sqrt(2) sin(pi u) and
+  # feature 32 (the first cosine of the 64-feature half) sqrt(2) cos(pi u); the second half
+  # repeats the first (a bin is an x or a y).
+  u = 0.5 / 63
+  assert abs(tokens[ids[0], 0] - 0.035256) < 1e-5
+  assert abs(tokens[ids[0], 32] - np.sqrt(2) * np.cos(np.pi * u)) < 1e-5
+  np.testing.assert_allclose(tokens[ids, :64], tokens[ids, 64:])
+  # Encoder image positions start after the 144 text positions; cell (0, 0) has its row
+  # and column centre at 1/16: sqrt(2) sin(pi / 16) = 0.275899.
+  enc = np.asarray(new["encoder"]["position_embedding"]["embedding"])
+  assert abs(enc[144, 0] - 0.275899) < 1e-5 and abs(enc[144, 64] - 0.275899) < 1e-5
+  np.testing.assert_array_equal(enc[:144], params["encoder"]["position_embedding"]["embedding"][:144])
+  dec = np.asarray(new["decoder"]["position_embedding"]["embedding"])
+  np.testing.assert_allclose(dec[72:136], enc[144:208])  # both grids are 8x8
+  # Neighbouring bins start out more alike than distant ones.
+  sims = tokens[ids[10]] @ tokens[ids].T
+  assert sims[11] > sims[14] > sims[40]

@@ -92,8 +92,8 @@ def predict(predictor, examples: TaskExamples, batch_size: int, seed: int = 0) -
         for i, text, ids in zip(rows, texts, tokens):
           out[i]["text"], out[i]["tokens"] = text, ids
     if task.output in ("image", "text+image"):
-      decoding = predictor_lib.image_decoding(task.group == "dense_labelling")
-      images, _ = predictor.image(part, seed=seed + start, **decoding)
+      decoding = predictor_lib.image_decoding(task.metric in REGRESSION_MAPS)
+      images, _ = predictor.image(part, seed=seed + 1000 * start, **decoding)
       for i, image in zip(rows, images):
         out[i]["image"] = image
   return out
@@ -287,6 +287,8 @@ SCORERS: Dict[str, Callable] = {
     "exact_match": score_exact_match, "rouge_l": score_rouge,
 }
 LOWER_IS_BETTER = ("depth_rmse", "normal_angle")
+# Image outputs scored by per-pixel error: decoded as the mean of several samples.
+REGRESSION_MAPS = ("depth_rmse", "normal_angle")
 
 
 def score(examples: TaskExamples, preds, spec, max_depth: float):

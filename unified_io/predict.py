@@ -94,7 +94,7 @@ def predict(predictor, image, prompt: str, task: Optional[str] = None, seed: int
   out = {"prompt": prompt, "task": task}
   layout = predictor.layout
   if kind in IMAGE_OUTPUTS:
-    decoding = predictor_lib.image_decoding(kind != "image")
+    decoding = predictor_lib.image_decoding(kind in ("depth", "normals"))
     images, _ = predictor.image(features, seed=seed, **decoding)
     generated = images[0]
     if kind == "image":

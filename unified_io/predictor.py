@@ -6,9 +6,9 @@
     images, _ = predictor.image(features, seed=0)              # [B, H, W, 3] in [0, 1]
     best, scores = predictor.choose(features, [["yes", "no"], ...])
 
-Decoding follows the released model: greedy (or beam) text, top-p 0.9 sampling for
-generated pictures. Image outputs that are measurements (depth, normals, segmentation) decode
-greedily instead (`image_decoding`). Every generate function is jitted once per batch shape.
+Decoding follows the released model: greedy (or beam) text, top-p 0.9 sampling for image
+codes. Depth and normal maps average several such samples (`image_decoding`). Every generate
+function is jitted once per batch shape.
 """
 from __future__ import annotations
 
@@ -54,14 +54,21 @@ def load_params(config, checkpoint: str):
                      f"for this checkpoint?): {e}") from e
 
 
-def image_decoding(dense_label: bool) -> dict:
+REGRESSION_SAMPLES = 4
+
+
+def image_decoding(regression: bool) -> dict:
   """Keyword arguments of `Predictor.image` for an image output.
 
-  A depth map, normal map or segmentation is a measurement: the most likely code at each
-  position is the best point estimate, and sampling only adds noise to its error. A generated
-  picture samples with top-p 0.9, as the released model does.
+  A depth or normal map is a regression target scored by squared or angular error, whose
+  best estimate is the model's expected map, not one draw from it: we average
+  REGRESSION_SAMPLES top-p samples pixel-wise (on the built-in validation split this lowers
+  depth RMSE and normal angle error against a single sample). Greedy decoding is no
+  substitute: taking the top code at every step falls into repetitive patterns on normal
+  maps. Segmentations (colour-coded labels, which averaging would blur) and generated
+  pictures are one sample, as in the released model.
   """
-  return dict(temperature=0.0, top_p=1.0) if dense_label else dict(temperature=1.0, top_p=0.9)
+  return dict(temperature=1.0, top_p=0.9, num_samples=REGRESSION_SAMPLES if regression else 1)
 
 
 class Predictor:
@@ -142,11 +149,24 @@ class Predictor:
       return text, codes, (images + 1.0) / 2.0
     return jax.jit(run)
 
-  def image(self, features, seed: int = 0, top_p: float = 0.9, temperature: float = 1.0):
-    """(images float32 [B, H, W, 3] in [0, 1], codes [B, grid * grid])."""
-    _, codes, images = self._image_fn(self.params, self.vq.params, self._model_inputs(features),
-                                      jax.random.key(seed), top_p, temperature)
-    return np.asarray(images), np.asarray(codes)
+  def image(self, features, seed: int = 0, top_p: float = 0.9, temperature: float = 1.0,
+            num_samples: int = 1):
+    """(images float32 [B, H, W, 3] in [0, 1], codes [B, grid * grid]).
+
+    num_samples > 1: the images are the pixel-wise mean of that many samples (seeds seed,
+    seed + 1, ...) and the codes those of the first.
+    """
+    if num_samples < 1:
+      raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    inputs = self._model_inputs(features)
+    total, first_codes = None, None
+    for k in range(num_samples):
+      _, codes, images = self._image_fn(self.params, self.vq.params, inputs,
+                                        jax.random.key(seed + k), top_p, temperature)
+      images = np.asarray(images)
+      total = images if total is None else total + images
+      first_codes = np.asarray(codes) if first_codes is None else first_codes
+    return total / num_samples, first_codes
 
   @functools.cached_property
   def _score_fn(self):

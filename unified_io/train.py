@@ -76,6 +76,8 @@ def create_train_state(config, model, mesh, rules):
   def init_state(params=None):
     if params is None:
       params = nn.unbox(model_lib.init_params(model, jax.random.PRNGKey(config.seed)))
+      if config.train.get("geometric_init", False):
+        params = model_lib.geometric_init(params, config)
     return {"params": params, "opt_state": optimizer.init(params), "step": jnp.int32(0),
             "rng": jax.random.PRNGKey(config.seed + 1), "skipped": jnp.int32(0),
             "consecutive_skips": jnp.int32(0)}
