@@ -62,11 +62,11 @@ def image_decoding(regression: bool) -> dict:
 
   A depth or normal map is a regression target scored by squared or angular error, whose
   best estimate is the model's expected map, not one draw from it: we average
-  REGRESSION_SAMPLES top-p samples pixel-wise (on the built-in validation split this lowers
-  depth RMSE and normal angle error against a single sample). Greedy decoding is no
-  substitute: taking the top code at every step falls into repetitive patterns on normal
-  maps. Segmentations (colour-coded labels, which averaging would blur) and generated
-  pictures are one sample, as in the released model.
+  REGRESSION_SAMPLES top-p samples pixel-wise. Greedy decoding is no substitute: taking the
+  top code at every step falls into repetitive patterns on normal maps.
+  `benchmarks/dense_decoding.py` measures the choices (numbers in benchmarks/README.md).
+  Segmentations (colour-coded labels, which averaging would blur) and generated pictures are
+  one sample, as in the released model.
   """
   return dict(temperature=1.0, top_p=0.9, num_samples=REGRESSION_SAMPLES if regression else 1)
 
