@@ -27,15 +27,14 @@ from unified_io.data import tasks as tasks_lib  # pylint: disable=g-import-not-a
 TASKS = ("builtin_depth", "builtin_surface_normals")
 
 
-def decode(predictor, examples, batch_size, seed, **decoding):
-  """Predictions in `evaluation.score`'s format, every image decoded with `decoding`."""
-  preds = []
-  n = len(examples.raws)
-  for start in range(0, n, batch_size):
-    part = {k: v[start:start + batch_size] for k, v in examples.features.items()}
-    images, _ = predictor.image(part, seed=seed + 1000 * start, **decoding)
-    preds += [dict(text="", tokens=None, image=image) for image in images]
-  return preds
+def _counts(text):
+  try:
+    counts = [int(k) for k in text.split(",")]
+  except ValueError:
+    counts = []
+  if not counts or min(counts) < 1:
+    raise argparse.ArgumentTypeError(f"--samples={text!r}: want integers >= 1 such as 4,8")
+  return counts
 
 
 def main():
@@ -43,7 +42,8 @@ def main():
   parser.add_argument("--workdir", default="workdir/tiny", help="a training workdir")
   parser.add_argument("--num_examples", type=int, default=128, help="validation examples")
   parser.add_argument("--batch_size", type=int, default=16)
-  parser.add_argument("--samples", default="4,8", help="K values for the mean of K samples")
+  parser.add_argument("--samples", default="4,8", type=_counts,
+                      help="comma-separated K values (>= 1) for the mean of K samples")
   args = parser.parse_args()
   predictor = predictor_lib.Predictor.from_workdir(args.workdir)
   config = predictor.config
@@ -51,15 +51,16 @@ def main():
   ctx = predictor.spec.context(max_depth)
   decodings = [("greedy", dict(temperature=0.0, top_p=1.0)),
                ("sample", dict(temperature=1.0, top_p=0.9))]
-  decodings += [(f"mean of {k}", dict(temperature=1.0, top_p=0.9, num_samples=int(k)))
-                for k in args.samples.split(",")]
+  decodings += [(f"mean of {k}", dict(temperature=1.0, top_p=0.9, num_samples=k))
+                for k in args.samples]
   for name in TASKS:
     examples = evaluation.collect(tasks_lib.get(name), predictor.spec, ctx, "validation",
                                   args.num_examples, config.seed,
                                   config.data.get("data_dir") or None)
     for label, decoding in decodings:
       start = time.time()
-      preds = decode(predictor, examples, args.batch_size, config.seed, **decoding)
+      preds = evaluation.predict(predictor, examples, args.batch_size, config.seed,
+                                 image_decoding=decoding)
       metric, value, baseline, how = evaluation.score(examples, preds, predictor.spec,
                                                       max_depth)[:4]
       print(f"{name} {label:>10}: {metric} {value:.3f} (baseline {baseline:.3f}, {how}), "

@@ -70,10 +70,13 @@ def _slice(features, start, stop):
   return {k: v[start:stop] for k, v in features.items()}
 
 
+def predict(predictor, examples: TaskExamples, batch_size: int, seed: int = 0,
+            image_decoding: Optional[dict] = None) -> List[dict]:
+  """Per example: {"text", "tokens", "image" ([H, W, 3] in [0, 1] or None), "choice"}.
 
-
-def predict(predictor, examples: TaskExamples, batch_size: int, seed: int = 0) -> List[dict]:
-  """Per example: {"text", "tokens", "image" ([H, W, 3] in [0, 1] or None), "choice"}."""
+  image_decoding: `Predictor.image` keyword arguments for image outputs, instead of
+  `predictor.image_decoding`'s choice for the task.
+  """
   task, n = examples.task, len(examples.raws)
   out = [dict(text="", tokens=np.zeros(0, np.int32), image=None) for _ in range(n)]
   options = examples.raws[0]["meta"].get("class_names")
@@ -92,7 +95,7 @@ def predict(predictor, examples: TaskExamples, batch_size: int, seed: int = 0) -
         for i, text, ids in zip(rows, texts, tokens):
           out[i]["text"], out[i]["tokens"] = text, ids
     if task.output in ("image", "text+image"):
-      decoding = predictor_lib.image_decoding(task.metric in REGRESSION_MAPS)
+      decoding = image_decoding or predictor_lib.image_decoding(task.metric in REGRESSION_MAPS)
       images, _ = predictor.image(part, seed=seed + 1000 * start, **decoding)
       for i, image in zip(rows, images):
         out[i]["image"] = image

@@ -117,14 +117,6 @@ def _config_path():
   return flags.FLAGS["config"].config_filename
 
 
-if __name__ == "__main__":
-  # Flags are defined only when run as a program so that importing this module from other
-  # command-line tools never clashes with their flags.
-  _CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py", "Model config file.")
-  _JSON = flags.DEFINE_bool("json", False, "Print the counts as JSON with keys total and modules.")
-  app.run(_main)
-
-
 # ----------------------------------------------------------------------- geometric init
 
 
@@ -152,12 +144,15 @@ def geometric_init(params, config):
 
   The location-token embeddings (input and, through the tied embedding, output) and the
   learned position embeddings of input patches and output image codes start as sinusoids of
-  the image coordinate they stand for, with the same frequencies, instead of unrelated
-  random vectors. A location token then starts out similar to its neighbours and to the
-  patches at its coordinate (along either axis: a bin is used for x and for y alike), so a
-  small model learns to point at things in a few thousand steps instead of first having to
-  discover that bin 17 lies between bins 16 and 18. Only the initial values change; names,
-  shapes and the forward pass stay those of the released network.
+  the image coordinate they stand for instead of unrelated random vectors. The frequencies
+  are geometrically spaced from pi (half a period across the image) up to pi * G for a grid
+  of G cells, and up to pi * 2G for location tokens (G: the input patch grid), which are
+  finer than a cell. The slow features dominate the similarity, so a location token starts
+  out similar to its neighbours and to the patches at its coordinate (along either axis: a
+  bin is used for x and for y alike), and a small model learns to point at things in a few
+  thousand steps instead of first having to discover that bin 17 lies between bins 16 and
+  18. Only the initial values change; names, shapes and the forward pass stay those of the
+  released network.
   """
   net = network_config(config)
   layout = vocab_layout(config)
@@ -179,3 +174,12 @@ def geometric_init(params, config):
     params[part]["position_embedding"]["embedding"] = table.at[start:start + grid * grid].set(
         cells)
   return params
+
+
+if __name__ == "__main__":
+  # Flags are defined only when run as a program so that importing this module from other
+  # command-line tools never clashes with their flags.
+  _CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py", "Model config file.")
+  _JSON = flags.DEFINE_bool("json", False, "Print the counts as JSON with keys total and modules.")
+  app.run(_main)
+
