@@ -11,7 +11,7 @@ input-free baseline, and the seconds it took:
 - greedy: the most likely code at every position (temperature 0);
 - sample: one top-p 0.9 sample, as the released model decodes images;
 - mean of K: the pixel-wise mean of K top-p 0.9 samples, an estimate of the model's expected
-  map (what `unified_io.predictor.image_decoding` uses for these tasks, with K =
+  map (what `unified_io.eval.predictor.image_decoding` uses for these tasks, with K =
   REGRESSION_SAMPLES).
 """
 import argparse
@@ -20,9 +20,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from unified_io import evaluation  # pylint: disable=g-import-not-at-top,wrong-import-position
-from unified_io import predictor as predictor_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from unified_io.data import tasks as tasks_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from unified_io.eval import task_eval as evaluation  # pylint: disable=g-import-not-at-top,wrong-import-position
+from unified_io.eval import predictor as predictor_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from unified_io.data.tasks import registry as tasks_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 TASKS = ("builtin_depth", "builtin_surface_normals")
 

@@ -19,9 +19,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from unified_io import text_tokenizer  # pylint: disable=g-import-not-at-top,wrong-import-position
+from unified_io.common import text_tokenizer  # pylint: disable=g-import-not-at-top,wrong-import-position
 from unified_io.data import pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
-from unified_io.data import config_inputs  # pylint: disable=g-import-not-at-top,wrong-import-position
+from unified_io.data import from_config  # pylint: disable=g-import-not-at-top,wrong-import-position
 from vqgan import configs as vqgan_configs  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
@@ -55,7 +55,7 @@ def main():
       text_targets=config.lengths.text_targets, input_image_size=config.model.image_size,
       patch_size=config.model.patch_size, target_image_size=vq_config.resolution,
       target_downsample=vq_config.downsample_factor)
-  batches = config_inputs.train_batches(config, spec, 0, 1)
+  batches = from_config.train_batches(config, spec, 0, 1)
   next(batches)  # warm-up: opens the sources, builds the built-in dataset if needed
   start = time.perf_counter()
   examples = tokens = 0

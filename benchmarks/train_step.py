@@ -13,7 +13,7 @@ synthetic batch source at the config's sequence lengths, with images (the headli
 --compare_target_len target tokens (no image inputs or targets) through our step and through
 a FlaxT5ForConditionalGeneration with the config's dims (d_model, layers, heads, head_dim,
 mlp_dim, our 49536-id vocabulary, gated GELU, tied embeddings), the same optimiser
-(unified_io/optim.py) and the same token cross-entropy, both jitted with the state donated.
+(unified_io/train/optim.py) and the same token cross-entropy, both jitted with the state donated.
 The two steps are timed alternately, one step at a time, so that load from other processes
 hits both alike; the table gives the median step and the min-max spread.
 """
@@ -34,13 +34,13 @@ import optax
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from unified_io import flops as flops_lib  # pylint: disable=g-import-not-at-top
-from unified_io import losses
-from unified_io import model as model_lib
-from unified_io import optim
-from unified_io import sharding
-from unified_io import synthetic_batches
-from unified_io import train
+from unified_io.common import flops as flops_lib  # pylint: disable=g-import-not-at-top
+from unified_io.model import losses
+from unified_io.model import builder as model_lib
+from unified_io.train import optim
+from unified_io.common import mesh as mesh_lib
+from unified_io.data import synthetic as synthetic_batches
+from unified_io.train import trainer as train
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/small.py", "Model config.")
 _BATCH = flags.DEFINE_integer("batch", 8, "Global batch size.")
@@ -90,17 +90,17 @@ class Runner:
 
 
 def ours(config, batch_size, batch, name):
-  """Runner for unified_io.train.train_step on `batch` (a host batch dict)."""
+  """Runner for unified_io.train.trainer.train_step on `batch` (a host batch dict)."""
   config.train.batch_size = batch_size
-  mesh = sharding.make_mesh(config.mesh)
-  rules = sharding.logical_rules(config.mesh)
+  mesh = mesh_lib.make_mesh(config.mesh)
+  rules = mesh_lib.logical_rules(config.mesh)
   model = model_lib.build(config)
   init_state, _, shardings, optimizer, schedule = train.create_train_state(config, model, mesh, rules)
   with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
     state = jax.jit(init_state, out_shardings=shardings)()
     step = jax.jit(functools.partial(train.train_step, model=model, optimizer=optimizer,
                                      schedule=schedule, z_loss=0.0), donate_argnums=0)
-    device_batch = sharding.global_batch(batch, mesh)
+    device_batch = mesh_lib.global_batch(batch, mesh)
     compiled = step.lower(state, device_batch).compile()
   tokens = train._tokens_per_batch(batch)  # pylint: disable=protected-access
   return Runner(name, compiled, state, device_batch, tokens)

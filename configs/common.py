@@ -16,7 +16,7 @@ def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, m
       sentencepiece_model=OFFICIAL_SENTENCEPIECE,
       text_pieces=OFFICIAL_TEXT_PIECES,  # checked against the model file when it is loaded
       image_codes=OFFICIAL_IMAGE_CODES,  # VQ-GAN codebook size
-      # Quantisation of box and point coordinates (unified_io/locations.py); the released
+      # Quantisation of box and point coordinates (unified_io/common/locations.py); the released
       # models use 1000 of the 1100 extra ids.
       location_bins=1000,
   ))
@@ -40,12 +40,12 @@ def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, m
   config.lengths = ml_collections.ConfigDict(dict(
       text_inputs=256, text_targets=128, image_targets=256))
   config.seed = 0
-  # Inputs (unified_io/data/config_inputs.py documents every key). "synthetic" is the
+  # Inputs (unified_io/data/from_config.py documents every key). "synthetic" is the
   # in-code copy task the trainer tests use; "mixture" reads tasks through the registry.
   config.data = ml_collections.ConfigDict(dict(
       source="synthetic", mixture="", tasks="", schedule="rates", data_dir="", max_depth=10.0,
       paraphrase=False, workers=2))
-  # Periodic evaluation during training (unified_io/evaluation.py); 0 = only at the end.
+  # Periodic evaluation during training (unified_io/eval/task_eval.py); 0 = only at the end.
   config.eval = ml_collections.ConfigDict(dict(
       every_steps=0, split="validation", num_examples=32, batch_size=16, report=True))
   config.train = ml_collections.ConfigDict(dict(
@@ -54,7 +54,7 @@ def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, m
       # Start location tokens and patch/code positions as sinusoids of their image
       # coordinate (model.geometric_init) instead of random vectors; only from scratch.
       geometric_init=False,
-      # For the progress line's FLOP utilisation; 0 = from the device kind (unified_io/flops.py).
+      # For the progress line's FLOP utilisation; 0 = from the device kind (unified_io/common/flops.py).
       peak_flops_per_device=0.0))
   # Paper §3.4: Adafactor, lr 1e-2 constant for 10k steps then 1/sqrt(k), clip at 1.0.
   config.optimizer = ml_collections.ConfigDict(dict(
@@ -65,7 +65,7 @@ def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, m
   config.freeze = ""  # regex over parameter paths, e.g. "^encoder/" (LiT-decoder setup)
   config.init_from = ""  # a workdir or a converted checkpoint directory: parameters only
   # 2-D mesh (data, model); data=-1 takes the remaining devices. rules=() uses the t5x
-  # standard logical-axis rules of unified_io/partitioning.py.
+  # standard logical-axis rules of unified_io/common/axis_rules.py.
   config.mesh = ml_collections.ConfigDict(dict(model=1, data=-1, rules=()))
   config.checkpoint = ml_collections.ConfigDict(dict(every_steps=2000, keep=3, async_save=True))
   return config

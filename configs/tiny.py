@@ -10,7 +10,7 @@ SentencePiece model, the shipped 512-code VQ-GAN trained on the built-in dataset
 (vqgan/weights/builtin: 64x64 images <-> 8x8 codes), 64x64 input images (8x8 patches of
 8 pixels, so the input grid matches the 8x8 output code grid), 64 location bins (one per
 pixel instead of 1000 for 64 pixels, so each location token is seen 15x more often), a
-geometric initialisation (unified_io/model.py: geometric_init) and the built-in multi-task
+geometric initialisation (unified_io/model/builder.py: geometric_init) and the built-in multi-task
 mixture (unified_io/data/mixtures.py).
 """
 from configs import common

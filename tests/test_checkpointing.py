@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from unified_io import checkpointing
+from unified_io.common import checkpointing
 
 
 def _state(value):

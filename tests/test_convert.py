@@ -9,7 +9,7 @@ import pytest
 
 from configs import tiny as tiny_config
 from unified_io import convert
-from unified_io import model as model_lib
+from unified_io.model import builder as model_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

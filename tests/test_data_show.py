@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 
 from configs import tiny
-from unified_io import visualize
+from unified_io.common import visualize
 from unified_io.data import builtin_dataset
 from unified_io.data import show
-from unified_io.data import tasks as tasks_lib
+from unified_io.data.tasks import registry as tasks_lib
 
 N = 2
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

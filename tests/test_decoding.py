@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from unified_io import decoding
+from unified_io.model import decoding
 
 EOS_ID = 1
 

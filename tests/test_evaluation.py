@@ -10,12 +10,13 @@ import PIL.Image
 import pytest
 
 from configs import tiny as tiny_config
-from unified_io import evaluation
-from unified_io import locations
-from unified_io import text_tokenizer
+from unified_io.eval import results as results_lib
+from unified_io.eval import task_eval as evaluation
+from unified_io.common import locations
+from unified_io.common import text_tokenizer
 from unified_io.data import builtin_dataset
 from unified_io.data import pipeline
-from unified_io.data import tasks as tasks_lib
+from unified_io.data.tasks import registry as tasks_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASKS = "builtin_refexp,builtin_depth,builtin_vqa,builtin_object_categorization,builtin_keypoints"
@@ -53,13 +54,13 @@ def test_refexp_scores_ground_truth_and_mean_box(spec, data_dir):
   assert metric == "acc@IoU0.5" and score == 1.0
   gt = np.stack([r["meta"]["box"] for r in ex.raws])
   mean = gt.mean(0)
-  from unified_io import metrics  # pylint: disable=g-import-not-at-top
+  from unified_io.eval import metrics  # pylint: disable=g-import-not-at-top
   assert baseline == pytest.approx(np.mean([metrics.box_iou(mean[None], g[None])[0, 0] >= 0.5
                                             for g in gt]))
 
 
 def test_depth_scores_perfect_prediction_near_zero(spec, data_dir):
-  from unified_io.data import dense_labels  # pylint: disable=g-import-not-at-top
+  from unified_io.common import dense_labels  # pylint: disable=g-import-not-at-top
   ex = _examples("builtin_depth", spec, data_dir)
   preds = [{"image": dense_labels.depth_to_image(r["meta"]["depth"], 20.0), "text": ""}
            for r in ex.raws]
@@ -170,8 +171,8 @@ def test_headline_counts_tasks_per_group_in_the_paper_order():
       "refexp": result("sparse_labelling", 0.1, 0.0),                         # beats
       "tie": result("image_classification", 0.625, 0.625),                    # a tie does not
   }
-  assert evaluation.group_counts(results) == {
+  assert results_lib.group_counts(results) == {
       "sparse_labelling": (1, 1), "dense_labelling": (1, 3), "image_classification": (0, 1)}
-  assert evaluation.headline(results) == (
+  assert results_lib.headline(results) == (
       "2/5 tasks beat their baseline (sparse_labelling 1/1, dense_labelling 1/3, "
       "image_classification 0/1)")

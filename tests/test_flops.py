@@ -2,7 +2,7 @@
 import jax
 import jax.numpy as jnp
 
-from unified_io import flops
+from unified_io.common import flops
 
 
 def test_cost_of_a_matmul_is_two_m_k_n():

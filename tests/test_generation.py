@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from tests import tiny
-from unified_io import decoding
-from unified_io import generation
-from unified_io import losses
+from unified_io.model import decoding
+from unified_io.model import generation
+from unified_io.model import losses
 
 
 @pytest.fixture(scope="module")

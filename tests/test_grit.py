@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from unified_io import grit
-from unified_io import grit_metrics as gm
+from unified_io.eval.grit import tasks as grit
+from unified_io.eval.grit import scoring as gm
 
 
 def _png(path, hw=(12, 16), value=0):

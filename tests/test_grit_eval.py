@@ -1,4 +1,4 @@
-"""GRIT inference (unified_io/grit_eval.py) on a tiny GRIT folder with ground truth: the
+"""GRIT inference (unified_io/eval/grit/runner.py) on a tiny GRIT folder with ground truth: the
 submission files, the metrics, skips for unreadable images, and the evaluate CLI.
 
 The model is configs/tiny.py with random parameters: the point is the plumbing (every
@@ -20,14 +20,14 @@ import pytest
 from configs import tiny as tiny_config
 from tests import test_grit
 from unified_io import convert
-from unified_io import generation
-from unified_io import grit
-from unified_io import grit_eval
-from unified_io import locations
-from unified_io import model as model_lib
-from unified_io import predict as predict_lib
-from unified_io import predictor as predictor_lib
-from unified_io import vocab
+from unified_io.model import generation
+from unified_io.eval.grit import tasks as grit
+from unified_io.eval.grit import runner as grit_eval
+from unified_io.common import locations
+from unified_io.model import builder as model_lib
+from unified_io.eval import inference as predict_lib
+from unified_io.eval import predictor as predictor_lib
+from unified_io.common import vocab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPTIONS = ["cat", "dog", "bird", "cow"]

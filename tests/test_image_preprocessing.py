@@ -1,11 +1,11 @@
-"""Tests for unified_io.image_preprocessing; expected values are worked out by hand in comments."""
+"""Tests for unified_io.common.image_preprocessing; expected values are worked out by hand in comments."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from unified_io import image_preprocessing as ip
+from unified_io.common import image_preprocessing as ip
 
 # -mean/std per channel: -0.485/0.229, -0.456/0.224, -0.406/0.225
 NORMALISED_BLACK = np.array([-2.1179039, -2.0357143, -1.8044444], np.float32)

@@ -219,7 +219,7 @@ def test_tpu_real_run_executes_what_dry_run_prints(tmp_path):
   # setup really built the tarball it copied, from the committed tree.
   with tarfile.open(tmp_path / "uio-test-unified-io.tar.gz") as tar:
     names = tar.getnames()
-  assert "unified_io/train.py" in names and "requirements.txt" in names
+  assert "unified_io/train/trainer.py" in names and "requirements.txt" in names
 
 
 # ----------------------------------------------------------------------------- SLURM

@@ -1,10 +1,10 @@
-"""Tests for unified_io.locations; bins worked out by hand with bin = floor(c / S * 999)."""
+"""Tests for unified_io.common.locations; bins worked out by hand with bin = floor(c / S * 999)."""
 
 import numpy as np
 import pytest
 
-from unified_io import locations
-from unified_io.vocab import VocabLayout
+from unified_io.common import locations
+from unified_io.common.vocab import VocabLayout
 
 OFFICIAL = VocabLayout.official()
 TINY = VocabLayout(text_size=2000, image_vocab_size=512)

@@ -3,7 +3,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from unified_io import losses
+from unified_io.model import losses
 
 
 def test_token_cross_entropy_matches_hand_computed_values():

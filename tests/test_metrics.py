@@ -1,4 +1,4 @@
-"""Tests for unified_io.metrics: hand-computed values and the reference libraries."""
+"""Tests for unified_io.eval.metrics: hand-computed values and the reference libraries."""
 import contextlib
 import io
 import json
@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from unified_io import metrics
+from unified_io.eval import metrics
 
 # ---------------------------------------------------------------------------------------
 # VQA

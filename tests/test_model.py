@@ -8,7 +8,7 @@ import pytest
 
 from configs import base, large, small, xl
 from configs import tiny as tiny_config
-from unified_io import model as model_lib
+from unified_io.model import builder as model_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -86,12 +86,12 @@ def test_unknown_config_file_is_named():
 def test_location_bins_come_from_the_config():
   # A config with 64 bins (one per pixel of a 64x64 image) must quantise boxes with 64 bins
   # in the data pipeline (the tokenizer's layout) and in the model and predictor alike.
-  from unified_io import locations  # pylint: disable=g-import-not-at-top
-  from unified_io.data import config_inputs  # pylint: disable=g-import-not-at-top
+  from unified_io.common import locations  # pylint: disable=g-import-not-at-top
+  from unified_io.data import from_config  # pylint: disable=g-import-not-at-top
   config = tiny_config.get_config()
   config.vocab.location_bins = 64
   layout = model_lib.vocab_layout(config)
-  assert config_inputs.tokenizer(config).layout == layout
+  assert from_config.tokenizer(config).layout == layout
   assert layout.num_location_bins == 64
   # bin = floor(coord / 64 * 63): y1 = 32 -> 31, x1 = 0 -> 0, y2 = 48 -> 47, x2 = 64 -> 63;
   # bin b is <extra_id_{100 + b}>.

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tests import tiny
-from unified_io import network
-from unified_io import position_bias
+from unified_io.model import network
+from unified_io.model import position_bias
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ import collections
 import numpy as np
 import pytest
 
-from unified_io import image_preprocessing
-from unified_io import text_tokenizer
+from unified_io.common import image_preprocessing
+from unified_io.common import text_tokenizer
 from unified_io.data import builtin_dataset
 from unified_io.data import pipeline
-from unified_io.data import tasks as tasks_lib
+from unified_io.data.tasks import registry as tasks_lib
 
 TOKENIZER = "tokenizers/uio_tiny_2k.model"
 NUM_EXAMPLES = 12

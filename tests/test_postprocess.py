@@ -1,14 +1,14 @@
-"""Tests for unified_io.postprocess on hand-made token sequences and images."""
+"""Tests for unified_io.eval.postprocess on hand-made token sequences and images."""
 import os
 
 import numpy as np
 import pytest
 
-from unified_io import image_preprocessing
-from unified_io import locations
-from unified_io import postprocess
-from unified_io import vocab
-from unified_io.data import dense_labels
+from unified_io.common import image_preprocessing
+from unified_io.common import locations
+from unified_io.eval import postprocess
+from unified_io.common import vocab
+from unified_io.common import dense_labels
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYOUT = vocab.VocabLayout.official()
@@ -125,7 +125,7 @@ def test_keypoint_text_format():
 
 @pytest.fixture(scope="module")
 def tokenizer():
-  from unified_io.text_tokenizer import TextTokenizer
+  from unified_io.common.text_tokenizer import TextTokenizer
   return TextTokenizer(os.path.join(ROOT, "tokenizers", "uio_tiny_2k.model"),
                        image_vocab_size=512)
 
@@ -146,8 +146,8 @@ def test_keypoints_round_trip_through_the_tokenizer(tokenizer):
 
 
 def test_keypoint_text_matches_the_task_encoder():
-  vision_tasks = pytest.importorskip("unified_io.data.vision_tasks")
-  from unified_io.data import tasks
+  vision_tasks = pytest.importorskip("unified_io.data.tasks.builtin_vision")
+  from unified_io.data.tasks import registry as tasks
   keypoints = _person(np.random.default_rng(2))
   ours = postprocess.keypoints_to_text(keypoints, IMAGE_HW, LAYOUT)
   theirs = vision_tasks.keypoints_text(keypoints[:, :2], keypoints[:, 2].astype(int), IMAGE_HW,

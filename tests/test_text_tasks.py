@@ -3,13 +3,13 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from unified_io import text_tokenizer
-from unified_io import vocab
+from unified_io.common import text_tokenizer
+from unified_io.common import vocab
 from unified_io.data import builtin_dataset
 from unified_io.data import mixtures
 from unified_io.data import pipeline
-from unified_io.data import tasks as tasks_lib
-from unified_io.data import text_tasks
+from unified_io.data.tasks import registry as tasks_lib
+from unified_io.data.tasks import text as text_tasks
 
 WORDS = "the quick brown fox jumps over the lazy dog while a cat sleeps on the warm mat".split()
 

@@ -1,4 +1,4 @@
-"""Tests for unified_io.text_tokenizer with the shipped tokenizers/uio_tiny_2k.model."""
+"""Tests for unified_io.common.text_tokenizer with the shipped tokenizers/uio_tiny_2k.model."""
 
 import hashlib
 import os
@@ -9,7 +9,7 @@ import sentencepiece as spm
 import tensorflow as tf
 from sentencepiece import sentencepiece_model_pb2
 
-from unified_io.text_tokenizer import TextTokenizer, tf_encode, truncate_or_raise
+from unified_io.common.text_tokenizer import TextTokenizer, tf_encode, truncate_or_raise
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED_MODEL = os.path.join(ROOT, "tokenizers", "uio_tiny_2k.model")

@@ -19,8 +19,8 @@ import pytest
 
 from configs import tiny as tiny_config
 from tests import tiny
-from unified_io import optim
-from unified_io import train
+from unified_io.train import optim
+from unified_io.train import trainer as train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = [sys.executable, os.path.join(ROOT, "tests", "train_runner.py")]
@@ -91,7 +91,7 @@ def _free_port():
 
 
 def test_synthetic_hosts_split_the_global_batch():
-  from unified_io import synthetic_batches  # pylint: disable=g-import-not-at-top
+  from unified_io.data import synthetic as synthetic_batches  # pylint: disable=g-import-not-at-top
   make = lambda i, n: next(synthetic_batches.SyntheticBatches(
       tiny.make_model().config, tiny_config.get_config().lengths, 8, process_index=i,
       process_count=n))

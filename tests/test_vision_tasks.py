@@ -8,18 +8,18 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from unified_io import locations
-from unified_io import text_tokenizer
-from unified_io import vocab
+from unified_io.common import locations
+from unified_io.common import text_tokenizer
+from unified_io.common import vocab
 from unified_io.data import builtin_dataset
-from unified_io.data import dense_labels
+from unified_io.common import dense_labels
 from unified_io.data import pipeline
 from unified_io.data import prompts
-from unified_io.data import real_vision_tasks
+from unified_io.data.tasks import vision as real_vision_tasks
 from unified_io.data import scene_text
 from unified_io.data import scenes
-from unified_io.data import tasks
-from unified_io.data import vision_tasks as vt
+from unified_io.data.tasks import registry as tasks
+from unified_io.data.tasks import builtin_vision as vt
 
 NUM_EXAMPLES = 40
 LAYOUT = vocab.VocabLayout.official()

@@ -1,10 +1,10 @@
-"""Tests for unified_io.visualize; pixel positions worked out by hand."""
+"""Tests for unified_io.common.visualize; pixel positions worked out by hand."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from unified_io import visualize as vis
+from unified_io.common import visualize as vis
 
 RED = (255, 0, 0)
 

@@ -1,4 +1,4 @@
-"""Tests for unified_io.vocab; every expected id is worked out by hand in the comments."""
+"""Tests for unified_io.common.vocab; every expected id is worked out by hand in the comments."""
 
 import dataclasses
 
@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from unified_io import vocab
-from unified_io.vocab import VocabLayout
+from unified_io.common import vocab
+from unified_io.common.vocab import VocabLayout
 
 OFFICIAL = VocabLayout.official()
 # The shipped 2000-piece tokenizer with the tiny config's 512-code VQ-GAN.

@@ -14,7 +14,7 @@ import pytest
 
 import vqgan
 from configs.vqgan import builtin as builtin_config
-from unified_io import checkpointing
+from unified_io.common import checkpointing
 from vqgan import data
 from vqgan import losses
 from vqgan import train as vq_train

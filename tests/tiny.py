@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from unified_io import network
+from unified_io.model import network
 
 PADDED_TEXT = 200
 IMAGE_CODES = 40

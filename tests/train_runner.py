@@ -25,11 +25,12 @@ def main():
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   import jax  # pylint: disable=g-import-not-at-top
   from configs import tiny  # pylint: disable=g-import-not-at-top
-  from unified_io import train  # pylint: disable=g-import-not-at-top
+  from unified_io.common import distributed  # pylint: disable=g-import-not-at-top
+  from unified_io.train import trainer as train  # pylint: disable=g-import-not-at-top
   if args.process:
     index_count, port = args.process.split("@")
     index, count = map(int, index_count.split("/"))
-    train.initialize_distributed(f"127.0.0.1:{port}", count, index)
+    distributed.initialize_distributed(f"127.0.0.1:{port}", count, index)
   assert jax.device_count() == args.devices * (int(args.process.split("/")[1].split("@")[0])
                                                if args.process else 1)
   config = tiny.get_config()

@@ -23,9 +23,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 from ml_collections import config_flags
 
-from unified_io import model as model_lib
-from unified_io import network
-from unified_io import param_trees
+from unified_io.model import builder as model_lib
+from unified_io.model import network
+from unified_io.common import param_trees
 
 VQGAN_KEY = "discrete_vae"
 

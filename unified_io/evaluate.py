@@ -10,7 +10,7 @@
 --workdir reads WORKDIR/config.json and the latest checkpoint; --config and --checkpoint
 override either. Writes OUT/metrics.json, OUT/predictions.jsonl, OUT/report.md and one
 PNG per task group (default OUT: WORKDIR/eval_<split>). --benchmark=grit runs GRIT's
-sample files instead (unified_io/grit_eval.py): --split is ablation (default) or test,
+sample files instead (unified_io/eval/grit/runner.py): --split is ablation (default) or test,
 --tasks GRIT task names (default all seven), --num_examples a limit per task (default
 none); writes the submission OUT/<split>/ + OUT/<split>.zip, and OUT/metrics.json when the
 samples carry ground truth (default OUT: WORKDIR/grit).
@@ -23,11 +23,11 @@ from absl import flags
 import numpy as np
 from ml_collections import config_flags
 
-from unified_io import checkpointing
-from unified_io import evaluation
-from unified_io import grit_eval
-from unified_io import predictor as predictor_lib
-from unified_io.data import config_inputs
+from unified_io.common import checkpointing
+from unified_io.eval import task_eval as evaluation
+from unified_io.eval.grit import runner as grit_eval
+from unified_io.eval import predictor as predictor_lib
+from unified_io.data import from_config
 
 
 def _jsonable(value):
@@ -66,7 +66,7 @@ def main(argv):
   out = _OUT.value or os.path.join(_WORKDIR.value or ".", f"eval_{_SPLIT.value}")
   if _TASKS.value:
     config.data.tasks = _TASKS.value
-  task_names, _ = config_inputs.mixture_rates(config)
+  task_names, _ = from_config.mixture_rates(config)
   predictor = predictor_lib.Predictor.from_workdir(_WORKDIR.value, config=config,
                                                    checkpoint=checkpoint)
   print(f"Evaluating {len(task_names)} tasks from {checkpoint} on {_SPLIT.value}", flush=True)

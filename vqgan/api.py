@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from unified_io import param_trees
+from unified_io.common import param_trees
 from vqgan.configs import VQGANConfig, get_config
 from vqgan.model import VQGAN as VQGANModule
 from vqgan.model import check_params, random_params

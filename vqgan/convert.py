@@ -19,7 +19,7 @@ import flax
 import jax
 import numpy as np
 
-from unified_io import param_trees
+from unified_io.common import param_trees
 from vqgan import api
 from vqgan.configs import PRESETS, VQGANConfig, get_config
 from vqgan.model import check_params, count_params, flatten, param_shapes, unflatten

@@ -1,7 +1,7 @@
 """VQ-GAN training and evaluation images: built-in scenes and renderings of their dense labels.
 
 Unified-IO's image targets are RGB images and dense labels drawn as images
-(unified_io/data/dense_labels.py), so the tokenizer learns both. One image of a batch is one
+(unified_io/common/dense_labels.py), so the tokenizer learns both. One image of a batch is one
 `modality` of one scene:
 
 - rgb: the scene's render.
@@ -24,7 +24,7 @@ from typing import Dict, Sequence
 import numpy as np
 
 from unified_io.data import builtin_dataset
-from unified_io.data import dense_labels
+from unified_io.common import dense_labels
 
 MODALITIES = ("rgb", "depth", "normals", "segmentation", "mask")
 IMAGE_SIZE = 64  # the built-in scenes' resolution

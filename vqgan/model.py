@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from unified_io import param_trees
+from unified_io.common import param_trees
 
 from vqgan.configs import GROUPS, VQGANConfig
 

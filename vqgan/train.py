@@ -44,8 +44,8 @@ from ml_collections import config_flags
 import numpy as np
 import optax
 
-from unified_io import checkpointing
-from unified_io import train as uio_train
+from unified_io.common import checkpointing
+from unified_io.common import run_log
 from vqgan import api
 from vqgan import data
 from vqgan import losses
@@ -291,8 +291,8 @@ def _host_metrics(window):
 
 def train(config, workdir):
   """Runs (or resumes) training; returns [(step, loss)] at every logging step."""
-  uio_train._write_config(config, workdir)  # pylint: disable=protected-access
-  log = uio_train.Log(workdir, tensorboard=config.train.tensorboard)
+  run_log.write_config(config, workdir)
+  log = run_log.Log(workdir, tensorboard=config.train.tensorboard)
   parts = Parts(config)
   rates = data.normalized_rates(dict(config.data.rates))
   device = jax.devices()[0]

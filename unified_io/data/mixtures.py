@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable, Dict, List, Optional
 
-from unified_io.data import tasks as tasks_lib
+from unified_io.data.tasks import registry as tasks_lib
 
 TEMPERATURE = 2.0
 
@@ -74,7 +74,7 @@ def pretraining_rates(text: str, vl_text: str, image: str) -> Dict[str, float]:
 
 
 def _builtin_multitask() -> List[str]:
-  from unified_io.data import vision_tasks  # pylint: disable=g-import-not-at-top
+  from unified_io.data.tasks import builtin_vision as vision_tasks  # pylint: disable=g-import-not-at-top
   return list(vision_tasks.BUILTIN_TASK_NAMES) + [
       "builtin_entailment", "builtin_sentiment", "builtin_question_answering",
       "builtin_summarization", "builtin_masked_lm"]

@@ -36,9 +36,9 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 from absl import logging
 import numpy as np
 
-from unified_io import image_preprocessing
-from unified_io import text_tokenizer
-from unified_io.data import tasks as tasks_lib
+from unified_io.common import image_preprocessing
+from unified_io.common import text_tokenizer
+from unified_io.data.tasks import registry as tasks_lib
 
 BLOCK = 10_000  # schedule slots per shuffled block
 # Records tried after a skipped one before giving up on an element. Tasks that use only

@@ -9,7 +9,7 @@ in the same spacing style. The rest are paraphrases, used only with
 (a paraphrase may reorder them with explicit indices, "{1} ... {0}").
 
 Arguments are plain text: location tokens arrive already written as "<extra_id_N>" text
-(`unified_io.locations.box_to_text`).
+(`unified_io.common.locations.box_to_text`).
 """
 from __future__ import annotations
 

@@ -30,14 +30,14 @@ import numpy as np
 from ml_collections import config_flags
 
 import vqgan as vqgan_lib
-from unified_io import checkpointing
-from unified_io import image_preprocessing
-from unified_io import postprocess
-from unified_io import visualize
-from unified_io.data import config_inputs
-from unified_io.data import dense_labels
+from unified_io.common import checkpointing
+from unified_io.common import image_preprocessing
+from unified_io.eval import postprocess
+from unified_io.common import visualize
+from unified_io.data import from_config
+from unified_io.common import dense_labels
 from unified_io.data import pipeline
-from unified_io.data import tasks as tasks_lib
+from unified_io.data.tasks import registry as tasks_lib
 
 TILE = 256
 # Every caption is padded to this many lines, so all rows are equally tall and the
@@ -57,7 +57,7 @@ def example_spec(config) -> pipeline.ExampleSpec:
   vq_config = vqgan_lib.load_config(weights) if weights else vqgan_lib.get_config(
       config.vqgan.preset)
   # example_spec reads nothing but vq.config; loading the weights would cost time for nothing.
-  return config_inputs.example_spec(config, types.SimpleNamespace(config=vq_config))
+  return from_config.example_spec(config, types.SimpleNamespace(config=vq_config))
 
 
 def examples(config, task: tasks_lib.Task, n: int, split: str, data_dir: Optional[str],

@@ -23,7 +23,7 @@ from typing import List
 
 import numpy as np
 
-from unified_io.data import vision_tasks as vt
+from unified_io.data.tasks import builtin_vision as vt
 
 # COCO's 80 detection categories in category-id order: TFDS coco's ClassLabel order. (The
 # names are set from the annotation files at build time, so they are not in the code.)

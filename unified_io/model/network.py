@@ -14,10 +14,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from unified_io import layers
-from unified_io import partitioning as P
-from unified_io.image_preprocessing import space_to_depth
-from unified_io.position_bias import RelativePositionBias
+from unified_io.model import layers
+from unified_io.common import axis_rules as P
+from unified_io.common.image_preprocessing import space_to_depth
+from unified_io.model.position_bias import RelativePositionBias
 
 REMAT_POLICIES = ("none", "minimal", "full")
 

@@ -32,14 +32,14 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from unified_io import image_preprocessing
-from unified_io import locations
-from unified_io import vocab
-from unified_io.data import dense_labels
+from unified_io.common import image_preprocessing
+from unified_io.common import locations
+from unified_io.common import vocab
+from unified_io.common import dense_labels
 from unified_io.data import prompts
 from unified_io.data import scene_text
 from unified_io.data import scenes
-from unified_io.data import tasks
+from unified_io.data.tasks import registry as tasks
 
 Skip = tasks.SkipExample
 BUILTIN = "uio_builtin_scenes/scenes"

@@ -1,6 +1,6 @@
 """Model outputs -> structured predictions (paper appendix A.1), and the keypoint text format.
 
-Text outputs are token id sequences of the unified vocabulary (`unified_io.vocab`); they are
+Text outputs are token id sequences of the unified vocabulary (`unified_io.common.vocab`); they are
 cut at the first eos and pad ids are dropped. The non-location pieces (class names,
 visibility labels) are turned into strings by a caller-supplied `decode_text(ids) -> str`
 (e.g. `TextTokenizer.decode`), so this module never needs the SentencePiece model; it only
@@ -36,10 +36,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
-from unified_io import image_preprocessing
-from unified_io import locations
-from unified_io import vocab
-from unified_io.data import dense_labels
+from unified_io.common import image_preprocessing
+from unified_io.common import locations
+from unified_io.common import vocab
+from unified_io.common import dense_labels
 
 DecodeText = Callable[[np.ndarray], str]
 

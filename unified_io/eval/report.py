@@ -11,9 +11,10 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from unified_io import postprocess
-from unified_io import visualize
-from unified_io.data import tasks as tasks_lib
+from unified_io.eval import postprocess
+from unified_io.common import visualize
+from unified_io.data.tasks import registry as tasks_lib
+from unified_io.eval import results as results_lib
 
 EXAMPLES_PER_TASK = 2
 
@@ -85,7 +86,6 @@ def group_picture(results: Dict[str, dict], group: str, spec):
 
 
 def table(results: Dict[str, dict]) -> List[str]:
-  from unified_io import evaluation  # pylint: disable=g-import-not-at-top
   lines = ["| group | task | metric | model | baseline | baseline is | beats it | val loss |",
            "|---|---|---|---|---|---|---|---|"]
   for group in tasks_lib.GROUPS:
@@ -94,15 +94,14 @@ def table(results: Dict[str, dict]) -> List[str]:
         arrow = "↓" if r["lower_is_better"] else "↑"
         lines.append(f"| {group} | {name} | {r['metric']} {arrow} | {r['score']:.3f} | "
                      f"{r['baseline']:.3f} | {r['baseline_is']} | "
-                     f"{'yes' if evaluation.beats_baseline(r) else 'NO'} | {r['loss']:.3f} |")
+                     f"{'yes' if results_lib.beats_baseline(r) else 'NO'} | {r['loss']:.3f} |")
   return lines
 
 
 def write(results: Dict[str, dict], out_dir: str, step: Optional[int], spec) -> str:
   """Writes report.md and <group>.png into out_dir; returns the report path."""
-  from unified_io import evaluation  # pylint: disable=g-import-not-at-top
   lines = [f"# Evaluation report{'' if step is None else f' at step {step}'}", "",
-           evaluation.headline(results) + ".", ""]
+           results_lib.headline(results) + ".", ""]
   lines += table(results) + [""]
   for group in tasks_lib.GROUPS:
     picture = group_picture(results, group, spec)

@@ -8,9 +8,9 @@ parameters (unboxed) and a batch in `network.UnifiedIO`'s format.
 import jax
 import jax.numpy as jnp
 
-from unified_io import decoding
-from unified_io import losses
-from unified_io import network
+from unified_io.model import decoding
+from unified_io.model import losses
+from unified_io.model import network
 
 TEXT_METHODS = ("greedy", "beam", "sample")
 

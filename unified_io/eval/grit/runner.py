@@ -12,7 +12,7 @@ the samples run are scored, and GRIT's across-task "overall" is left out.
 Per task: categorization scores the sample's whole label set (Predictor.choose), so the
 answer is always one of its options; vqa is the generated text; localization and refexp are
 the boxes of the generated location tokens in original-image pixels, segmentation the
-masks and normal the normal map of the generated image (all via predict.predict);
+masks and normal the normal map of the generated image (all via inference.predict);
 keypoint runs localization of "person", then one joint prediction per box found with the
 not-visible token masked (17 x, y, v triples per person).
 
@@ -23,7 +23,7 @@ keypoint the probability of the person-localization sequence times the mean prob
 of the per-person joint sequences. Segmentation and normal output images sampled token by
 token, which have no such score: they report 1.0.
 
-Samples run one at a time (predict.predict takes one image), so every model function is
+Samples run one at a time (inference.predict takes one image), so every model function is
 compiled once. Unreadable images are skipped and counted, with the file named; a skipped
 sample has no prediction, so grit.evaluate scores it 0 and the leaderboard would reject
 the zip.
@@ -38,10 +38,10 @@ from typing import Callable, Dict, List, Optional, Sequence
 import jax
 import numpy as np
 
-from unified_io import grit
-from unified_io import image_preprocessing
-from unified_io import model as model_lib
-from unified_io import predict as predict_lib
+from unified_io.eval.grit import tasks as grit
+from unified_io.common import image_preprocessing
+from unified_io.model import builder as model_lib
+from unified_io.eval import inference as predict_lib
 
 MAX_SKIP_LINES = 5  # per task; the count covers the rest
 
@@ -125,7 +125,7 @@ class _Runner:
 
 def params_in_millions(predictor) -> float:
   """The network plus the VQ-GAN it decodes images with: both run at inference, and the
-  paper's 2925M for XL counts both (see unified_io/model.py)."""
+  paper's 2925M for XL counts both (see unified_io/model/builder.py)."""
   network = model_lib.parameter_counts(predictor.params)["total"]
   vq = sum(int(np.size(x)) for x in jax.tree.leaves(predictor.vq.params))
   return (network + vq) / 1e6

@@ -78,6 +78,12 @@ def _scalar_or_array(values, like):
   return values.astype(np.int32)
 
 
+def location_bins(config) -> int:
+  """config.vocab.location_bins; configs written before the key existed used the released
+  models' 1000 bins."""
+  return config.vocab.get("location_bins", NUM_LOCATION_BINS)
+
+
 @dataclasses.dataclass(frozen=True)
 class VocabLayout:
   """Id layout of the unified vocabulary for a `text_size`-piece tokenizer and a
@@ -109,6 +115,12 @@ class VocabLayout:
                        f"sentinels and {self.num_location_bins} location bins")
     if self.pad_multiple < 1:
       raise ValueError(f"pad_multiple {self.pad_multiple} must be >= 1")
+
+  @classmethod
+  def from_config(cls, config) -> "VocabLayout":
+    """The layout `config.vocab` describes (text pieces, image codes, location bins)."""
+    return cls(text_size=config.vocab.text_pieces, image_vocab_size=config.vocab.image_codes,
+               num_location_bins=location_bins(config))
 
   @classmethod
   def official(cls) -> "VocabLayout":

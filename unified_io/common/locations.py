@@ -32,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from unified_io import vocab
+from unified_io.common import vocab
 
 # Half a pixel: covers rounding of annotations, still catches boxes from another image size.
 OUTSIDE_TOLERANCE_PX = 0.5

@@ -2,7 +2,7 @@
 
 The model file must use T5's id layout (pad 0, eos 1, unk 2); T5's cc_all.32000 model and
 the shipped `tokenizers/uio_tiny_2k.model` do. On load, the 1100 extra ids of the layout
-(see `unified_io.vocab`) are appended to the model as user-defined pieces, last extra id
+(see `unified_io.common.vocab`) are appended to the model as user-defined pieces, last extra id
 first, so `<extra_id_N>` gets id V + 1100 - 1 - N and encodes as one token. The pieces are
 named "▁<extra_id_N>" (with SentencePiece's word-start mark) exactly as T5's seqio does when
 the released models were trained: an extra id written after whitespace or at the start of the
@@ -27,7 +27,7 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 from sentencepiece import sentencepiece_model_pb2
 
-from unified_io import vocab
+from unified_io.common import vocab
 
 WORD_START = "\u2581"  # SentencePiece's "▁", marks a piece that starts a word
 

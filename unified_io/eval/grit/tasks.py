@@ -52,9 +52,9 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from unified_io import grit_metrics
-from unified_io import locations
-from unified_io import vocab
+from unified_io.eval.grit import scoring as grit_metrics
+from unified_io.common import locations
+from unified_io.common import vocab
 from unified_io.data import prompts
 
 log = logging.getLogger(__name__)

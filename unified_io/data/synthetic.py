@@ -7,7 +7,7 @@ derived from the first input token, so the loss of a working trainer falls quick
 """
 import numpy as np
 
-from unified_io import vocab
+from unified_io.common import vocab
 
 
 class SyntheticBatches:

@@ -8,8 +8,8 @@ no relative bias. One module instance is shared by all layers of a stack.
 import flax.linen as nn
 import jax.numpy as jnp
 
-from unified_io import layers
-from unified_io import partitioning as P
+from unified_io.model import layers
+from unified_io.common import axis_rules as P
 
 
 def _log_bucket(distance, num_buckets, max_distance):

@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from unified_io import partitioning as P
+from unified_io.common import axis_rules as P
 
 # Large finite negative used for masking: -inf would turn fully masked rows into NaN.
 NEG_INF = -1e10

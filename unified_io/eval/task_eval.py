@@ -24,12 +24,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from unified_io import losses
-from unified_io import metrics
-from unified_io import postprocess
-from unified_io import predictor as predictor_lib
+from unified_io.model import builder as model_builder
+from unified_io.model import losses
+from unified_io.eval import metrics
+from unified_io.eval import postprocess
+from unified_io.eval import predictor as predictor_lib
+from unified_io.eval import report
+from unified_io.eval import results as results_lib
 from unified_io.data import pipeline
-from unified_io.data import tasks as tasks_lib
+from unified_io.data.tasks import registry as tasks_lib
 
 
 @dataclasses.dataclass
@@ -308,11 +311,9 @@ def score(examples: TaskExamples, preds, spec, max_depth: float):
 
 
 def _loss_fn(model, vq, padded_text_size):
-  from unified_io import train  # pylint: disable=g-import-not-at-top
-
   @jax.jit
   def run(params, vq_params, batch):
-    batch = train.tokenize_image_targets(batch, vq.config, vq_params, padded_text_size)
+    batch = model_builder.tokenize_image_targets(batch, vq.config, vq_params, padded_text_size)
     text_logits, image_logits = model.apply({"params": params}, batch)
     total, count = losses.example_losses(text_logits, image_logits, batch)
     return jnp.sum(total), jnp.sum(count)
@@ -354,43 +355,11 @@ def evaluate(predictor, task_names: Sequence[str], *, split: str, num_examples: 
   return results
 
 
-def summary(results: Dict[str, dict]) -> Dict[str, dict]:
-  """JSON-able metrics: results without examples and predictions."""
-  return {name: {k: v for k, v in r.items() if k not in ("examples", "predictions")}
-          for name, r in results.items()}
-
-
-def beats_baseline(result: dict) -> bool:
-  if not np.isfinite(result["score"]):
-    return False
-  if result["lower_is_better"]:
-    return result["score"] < result["baseline"]
-  return result["score"] > result["baseline"]
-
-
-def group_counts(results: Dict[str, dict]) -> Dict[str, tuple]:
-  """group -> (tasks that beat their baseline, tasks), in the paper's group order."""
-  counts = {}
-  for group in tasks_lib.GROUPS:
-    members = [r for r in results.values() if r["group"] == group]
-    if members:
-      counts[group] = (sum(beats_baseline(r) for r in members), len(members))
-  return counts
-
-
-def headline(results: Dict[str, dict]) -> str:
-  """One line: tasks above their baseline, in all and per group."""
-  beaten = sum(beats_baseline(r) for r in results.values())
-  groups = ", ".join(f"{g} {k}/{n}" for g, (k, n) in group_counts(results).items())
-  return f"{beaten}/{len(results)} tasks beat their baseline ({groups})"
-
-
 def write(results, out_dir: str, step: Optional[int] = None, spec=None):
   """metrics.json, report.md and one picture per task group into out_dir."""
-  from unified_io import report  # pylint: disable=g-import-not-at-top
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-    json.dump({"step": step, "tasks": summary(results)}, f, indent=2)
+    json.dump({"step": step, "tasks": results_lib.summary(results)}, f, indent=2)
   return report.write(results, out_dir, step, spec)
 
 
@@ -401,8 +370,8 @@ def make_train_evaluator(config, workdir: str):
   last step (or whenever config.eval.report is set) also writes WORKDIR/eval/step_N/ with
   metrics.json, report.md and the pictures.
   """
-  from unified_io.data import config_inputs  # pylint: disable=g-import-not-at-top
-  task_names, _ = config_inputs.mixture_rates(config)
+  from unified_io.data import from_config  # pylint: disable=g-import-not-at-top
+  task_names, _ = from_config.mixture_rates(config)
   state = {}
 
   def run(params, step, log):
@@ -422,7 +391,7 @@ def make_train_evaluator(config, workdir: str):
       scalars[f"eval/{name}/baseline"] = r["baseline"]
       scalars[f"eval/{name}/loss"] = r["loss"]
     log.scalars(step, scalars)
-    log.line(f"Evaluation at step {step}: {headline(results)}")
+    log.line(f"Evaluation at step {step}: {results_lib.headline(results)}")
     if config.eval.report and jax.process_index() == 0:
       path = write(results, os.path.join(workdir, "eval", f"step_{step}"), step, predictor.spec)
       log.line(f"Report: {path}")

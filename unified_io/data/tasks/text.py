@@ -12,9 +12,9 @@ from typing import List, Sequence
 
 import numpy as np
 
-from unified_io import vocab
+from unified_io.common import vocab
 from unified_io.data import prompts
-from unified_io.data import tasks
+from unified_io.data.tasks import registry as tasks
 
 Skip = tasks.SkipExample
 BUILTIN_TEXT = "uio_builtin_scenes/text"

@@ -1,13 +1,7 @@
-"""Train Unified-IO.
-
-  python -m unified_io.train                                   # tiny config, laptop CPU
-  python -m unified_io.train --config=configs/xl.py --workdir=gs://bucket/run \
-      --config.optimizer.lr=5e-3 --config.mesh.model=4
+"""The trainer: train state, step and loop (`python -m unified_io.train`, __main__.py).
 
 WORKDIR gets checkpoints/, tensorboard/, config.json and log.txt. Rerunning with the same
 WORKDIR resumes from its latest checkpoint (same loss sequence as an uninterrupted run).
-Multi-host: TPU pods need nothing; GPU/CPU clusters pass --coordinator_address,
---num_processes and --process_id (see launch/).
 """
 import functools
 import os
@@ -15,24 +9,22 @@ import signal
 import sys
 import time
 
-from absl import app
-from absl import flags
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from ml_collections import config_flags
 
-from unified_io import checkpointing
-from unified_io import flops as flops_lib
-from unified_io import losses
-from unified_io import model as model_lib
-from unified_io import optim
-from unified_io import sharding
-from unified_io import synthetic_batches
-from vqgan import api as vqgan_api
-from unified_io.data import config_inputs
+from unified_io.common import checkpointing
+from unified_io.common import distributed
+from unified_io.common import run_log
+from unified_io.common import flops as flops_lib
+from unified_io.model import losses
+from unified_io.model import builder as model_lib
+from unified_io.train import optim
+from unified_io.common import mesh as mesh_lib
+from unified_io.data import synthetic as synthetic_batches
+from unified_io.data import from_config
 
 
 # ----------------------------------------------------------------------------------- state
@@ -47,7 +39,7 @@ def _opt_state_shardings(abstract_opt_state, params_shardings, abstract_params, 
   flat_params = {tuple(str(getattr(k, "key", k)) for k in path): (leaf, shard) for path, leaf, shard in
                  ((p, l, s) for (p, l), s in zip(jax.tree_util.tree_flatten_with_path(abstract_params)[0],
                                                  jax.tree.leaves(params_shardings)))}
-  replicated = sharding.replicated(mesh)
+  replicated = mesh_lib.replicated(mesh)
 
   def choose(path, leaf):
     keys = tuple(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
@@ -62,11 +54,11 @@ def _opt_state_shardings(abstract_opt_state, params_shardings, abstract_params, 
 def create_train_state(config, model, mesh, rules):
   """Returns (init_fn, abstract_state, state_shardings, optimizer, schedule)."""
   boxed = model_lib.abstract_params(model)
-  params_shardings = sharding.param_shardings(boxed, mesh, rules)
+  params_shardings = mesh_lib.param_shardings(boxed, mesh, rules)
   abstract_params = nn.unbox(boxed)
   optimizer, schedule = optim.build(config.optimizer, abstract_params, config.freeze)
   abstract_opt = jax.eval_shape(optimizer.init, abstract_params)
-  replicated = sharding.replicated(mesh)
+  replicated = mesh_lib.replicated(mesh)
   state_shardings = {
       "params": params_shardings,
       "opt_state": _opt_state_shardings(abstract_opt, params_shardings, abstract_params, mesh),
@@ -91,23 +83,13 @@ def create_train_state(config, model, mesh, rules):
 # ------------------------------------------------------------------------------------ step
 
 
-def tokenize_image_targets(batch, vq_config, vq_params, padded_text_size):
-  """Replaces `image_target_pixels` by `image_targets`: frozen VQ-GAN codes as vocab ids."""
-  if "image_target_pixels" not in batch:
-    return batch
-  batch = dict(batch)
-  codes = vqgan_api.encode_codes(vq_config, vq_params, batch.pop("image_target_pixels"))
-  batch["image_targets"] = codes.reshape(codes.shape[0], -1).astype(jnp.int32) + padded_text_size
-  return batch
-
-
 def _per_task(values, batch, num_tasks):
   return jax.ops.segment_sum(values, batch["task_index"], num_segments=num_tasks)
 
 
 def train_step(state, batch, vq_params=None, *, model, optimizer, schedule, z_loss,
                vq_config=None, num_tasks=0):
-  batch = tokenize_image_targets(batch, vq_config, vq_params, model.config.padded_text_size)
+  batch = model_lib.tokenize_image_targets(batch, vq_config, vq_params, model.config.padded_text_size)
   step_rng = jax.random.fold_in(state["rng"], state["step"])
   dropout_rng, patch_rng = jax.random.split(step_rng)
 
@@ -146,74 +128,6 @@ def train_step(state, batch, vq_params=None, *, model, optimizer, schedule, z_lo
 # ------------------------------------------------------------------------------ utilities
 
 
-def initialize_distributed(coordinator_address, num_processes, process_id):
-  if coordinator_address:
-    # Only affects the CPU backend: lets CPU-only multi-process runs (and tests) all-reduce.
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator_address, num_processes, process_id)
-  elif "," in os.environ.get("TPU_WORKER_HOSTNAMES", ""):
-    jax.distributed.initialize()  # TPU pod: every worker discovers the others
-
-
-def host_barrier(name, timeout_s=1800):
-  """Waits until every process reaches `name` (no-op with one process).
-
-  Uses the coordination service, not a device collective, so a slow host (e.g. still
-  compiling) cannot trip the collectives' short connection timeout.
-  """
-  if jax.process_count() > 1:
-    from jax._src import distributed  # pylint: disable=g-import-not-at-top
-    distributed.global_state.client.wait_at_barrier(name, timeout_in_ms=timeout_s * 1000)
-
-
-def any_host(flag):
-  """True on every process if `flag` is true on any process."""
-  if jax.process_count() == 1:
-    return bool(flag)
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  return bool(np.max(multihost_utils.process_allgather(np.int32(bool(flag)))))
-
-
-class Log:
-  """Console + WORKDIR/log.txt (+ TensorBoard) on process 0 only; WORKDIR may be gs://."""
-
-  def __init__(self, workdir, tensorboard=True):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    self.tf = tf
-    self.main = jax.process_index() == 0
-    self.path = os.path.join(workdir, "log.txt")
-    # Object stores cannot append: keep the text and rewrite the (small) file instead.
-    self.lines = []
-    if self.main and tf.io.gfile.exists(self.path):
-      with tf.io.gfile.GFile(self.path) as f:
-        self.lines = f.read().splitlines()
-    self.writer = None
-    if self.main and tensorboard:
-      self.writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
-
-  def line(self, text):
-    if self.main:
-      print(text, flush=True)
-      self.lines.append(text)
-      with self.tf.io.gfile.GFile(self.path, "w") as f:
-        f.write("\n".join(self.lines) + "\n")
-
-  def scalars(self, step, values):
-    if self.writer is not None:
-      with self.writer.as_default(step=step):
-        for k, v in values.items():
-          self.tf.summary.scalar(k, v)
-      self.writer.flush()
-
-
-def _write_config(config, workdir):
-  if jax.process_index() == 0:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    tf.io.gfile.makedirs(workdir)
-    with tf.io.gfile.GFile(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
-
-
 def _tokens_per_batch(batch):
   tokens = sum(int(np.sum(np.asarray(batch[k]) > 0)) for k in ("text_inputs", "text_targets",
                                                                "image_targets") if k in batch)
@@ -234,9 +148,9 @@ class Inputs:
           net_cfg, config.lengths, config.train.batch_size, seed=config.seed,
           process_index=jax.process_index(), process_count=jax.process_count())
     elif source == "mixture":
-      self.vq = config_inputs.image_tokenizer(config)
-      spec = config_inputs.example_spec(config, self.vq)
-      self.batches = config_inputs.train_batches(config, spec, jax.process_index(),
+      self.vq = from_config.image_tokenizer(config)
+      spec = from_config.example_spec(config, self.vq)
+      self.batches = from_config.train_batches(config, spec, jax.process_index(),
                                                  jax.process_count())
       self.task_names = self.batches.task_names
     else:
@@ -254,12 +168,12 @@ def train(config, workdir, evaluate_fn=None):
   """Runs (or resumes) training; returns the list of (step, loss) it logged.
 
   `evaluate_fn(params, step, log)`, if given, runs every config.eval.every_steps steps and
-  after the last step (see unified_io.evaluation).
+  after the last step (see unified_io.eval.task_eval).
   """
-  _write_config(config, workdir)
-  log = Log(workdir, tensorboard=config.train.tensorboard)
-  mesh = sharding.make_mesh(config.mesh)
-  rules = sharding.logical_rules(config.mesh)
+  run_log.write_config(config, workdir)
+  log = run_log.Log(workdir, tensorboard=config.train.tensorboard)
+  mesh = mesh_lib.make_mesh(config.mesh)
+  rules = mesh_lib.logical_rules(config.mesh)
   model = model_lib.build(config)
   init_state, abstract_state, state_shardings, optimizer, schedule = create_train_state(
       config, model, mesh, rules)
@@ -281,7 +195,7 @@ def train(config, workdir, evaluate_fn=None):
         log.line(f"Initialised parameters from {config.init_from}")
       else:
         state = jax.jit(init_state, out_shardings=state_shardings)()
-      replicated = sharding.replicated(mesh)
+      replicated = mesh_lib.replicated(mesh)
       vq_params = None
       if inputs.vq is not None:
         vq_params = jax.device_put(inputs.vq.params, replicated)
@@ -290,7 +204,7 @@ def train(config, workdir, evaluate_fn=None):
                             z_loss=config.loss.z_loss,
                             vq_config=None if inputs.vq is None else inputs.vq.config,
                             num_tasks=len(inputs.task_names)),
-          in_shardings=(state_shardings, sharding.batch_sharding(mesh), replicated),
+          in_shardings=(state_shardings, mesh_lib.batch_sharding(mesh), replicated),
           out_shardings=(state_shardings, replicated), donate_argnums=0)
       history = _loop(config, state, functools.partial(_Step, step_fn, vq_params), inputs, ckpt,
                       log, mesh, evaluate_fn)
@@ -337,7 +251,7 @@ class _ProgressBar:
 
 def _log_tasks(log, step, task_names, sums, tokens):
   """Per-task and per-group mean token loss over the logging window."""
-  from unified_io.data import tasks as tasks_lib  # pylint: disable=g-import-not-at-top
+  from unified_io.data.tasks import registry as tasks_lib  # pylint: disable=g-import-not-at-top
   values, group_sums, group_tokens = {}, {}, {}
   for name, total, count in zip(task_names, sums, tokens):
     if count > 0:
@@ -370,14 +284,14 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluate_fn):
   try:
     while step < total:
       local = next(data)
-      batch = sharding.global_batch(local, mesh, config.train.batch_size)
+      batch = mesh_lib.global_batch(local, mesh, config.train.batch_size)
       if run_step is None:
         run_step = make_step(state, batch)
         peak, peak_source = flops_lib.peak_flops_per_device(
             config.train.get("peak_flops_per_device", 0.0))
         log.line(f"Step: {run_step.flops / 1e9:.3g} GFLOP per device (XLA cost analysis); "
                  f"peak {peak / 1e12:.3g} TFLOP/s per device ({peak_source})")
-        host_barrier("uio_train_step_compiled")
+        distributed.host_barrier("uio_train_step_compiled")
         window_start = time.time()
       window_tokens += _tokens_per_batch(local) * jax.process_count()
       window_examples += config.train.batch_size
@@ -430,7 +344,7 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluate_fn):
       # Every host must stop at the same step; agreeing costs a collective, so hosts
       # compare their SIGTERM flags only on logging steps (every step with one host).
       agree_now = jax.process_count() == 1 or step % config.train.log_every == 0
-      if agree_now and any_host(stop["signal"] is not None):
+      if agree_now and distributed.any_host(stop["signal"] is not None):
         break
     ckpt.save(step, state, data.get_state(), force=True)
     ckpt.wait()
@@ -446,37 +360,3 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluate_fn):
   finally:
     signal.signal(signal.SIGTERM, previous)
   return history
-
-
-def _main(argv):
-  checkpointing.quiet_library_logs()
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  config, workdir = _CONFIG.value, _WORKDIR.value
-  evaluate_fn = None
-  if config.data.source == "mixture":
-    from unified_io import evaluation  # pylint: disable=g-import-not-at-top
-    evaluate_fn = evaluation.make_train_evaluator(config, workdir)
-  try:
-    train(config, workdir, evaluate_fn)
-  except (checkpointing.CheckpointError, FileNotFoundError) as e:
-    # The message names the path; orbax's and tensorstore's traceback would bury it. A failed
-    # restore leaves tensorstore reads in flight whose threads print "Event loop is closed"
-    # tracebacks until the process ends: silence stderr at once and leave with the message
-    # as the last line (the checkpointer is already closed).
-    sys.stdout.flush()
-    stderr = os.dup(sys.stderr.fileno())
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
-    os.write(stderr, f"unified_io.train: {e}\n".encode())
-    os._exit(1)  # pylint: disable=protected-access
-
-
-if __name__ == "__main__":
-  _CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py", "Config file[:variant].")
-  _WORKDIR = flags.DEFINE_string("workdir", "workdir/tiny", "Checkpoints, logs and config go here.")
-  _COORDINATOR = flags.DEFINE_string("coordinator_address", None,
-                                     "HOST:PORT of process 0 (multi-process GPU/CPU runs).")
-  _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
-  _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Index of this process.")
-  app.run(_main)

@@ -1,35 +1,22 @@
-"""Build the network from a config, create or describe its parameters.
+"""Build the network from a config, create or describe its parameters, and turn image
+targets into the vocabulary's image ids with the frozen VQ-GAN.
 
-  python -m unified_io.model --config=configs/xl.py [--json]
-
-prints parameter counts per top-level module without allocating the parameters: `total`
-is the network (the paper's Table 2 figure for small/base/large), `vqgan` the frozen image
-tokenizer; the paper's XL figure (2925M) matches `total_with_vqgan`.
+`python -m unified_io.model` (unified_io/model/__main__.py) prints the parameter counts.
 """
 import dataclasses
-import json
 
-from absl import app
-from absl import flags
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from ml_collections import config_flags
 
-from unified_io import network
-from unified_io.vocab import NUM_LOCATION_BINS
-from unified_io.vocab import VocabLayout
-
-
-def location_bins(config) -> int:
-  # Configs written before the key existed used the released models' 1000 bins.
-  return config.vocab.get("location_bins", NUM_LOCATION_BINS)
+from unified_io.model import network
+from vqgan import api as vqgan_api
+from unified_io.common.vocab import VocabLayout
 
 
 def vocab_layout(config) -> VocabLayout:
-  return VocabLayout(text_size=config.vocab.text_pieces, image_vocab_size=config.vocab.image_codes,
-                     num_location_bins=location_bins(config))
+  return VocabLayout.from_config(config)
 
 
 def network_config(config) -> network.NetworkConfig:
@@ -93,30 +80,6 @@ def vqgan_parameter_count(config) -> int:
   return int(sum(np.prod(s) for s in jax.tree.leaves(shapes, is_leaf=lambda x: isinstance(x, tuple))))
 
 
-def _main(_):
-  config = _CONFIG.value
-  counts = parameter_counts(abstract_params(build(config)))
-  counts["vqgan"] = vqgan_parameter_count(config)
-  counts["total_with_vqgan"] = counts["total"] + counts["vqgan"]
-  if _JSON.value:
-    print(json.dumps(counts, indent=2))
-    return
-  layout = vocab_layout(config)
-  print(f"config: {_config_path()}   vocabulary: {layout.total_size} ids "
-        f"({layout.padded_text_size} text + {layout.image_vocab_size} image)")
-  for name, n in counts["modules"].items():
-    print(f"  {name:<16s} {n:>15,d}  ({n / 1e6:8.2f}M)")
-  print(f"  {'total':<16s} {counts['total']:>15,d}  ({counts['total'] / 1e6:8.2f}M)")
-  print(f"  {'vqgan (frozen)':<16s} {counts['vqgan']:>15,d}  ({counts['vqgan'] / 1e6:8.2f}M)  "
-        f"preset {config.vqgan.preset!r}")
-  print(f"  {'total + vqgan':<16s} {counts['total_with_vqgan']:>15,d}  "
-        f"({counts['total_with_vqgan'] / 1e6:8.2f}M)")
-
-
-def _config_path():
-  return flags.FLAGS["config"].config_filename
-
-
 # ----------------------------------------------------------------------- geometric init
 
 
@@ -176,10 +139,11 @@ def geometric_init(params, config):
   return params
 
 
-if __name__ == "__main__":
-  # Flags are defined only when run as a program so that importing this module from other
-  # command-line tools never clashes with their flags.
-  _CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py", "Model config file.")
-  _JSON = flags.DEFINE_bool("json", False, "Print the counts as JSON with keys total and modules.")
-  app.run(_main)
-
+def tokenize_image_targets(batch, vq_config, vq_params, padded_text_size):
+  """Replaces `image_target_pixels` by `image_targets`: frozen VQ-GAN codes as vocab ids."""
+  if "image_target_pixels" not in batch:
+    return batch
+  batch = dict(batch)
+  codes = vqgan_api.encode_codes(vq_config, vq_params, batch.pop("image_target_pixels"))
+  batch["image_targets"] = codes.reshape(codes.shape[0], -1).astype(jnp.int32) + padded_text_size
+  return batch

@@ -13,7 +13,7 @@ All randomness comes from `rng` (the pipeline seeds it per example, so a run is
 deterministic and resumable). They return a raw example with these keys:
 
 - "prompt": str, the filled prompt. Location tokens are written as "<extra_id_N>" text
-  (`unified_io.locations.box_to_text`), which the tokenizer maps to their ids.
+  (`unified_io.common.locations.box_to_text`), which the tokenizer maps to their ids.
 - "image": uint8 [H, W, 3] or float [H, W, 3] in [0, 1], or None for text-only inputs.
 - "target_text": str, "" for tasks whose only output is an image (the target is then EOS).
 - "target_image": float32 [h, w, 3] in [0, 1], or None. Any size: the pipeline resizes it
@@ -33,7 +33,7 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from unified_io import vocab
+from unified_io.common import vocab
 
 # The paper's task groups (Table 1), in its order.
 GROUPS = ("image_synthesis", "sparse_labelling", "dense_labelling", "image_classification",
@@ -102,20 +102,11 @@ def register(task: Task) -> Task:
   return task
 
 
-def _load_all():
-  # Importing the task modules registers their tasks.
-  from unified_io.data import text_tasks  # pylint: disable=g-import-not-at-top,unused-import
-  from unified_io.data import real_vision_tasks  # pylint: disable=g-import-not-at-top,unused-import
-  from unified_io.data import vision_tasks  # pylint: disable=g-import-not-at-top,unused-import
-
-
 def get(name: str) -> Task:
-  _load_all()
   if name not in _REGISTRY:
     raise KeyError(f"Unknown task {name!r}; registered tasks: {', '.join(sorted(_REGISTRY))}")
   return _REGISTRY[name]
 
 
 def all_tasks() -> Dict[str, Task]:
-  _load_all()
   return dict(_REGISTRY)

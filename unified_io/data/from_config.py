@@ -16,10 +16,10 @@ import os
 from typing import List, Optional, Tuple
 
 import vqgan as vqgan_lib
-from unified_io import model as model_lib
-from unified_io import text_tokenizer
+from unified_io.common import vocab
+from unified_io.common import text_tokenizer
 from unified_io.data import pipeline
-from unified_io.data import tasks as tasks_lib
+from unified_io.data.tasks import registry as tasks_lib
 
 
 def tokenizer(config) -> text_tokenizer.TextTokenizer:
@@ -29,7 +29,7 @@ def tokenizer(config) -> text_tokenizer.TextTokenizer:
                             f"tokenizers/README.md)")
   return text_tokenizer.TextTokenizer(path, config.vocab.image_codes,
                                       expected_text_size=config.vocab.text_pieces,
-                                      num_location_bins=model_lib.location_bins(config))
+                                      num_location_bins=vocab.location_bins(config))
 
 
 def image_tokenizer(config) -> vqgan_lib.VQGAN:

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
-from unified_io import partitioning as P
+from unified_io.common import axis_rules as P
 
 
 def make_mesh(mesh_config, devices=None):

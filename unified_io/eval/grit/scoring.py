@@ -20,7 +20,7 @@ metrics/*.py, the code the leaderboard runs), re-implemented here:
 
 Where the official code has quirks that change scores they are kept (and commented), so
 numbers are comparable with the leaderboard's. `aggregate` turns per-sample scores and
-confidences into evaluate.py's partition means (see unified_io/grit.py).
+confidences into evaluate.py's partition means (see unified_io/eval/grit/tasks.py).
 """
 from __future__ import annotations
 

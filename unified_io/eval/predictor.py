@@ -24,13 +24,13 @@ import ml_collections
 import numpy as np
 
 import vqgan as vqgan_lib
-from unified_io import checkpointing
-from unified_io import decoding
-from unified_io import generation
-from unified_io import model as model_lib
-from unified_io import postprocess
-from unified_io import vocab
-from unified_io.data import config_inputs
+from unified_io.common import checkpointing
+from unified_io.model import decoding
+from unified_io.model import generation
+from unified_io.model import builder as model_lib
+from unified_io.eval import postprocess
+from unified_io.common import vocab
+from unified_io.data import from_config
 from unified_io.data import pipeline
 
 
@@ -76,8 +76,8 @@ class Predictor:
     self.config = config
     self.model = model_lib.build(config)
     self.params = params
-    self.vq = vq if vq is not None else config_inputs.image_tokenizer(config)
-    self.spec = config_inputs.example_spec(config, self.vq)
+    self.vq = vq if vq is not None else from_config.image_tokenizer(config)
+    self.spec = from_config.example_spec(config, self.vq)
     self.tokenizer = self.spec.tokenizer
     self.layout = self.tokenizer.layout
 

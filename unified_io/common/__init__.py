@@ -1,0 +1,1 @@
+"""Formats and shared utilities: vocabulary layout, locations, tokenizers, image preprocessing, mesh, checkpoints, logs."""

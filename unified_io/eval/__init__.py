@@ -1,0 +1,1 @@
+"""Evaluation: predictions, output kinds and their scorers, metrics, reports, GRIT."""

@@ -1,0 +1,1 @@
+"""The GRIT benchmark: its tasks, prompts, scoring and leaderboard runner."""

@@ -1,0 +1,1 @@
+"""The Unified-IO network, its construction from a config, decoding and losses."""

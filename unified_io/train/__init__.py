@@ -1,0 +1,1 @@
+"""Training: the trainer loop, train state and step, optimiser."""
