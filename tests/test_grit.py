@@ -231,6 +231,20 @@ def test_box_metrics():
   assert gm.localization_score([[0, 0, 1, 1]], []) == 0.0
 
 
+def test_grit_quirks_are_passed_to_the_shared_metrics():
+  # Each GRIT quirk by hand; tests/test_metrics.py shows the parameters' two behaviours.
+  box = [0, 0, 10, 10]
+  assert gm.box_iou(box, box) == 100 / (100 + 1e-6)  # +1e-6 on every union
+  assert gm.refexp_score([[0, 0, 10, 5]], [box]) == 0.0  # IoU 0.5 is not > 0.5
+  assert gm.normalize_vqa_answer("yes" + "." * 35) == "yes..."  # at most 32 periods
+  assert gm.vqa_score("cat", ["cat", "cat", "dog", "dog"]) == pytest.approx(2 / 3)
+  full = np.zeros((4, 4), np.uint8)
+  full[:2, :2] = 1
+  assert gm.mask_iou(full, full) == 4 / (4 + 1e-6)
+  assert gm.segmentation_score([full[::2, ::2]], [full], stuff=False) == 4 / (4 + 1e-6)
+  assert gm.keypoint_oks(np.ones(51), np.zeros(51)) == 0.0  # no labelled gt keypoint
+
+
 def test_vqa_metric():
   gts = ["Two", "2", "two.", "3", "three"]
   assert gm.vqa_score("two", gts) == 1.0

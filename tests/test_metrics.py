@@ -396,3 +396,108 @@ def test_meteor_with_java():
   same = metrics.meteor(["a man riding a horse"], [["a man riding a horse"]])
   different = metrics.meteor(["a plate of food"], [["a man riding a horse"]])
   assert same > 0.9 and different < 0.3
+
+
+# ---------------------------------------------------------------------------------------
+# GRIT's scorer quirks, as parameters: the default is the usual convention, the parameter
+# reproduces GRIT (unified_io/eval/grit/scoring.py passes them).
+# ---------------------------------------------------------------------------------------
+
+
+def test_vqa_max_periods():
+  # Periods not followed by a digit are removed; the official script stops after 32.
+  answer = "yes" + "." * 35
+  assert metrics.normalize_vqa_answer(answer) == "yes"
+  assert metrics.normalize_vqa_answer(answer, max_periods=32) == "yes..."
+  assert metrics.vqa_scores([answer], [["yes"]]) == [1.0]
+  assert metrics.vqa_scores([answer], [["yes"]], leave_one_out=False, max_periods=32) == [0.0]
+
+
+def test_vqa_leave_one_out():
+  # 2 of 4 answers match. Leave one out: the two subsets without a match hold 1 match of 3
+  # needed (1/3), the other two hold 2 (2/3): mean 0.5. GRIT: min(2 / 3, 1).
+  answers = [["cat", "cat", "dog", "dog"]]
+  assert metrics.vqa_scores(["cat"], answers) == [pytest.approx(0.5)]
+  assert metrics.vqa_scores(["cat"], answers, leave_one_out=False) == [pytest.approx(2 / 3)]
+  # One answer: exact match by default, but only 1/3 of GRIT's threshold of 3.
+  assert metrics.vqa_scores(["cat"], [["cat"]]) == [1.0]
+  assert metrics.vqa_scores(["cat"], [["cat"]], leave_one_out=False) == [pytest.approx(1 / 3)]
+
+
+def test_box_iou_union_epsilon():
+  box = [0, 0, 10, 10]  # area 100
+  assert metrics.box_iou(box, box)[0, 0] == 1.0
+  assert metrics.box_iou(box, box, union_epsilon=1e-6)[0, 0] == 100 / (100 + 1e-6)
+  assert metrics.box_iou(box, [0, 0, 10, 5], union_epsilon=1e-6)[0, 0] < 0.5
+  # Empty union: 0 either way.
+  assert metrics.box_iou([1, 1, 1, 1], [1, 1, 1, 1], union_epsilon=1e-6)[0, 0] == 0.0
+
+
+def test_refexp_strict_and_union_epsilon():
+  gt = [[0, 0, 10, 10]]
+  half = [[0, 0, 10, 5]]  # IoU exactly 50 / 100
+  assert metrics.refexp_accuracy(half, gt) == 1.0  # >= 0.5
+  assert metrics.refexp_accuracy(half, gt, strict=True) == 0.0  # GRIT: > 0.5
+  assert metrics.refexp_accuracy(half, gt, union_epsilon=1e-6) == 0.0  # 50 / (100 + 1e-6)
+  assert metrics.refexp_accuracy([[0, 0, 10, 6]], gt, strict=True, union_epsilon=1e-6) == 1.0
+
+
+def _corner_masks():
+  full = np.zeros((4, 4), bool)
+  full[:2, :2] = True  # 4 px
+  small = np.zeros((2, 2), bool)
+  small[0, 0] = True  # full at half resolution
+  return full, small
+
+
+def test_mask_iou_resize_and_union_epsilon():
+  full, small = _corner_masks()
+  with pytest.raises(ValueError, match="mask sizes"):
+    metrics.mask_iou(small, full)
+  # Bilinear 2 -> 4 samples source positions 0, .25, .75, 1 on each axis: weights of the
+  # set pixel 1, .75, .25, 0; products >= 0.5 are the 2 x 2 corner (.75 * .75 = .5625).
+  np.testing.assert_array_equal(metrics.resize_mask_bilinear(small, (4, 4)), full)
+  assert metrics.mask_iou(small, full, resize_a=True) == 1.0
+  assert metrics.mask_iou(full, full, union_epsilon=1e-6) == 4 / (4 + 1e-6)
+  np.testing.assert_allclose(metrics.mask_iou(np.stack([small, ~small]), full[None],
+                                              resize_a=True), [[1.0], [0.0]])
+
+
+def test_segmentation_iou_resize_and_union_epsilon():
+  full, small = _corner_masks()
+  with pytest.raises(ValueError, match="mask sizes"):
+    metrics.segmentation_iou([small], [full])
+  assert metrics.segmentation_iou([small], [full], resize_pred=True) == 1.0
+  assert metrics.segmentation_iou([full], [full], union_epsilon=1e-6) == 4 / (4 + 1e-6)
+  # With a second, unmatched gt: 1 / (1 prediction + 1 missed).
+  other = np.zeros((4, 4), bool)
+  other[3, 3] = True
+  assert metrics.segmentation_iou([small], [full, other], resize_pred=True) == 0.5
+
+
+def test_keypoint_oks_keypoint_box_area():
+  gt = np.zeros((17, 3))
+  gt[0] = [10, 10, 2]
+  gt[1] = [20, 10, 2]
+  gt[2] = [10, 30, 1]  # labelled points span 10 x 20 = 200 px^2
+  pred = gt.copy()
+  pred[0, 0] += 1  # nose (sigma .026) 1 px off; the others exact
+  variance = (2 * 0.026) ** 2
+  coco = (np.exp(-1 / variance / 400 / 2) + 2) / 3  # the given segment area, 400
+  grit = (np.exp(-1 / variance / 200 / 2) + 2) / 3  # the labelled points' box, 200
+  assert metrics.keypoint_oks(pred, gt, [400])[0, 0] == pytest.approx(coco)
+  assert metrics.keypoint_oks(pred, gt, None, keypoint_box_area=True)[0, 0] == pytest.approx(
+      grit)
+  # No labelled keypoint: COCO falls back on the gt box; GRIT's box is undefined -> 0.
+  blank = np.zeros((17, 3))
+  with pytest.raises(ValueError, match="gt_boxes"):
+    metrics.keypoint_oks(pred, blank, [400])
+  assert metrics.keypoint_oks(pred, blank, None, keypoint_box_area=True)[0, 0] == 0.0
+
+
+def test_matched_score_by_hand():
+  # Hungarian picks (0, 1) and (1, 0): 0.9 + 0.5 over 3 predictions + 0 missed.
+  similarity = [[0.2, 0.9], [0.5, 0.0], [0.0, 0.0]]
+  assert metrics.matched_score(similarity) == pytest.approx(1.4 / 3)
+  assert metrics.matched_score(np.zeros((0, 0))) == 1.0
+  assert metrics.matched_score(np.zeros((2, 0))) == 0.0

@@ -15,15 +15,11 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-# COCO keypoint order (person_keypoints annotations).
-COCO_KEYPOINTS = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
-    "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
-# COCO's 19 limbs ("skeleton" in the annotation files, 1-based there), as 0-based pairs.
-COCO_SKELETON = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
-    (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
+from unified_io.common import coco_keypoints
+
+# COCO keypoint order and limbs, under this module's names (defined in coco_keypoints).
+COCO_KEYPOINTS = coco_keypoints.KEYPOINT_NAMES
+COCO_SKELETON = coco_keypoints.SKELETON
 
 # tab10: distinct colours for boxes / masks / people, cycled by index.
 PALETTE = (

@@ -46,6 +46,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from unified_io.common import coco_keypoints
+
 SHAPES = ("circle", "square", "triangle", "person")
 # Saturated, well separated hues so colour names are unambiguous even under shading.
 COLOR_RGB = {
@@ -59,11 +61,8 @@ COLOR_RGB = {
     "cyan": (40, 200, 210),
 }
 COLORS = tuple(COLOR_RGB)
-KEYPOINT_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
-    "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
-NUM_KEYPOINTS = len(KEYPOINT_NAMES)
+KEYPOINT_NAMES = coco_keypoints.KEYPOINT_NAMES
+NUM_KEYPOINTS = coco_keypoints.NUM_KEYPOINTS
 MIN_VISIBLE_PIXELS = 8
 MAX_OBJECTS = 5
 

@@ -37,13 +37,14 @@ import numpy as np
 from scipy import ndimage
 
 from unified_io.common import image_preprocessing
+from unified_io.common import coco_keypoints
 from unified_io.common import locations
 from unified_io.common import vocab
 from unified_io.common import dense_labels
 
 DecodeText = Callable[[np.ndarray], str]
 
-NUM_KEYPOINTS = 17
+NUM_KEYPOINTS = coco_keypoints.NUM_KEYPOINTS
 # Components smaller than this are VQ-GAN speckle, not instances (appendix A.1).
 MIN_SEGMENT_PIXELS = 8
 
