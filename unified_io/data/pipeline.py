@@ -37,6 +37,7 @@ from absl import logging
 import numpy as np
 
 from unified_io.common import image_preprocessing
+from unified_io.common import rng_streams
 from unified_io.common import text_tokenizer
 from unified_io.data.tasks import registry as tasks_lib
 
@@ -298,7 +299,8 @@ class Schedule:
       if block_index not in self._cache:
         slots = np.repeat(np.arange(len(self.task_names)), self.counts)
         if not self.round_robin:
-          slots = np.random.default_rng([self.seed, 7, block_index]).permutation(slots)
+          rng = np.random.default_rng([self.seed, rng_streams.BLOCK_ORDER, block_index])
+          slots = rng.permutation(slots)
         ordinal = np.zeros(len(slots), np.int64)
         for task in range(len(self.task_names)):
           where = np.flatnonzero(slots == task)
@@ -330,8 +332,8 @@ class EpochPermutation:
     epoch, offset = divmod(int(draw), self.num_records)
     with self._lock:
       if epoch != self._epoch:
-        self._perm = np.random.default_rng([self.seed, 11, self.task_index, epoch]).permutation(
-            self.num_records)
+        rng = np.random.default_rng([self.seed, rng_streams.EPOCH_ORDER, self.task_index, epoch])
+        self._perm = rng.permutation(self.num_records)
         self._epoch = epoch
       return int(self._perm[offset])
 
@@ -404,7 +406,7 @@ class MixtureStream:
     for attempt in range(MAX_FALLBACKS + 1):
       # Fallbacks walk a fixed stride through the epoch, so they are deterministic too.
       record_index = self.records[task_index](draw + attempt * 7919)
-      rng = np.random.default_rng([self.seed, 13, index, attempt])
+      rng = np.random.default_rng([self.seed, rng_streams.TRAIN_EXAMPLE, index, attempt])
       try:
         record = src[record_index]
         features, _, cut = prepare(task, record, rng, self.spec, self.ctx)
