@@ -11,7 +11,7 @@ input-free baseline, and the seconds it took:
 - greedy: the most likely code at every position (temperature 0);
 - sample: one top-p 0.9 sample, as the released model decodes images;
 - mean of K: the pixel-wise mean of K top-p 0.9 samples, an estimate of the model's expected
-  map (what `unified_io.eval.predictor.image_decoding` uses for these tasks, with K =
+  map (what the depth and normal output kinds of `unified_io.eval.outputs` decode with, K =
   REGRESSION_SAMPLES).
 """
 import argparse
@@ -61,9 +61,9 @@ def main():
       start = time.time()
       preds = evaluation.predict(predictor, examples, args.batch_size, config.seed,
                                  image_decoding=decoding)
-      metric, value, baseline, how = evaluation.score(examples, preds, predictor.spec,
-                                                      max_depth)[:4]
-      print(f"{name} {label:>10}: {metric} {value:.3f} (baseline {baseline:.3f}, {how}), "
+      s = evaluation.score(examples, preds, predictor.spec, max_depth)
+      print(f"{name} {label:>10}: {s.metric} {s.value:.3f} (baseline {s.baseline:.3f}, "
+            f"{s.baseline_is}), "
             f"{len(preds)} examples, {time.time() - start:.1f} s", flush=True)
 
 

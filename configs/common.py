@@ -1,4 +1,9 @@
-"""Pieces shared by every model-size config: vocabulary, sequence lengths, network defaults."""
+"""Pieces shared by every model-size config: vocabulary, sequence lengths, network defaults.
+
+`base_config` is the paper's multitask experiment (official vocabulary, official VQ-GAN,
+`paper_multitask`); `experiment` adds the variants that `get_config(arg)` of the size configs
+accept (`configs/xl.py:runlocal`, `configs/xl.py:mixture=NAME`, or both, comma-separated).
+"""
 import ml_collections
 
 # T5's cc_all.32000 SentencePiece model, which the released checkpoints use. Users copy it
@@ -6,6 +11,13 @@ import ml_collections
 OFFICIAL_SENTENCEPIECE = "tokenizers/t5/sentencepiece.model"
 OFFICIAL_TEXT_PIECES = 32000
 OFFICIAL_IMAGE_CODES = 16384
+# taming-transformers' ImageNet f16 16384-code VQ-GAN, which the released checkpoints use,
+# converted by `python -m vqgan.convert` (README "VQ-GAN image tokenizer"); never downloaded.
+OFFICIAL_VQGAN_WEIGHTS = "vqgan/weights/official"
+OFFICIAL_MIXTURE = "paper_multitask"
+# What `get_config(arg)` accepts: `runlocal` (a flag) and `mixture=NAME`.
+VARIANT_KEYS = ("runlocal", "mixture", "grit")
+GRIT_EVERY_STEPS = 50_000
 
 
 def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, mlp_dim,
@@ -23,7 +35,7 @@ def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, m
   # Frozen image tokenizer (vqgan/configs.py presets); its codebook size is vocab.image_codes.
   # `weights`: a directory written by vqgan.save or `python -m vqgan.convert` (needed to train
   # on image targets); `preset` only sizes the parameter count when no weights are given.
-  config.vqgan = ml_collections.ConfigDict(dict(preset="official", weights=""))
+  config.vqgan = ml_collections.ConfigDict(dict(preset="official", weights=OFFICIAL_VQGAN_WEIGHTS))
   config.model = ml_collections.ConfigDict(dict(
       emb_dim=emb_dim, num_heads=num_heads, head_dim=64,
       num_encoder_layers=num_encoder_layers, num_decoder_layers=num_decoder_layers,
@@ -40,21 +52,29 @@ def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, m
   config.lengths = ml_collections.ConfigDict(dict(
       text_inputs=256, text_targets=128, image_targets=256))
   config.seed = 0
-  # Inputs (unified_io/data/from_config.py documents every key). "synthetic" is the
-  # in-code copy task the trainer tests use; "mixture" reads tasks through the registry.
+  # Inputs (unified_io/data/from_config.py documents every key). "mixture" reads tasks
+  # through the registry; "synthetic" (the in-code copy task of the trainer tests) is only
+  # used when named: --config.data.source=synthetic. The trainer's preflight
+  # (unified_io/train/preflight.py) refuses a group-rate mixture that leaves some of the
+  # paper's task groups empty unless allow_missing_groups=True.
   config.data = ml_collections.ConfigDict(dict(
-      source="synthetic", mixture="", tasks="", schedule="rates", data_dir="", max_depth=10.0,
-      paraphrase=False, workers=2))
-  # Periodic evaluation during training (unified_io/eval/task_eval.py); 0 = only at the end.
-  config.eval = ml_collections.ConfigDict(dict(
-      every_steps=0, split="validation", num_examples=32, batch_size=16, report=True))
+      source="mixture", mixture=OFFICIAL_MIXTURE, tasks="", schedule="rates", data_dir="",
+      max_depth=10.0, paraphrase=False, workers=2, allow_missing_groups=False))
+  # Evaluators the trainer runs (unified_io/eval/evaluators.py), each every its every_steps
+  # (0: only after the last step) and all after the last step. "tasks": the mixture's
+  # registered tasks, metric beside baseline and a report with pictures in WORKDIR/eval/.
+  # The variant `:grit=DIR` adds GRIT (its sample files in DIR) every 50k steps.
+  config.evals = ml_collections.ConfigDict(dict(tasks=dict(
+      kind="tasks", every_steps=20_000, split="validation", num_examples=32, batch_size=16,
+      report=True, tasks="")))
   config.train = ml_collections.ConfigDict(dict(
       batch_size=512, total_steps=1_000_000, log_every=100, max_consecutive_skips=20,
       tensorboard=True,
       # Start location tokens and patch/code positions as sinusoids of their image
       # coordinate (model.geometric_init) instead of random vectors; only from scratch.
       geometric_init=False,
-      # For the progress line's FLOP utilisation; 0 = from the device kind (unified_io/common/flops.py).
+      # For the progress line's FLOP utilisation; 0 = from the device kind
+      # (unified_io/common/flops.py).
       peak_flops_per_device=0.0))
   # Paper §3.4: Adafactor, lr 1e-2 constant for 10k steps then 1/sqrt(k), clip at 1.0.
   config.optimizer = ml_collections.ConfigDict(dict(
@@ -67,5 +87,57 @@ def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, m
   # 2-D mesh (data, model); data=-1 takes the remaining devices. rules=() uses the t5x
   # standard logical-axis rules of unified_io/common/axis_rules.py.
   config.mesh = ml_collections.ConfigDict(dict(model=1, data=-1, rules=()))
-  config.checkpoint = ml_collections.ConfigDict(dict(every_steps=2000, keep=3, async_save=True))
+  # restore_step: 0 resumes from the latest checkpoint; an older step falls back to it (the
+  # later ones are moved to WORKDIR/checkpoints_set_aside/, never deleted).
+  config.checkpoint = ml_collections.ConfigDict(dict(every_steps=2000, keep=3, async_save=True,
+                                                     restore_step=0))
+  return config
+
+
+def parse_variant(arg):
+  """'runlocal,mixture=NAME' -> {"runlocal": True, "mixture": "NAME"}; unknown keys raise.
+
+  ml_collections' config_flags passes the text after ':' of --config=FILE:ARG as `arg`.
+  """
+  variant = {}
+  for item in (arg or "").split(","):
+    item = item.strip()
+    if not item:
+      continue
+    key, has_value, value = item.partition("=")
+    if key not in VARIANT_KEYS:
+      raise ValueError(f"Unknown config variant {key!r} in {arg!r}; variants: "
+                       f"{', '.join(VARIANT_KEYS)} (e.g. configs/xl.py:runlocal,mixture=NAME)")
+    if (key == "runlocal") == bool(has_value):
+      raise ValueError(f"Config variant {item!r}: write 'runlocal', 'mixture=NAME' or "
+                       f"'grit=DIR'")
+    variant[key] = value if has_value else True
+  return variant
+
+
+def experiment(arg, **sizes):
+  """A paper size's config (base_config(**sizes)) with the variant `arg` applied.
+
+  runlocal: a smoke test of the same code path on one machine (tiny batch, a few steps,
+  a line per step, an evaluation and a checkpoint within the run), not a result.
+  mixture=NAME: any mixture of unified_io/data/mixtures.py instead of paper_multitask.
+  grit=DIR: also evaluate on GRIT's sample files in DIR (ablation split, every
+  GRIT_EVERY_STEPS steps and at the end), writing submissions under WORKDIR/grit/.
+  """
+  variant = parse_variant(arg)
+  config = base_config(**sizes)
+  if "mixture" in variant:
+    from unified_io.data import mixtures  # pylint: disable=g-import-not-at-top
+    if variant["mixture"] not in mixtures.MIXTURES:
+      raise ValueError(f"Config variant mixture={variant['mixture']!r}: mixtures are "
+                       f"{', '.join(sorted(mixtures.MIXTURES))}")
+    config.data.mixture = variant["mixture"]
+  if "grit" in variant:
+    config.evals.grit = dict(kind="grit", every_steps=GRIT_EVERY_STEPS, grit_dir=variant["grit"],
+                             split="ablation", tasks="", num_examples=0)
+  if variant.get("runlocal"):
+    config.train.update(dict(batch_size=8, total_steps=10, log_every=1))
+    config.evals.tasks.update(dict(every_steps=5, num_examples=4, batch_size=4))
+    config.checkpoint.update(dict(every_steps=5, async_save=False))
+    config.data.workers = 1
   return config

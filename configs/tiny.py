@@ -2,7 +2,7 @@
 0.55 s per step on 2 CPU cores, so the default 3000 steps (with 2 evaluations) take
 about 35 minutes.
 
-  python -m unified_io.train                      # = --config=configs/tiny.py --workdir=workdir/tiny
+  python -m unified_io.train      # = --config=configs/tiny.py --workdir=workdir/tiny
   python -m unified_io.model --config=configs/tiny.py
 
 Same code path as the paper sizes; only the numbers shrink: the shipped 2k-piece
@@ -35,5 +35,5 @@ def get_config():
   config.optimizer.update(dict(constant_steps=500))
   config.checkpoint.update(dict(every_steps=500))
   # 128 examples per task: with 32 or 64, one example more or less decides a close table row.
-  config.eval.update(dict(every_steps=1500, num_examples=128))
+  config.evals.tasks.update(dict(every_steps=1500, num_examples=128))
   return config

@@ -1,12 +1,37 @@
 """Unified-IO XL (2.9B parameters without the VQ-GAN): 24+24 layers, d=2048, 32 heads.
 
-  python -m unified_io.model --config=configs/xl.py
+The paper's multi-task training (§3.4) at this size: the `paper_multitask` mixture, the
+official vocabulary and VQ-GAN, an evaluation every config.evals.tasks.every_steps steps and a
+checkpoint every config.checkpoint.every_steps (configs/common.py holds the numbers).
+
+  python -m unified_io.train --config=configs/xl.py --workdir=gs://BUCKET/unified-io/xl \
+      --config.data.data_dir=gs://BUCKET/tensorflow_datasets --config.data.allow_missing_groups=True
+
+Before the model is built the trainer lists every input that is missing, with the command
+that makes it, and stops (unified_io/train/preflight.py). What it needs:
+
+- tokenizers/t5/sentencepiece.model: T5's cc_all.32000 model (tokenizers/README.md).
+- vqgan/weights/official: `python -m vqgan.convert --taming last.ckpt --out
+  vqgan/weights/official` from taming-transformers' vqgan_imagenet_f16_16384, or
+  `--unified-io converted/xl/vqgan.msgpack` after `python -m unified_io.convert`.
+- every TFDS dataset of the mixture prepared in data_dir (`tfds build NAME --data_dir=DIR`;
+  ref_coco needs a manual download first).
+- allow_missing_groups=True: the registry has no real-data task yet for image
+  classification, vision-language or language modelling, so paper_multitask samples the
+  other five groups at their paper rates renormalised; the flag says that is intended.
+
+Variants (`--config=configs/xl.py:VARIANT`, comma-separated):
+  runlocal       a smoke test on one machine: batch 8, 10 steps, a line per step, an
+                 evaluation and a checkpoint every 5 steps.
+  mixture=NAME   any mixture of unified_io/data/mixtures.py instead of paper_multitask.
+
+  python -m unified_io.model --config=configs/xl.py     # parameter count
 
 The released XL checkpoint has 8 segment embeddings (only 2 are used); kept so it loads.
 """
 from configs import common
 
 
-def get_config():
-  return common.base_config(emb_dim=2048, num_heads=32, num_encoder_layers=24,
-                            num_decoder_layers=24, mlp_dim=5120, num_segment_embeddings=8)
+def get_config(arg=None):
+  return common.experiment(arg, emb_dim=2048, num_heads=32, num_encoder_layers=24,
+                           num_decoder_layers=24, mlp_dim=5120, num_segment_embeddings=8)

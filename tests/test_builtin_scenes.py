@@ -5,8 +5,6 @@ pixel (row r, column c) is sampled at (c + 0.5, r + 0.5); f = 64 px for 64x64 im
 camera x right, y down, z forward; normals point toward the camera.
 """
 
-import time
-
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -339,18 +337,6 @@ def test_sentiment_negation_flips_the_label():
     labels[seed] = example["label"]
     assert example["label"] == expected, example
   assert set(labels.values()) == {"positive", "negative"}
-
-
-def test_generation_speed():
-  start = time.perf_counter()
-  for seed in range(300):
-    builtin_dataset.scene_example(seed)
-  scene_rate = 300 / (time.perf_counter() - start)
-  start = time.perf_counter()
-  for seed in range(2000):
-    builtin_dataset.text_example(seed)
-  text_rate = 2000 / (time.perf_counter() - start)
-  print(f"\nscene examples/s: {scene_rate:.0f}; text examples/s: {text_rate:.0f}")
 
 
 # ----------------------------------------------------------------------------- TFDS

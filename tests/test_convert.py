@@ -113,6 +113,7 @@ def test_bad_checkpoint_files_are_named(tmp_path):
     convert.load_official(str(tmp_path / "junk.bin"))
 
 
+@pytest.mark.slow
 def test_cli_round_trip(tmp_path):
   tree = tiny_official_tree(seed=1)
   _write(tree, tmp_path / "tiny.bin")

@@ -72,6 +72,7 @@ def test_unseen_patches_are_greyed():
   assert np.abs(seen[:16, :16] - show.GREY).max() < np.abs(seen[16:, 16:] - show.GREY).max()
 
 
+@pytest.mark.slow
 def test_unknown_task_is_named_with_the_known_ones(tmp_path):
   with pytest.raises(KeyError, match="no_such_task"):
     show.show(tiny.get_config(), "no_such_task", N, str(tmp_path / "x.png"))

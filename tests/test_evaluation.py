@@ -50,7 +50,8 @@ def test_refexp_scores_ground_truth_and_mean_box(spec, data_dir):
   preds = [{"tokens": locations.box_to_location_ids(r["meta"]["box"], r["meta"]["image_hw"],
                                                     layout), "text": "", "image": None}
            for r in ex.raws]
-  metric, score, baseline, _ = evaluation.score(ex, preds, spec, 20.0)
+  s = evaluation.score(ex, preds, spec, 20.0)
+  metric, score, baseline = s.metric, s.value, s.baseline
   assert metric == "acc@IoU0.5" and score == 1.0
   gt = np.stack([r["meta"]["box"] for r in ex.raws])
   mean = gt.mean(0)
@@ -64,7 +65,8 @@ def test_depth_scores_perfect_prediction_near_zero(spec, data_dir):
   ex = _examples("builtin_depth", spec, data_dir)
   preds = [{"image": dense_labels.depth_to_image(r["meta"]["depth"], 20.0), "text": ""}
            for r in ex.raws]
-  _, rmse, baseline, how = evaluation.score(ex, preds, spec, 20.0)
+  s = evaluation.score(ex, preds, spec, 20.0)
+  rmse, baseline, how = s.value, s.baseline, s.baseline_is
   # Exact up to the float32 grey level; the mean-depth baseline is metres off.
   assert rmse < 1e-3 and baseline > 1.0 and how == "mean depth"
 
@@ -73,7 +75,8 @@ def test_vqa_and_accuracy_baselines_are_the_majority(spec, data_dir):
   ex = _examples("builtin_vqa", spec, data_dir)
   answers = [r["meta"]["answers"][0] for r in ex.raws]
   preds = [{"text": a, "tokens": None, "image": None} for a in answers]
-  _, score, baseline, _ = evaluation.score(ex, preds, spec, 20.0)
+  s = evaluation.score(ex, preds, spec, 20.0)
+  score, baseline = s.value, s.baseline
   majority = max(set(answers), key=answers.count)
   assert score == 1.0 and baseline == pytest.approx(answers.count(majority) / len(answers))
 
@@ -88,13 +91,14 @@ def workdir(tmp_path_factory, data_dir):
 
 def _train(workdir, data_dir):
   overrides = {"data.tasks": TASKS, "data.data_dir": data_dir, "train.total_steps": 2,
-               "train.log_every": 1, "checkpoint.async_save": False, "eval.num_examples": 2,
-               "eval.batch_size": 2, "train.batch_size": 4}
+               "train.log_every": 1, "checkpoint.async_save": False, "evals.tasks.num_examples": 2,
+               "evals.tasks.batch_size": 2, "train.batch_size": 4}
   args = [f"--config.{k}={v}" for k, v in overrides.items()]
   return subprocess.run([sys.executable, "-m", "unified_io.train", f"--workdir={workdir}", *args],
                         cwd=ROOT, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_training_ends_with_a_report(workdir):
   report = workdir / "eval" / "step_2"
   metrics = json.loads((report / "metrics.json").read_text())
@@ -107,6 +111,7 @@ def test_training_ends_with_a_report(workdir):
   assert "tasks beat their baseline (" in (report / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_rerunning_a_finished_run_keeps_its_report(workdir, data_dir):
   report = workdir / "eval" / "step_2" / "report.md"
   before = report.stat().st_mtime_ns
@@ -121,6 +126,7 @@ def _predict(workdir, *args):
                         cwd=ROOT, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_predict_cli_draws_the_answer(workdir, tmp_path, data_dir):
   image = pipeline.source("uio_builtin_scenes/scenes", "test", data_dir)[0]["image"]
   path = tmp_path / "scene.png"
@@ -132,6 +138,7 @@ def test_predict_cli_draws_the_answer(workdir, tmp_path, data_dir):
     assert "answer:" in out.stdout and (tmp_path / f"{task}.png").exists()
 
 
+@pytest.mark.slow
 def test_predict_cli_bad_inputs_name_the_problem(workdir, tmp_path):
   missing = tmp_path / "nope.png"
   out = _predict(workdir, f"--image={missing}", "--task=detection")
@@ -145,6 +152,7 @@ def test_predict_cli_bad_inputs_name_the_problem(workdir, tmp_path):
   assert out.returncode != 0 and str(workdir) in out.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_cli_writes_metrics_and_predictions(workdir, tmp_path):
   out = subprocess.run([sys.executable, "-m", "unified_io.evaluate", f"--workdir={workdir}",
                         "--tasks=builtin_vqa", "--num_examples=2", f"--out={tmp_path / 'ev'}"],
@@ -163,7 +171,9 @@ def test_tiny_config_evaluates_its_mixture():
 
 def test_headline_counts_tasks_per_group_in_the_paper_order():
   def result(group, score, baseline, lower_is_better=False):
-    return dict(group=group, score=score, baseline=baseline, lower_is_better=lower_is_better)
+    return results_lib.TaskResult(
+        group=group, score=results_lib.Score("m", score, baseline, "b", lower_is_better),
+        loss=0.0, num_examples=1)
   results = {
       "depth": result("dense_labelling", 2.5, 3.0, lower_is_better=True),     # beats
       "normals": result("dense_labelling", 9.0, 8.0, lower_is_better=True),   # does not

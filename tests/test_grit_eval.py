@@ -26,6 +26,7 @@ from unified_io.eval.grit import runner as grit_eval
 from unified_io.common import locations
 from unified_io.model import builder as model_lib
 from unified_io.eval import inference as predict_lib
+from unified_io.eval import outputs
 from unified_io.eval import predictor as predictor_lib
 from unified_io.common import vocab
 
@@ -73,8 +74,8 @@ def test_predict_grit_all_tasks(tmp_path, params):
   predictor = predictor_lib.Predictor(config, p)
   grit_dir = _grit_dir(tmp_path)
   lines = []
-  split_dir = grit_eval.predict_grit(predictor, grit_dir, "ablation", grit.GRIT_TASKS,
-                                     str(tmp_path / "out"), progress=lines.append)
+  split_dir, _ = grit_eval.predict_grit(predictor, grit_dir, "ablation", grit.GRIT_TASKS,
+                                        str(tmp_path / "out"), progress=lines.append)
   assert split_dir == str(tmp_path / "out" / "ablation")
   n_params = json.load(open(os.path.join(split_dir, "params.json")))["params_in_millions"]
   assert n_params == round(grit_eval.params_in_millions(predictor))
@@ -122,9 +123,9 @@ def test_boxes_and_keypoint_stages(tmp_path, params, monkeypatch):
             np.full(len(tokens), np.log(0.5)))
   monkeypatch.setattr(predictor, "text_with_scores", text)
   grit_dir = _grit_dir(tmp_path)
-  split_dir = grit_eval.predict_grit(predictor, grit_dir, "ablation",
-                                     ["localization", "refexp", "keypoint"],
-                                     str(tmp_path / "out"), limit=1, progress=lambda _: None)
+  split_dir, _ = grit_eval.predict_grit(predictor, grit_dir, "ablation",
+                                        ["localization", "refexp", "keypoint"],
+                                        str(tmp_path / "out"), limit=1, progress=lambda _: None)
   for task in ("localization", "refexp"):
     row, = grit.load_predictions(split_dir, task)
     np.testing.assert_allclose(row["bboxes"], [box], atol=0.1)  # original-image pixels
@@ -142,6 +143,7 @@ def _evaluate(*args):
                         text=True)
 
 
+@pytest.mark.slow
 def test_evaluate_cli_grit(tmp_path, params):
   _, p = params
   checkpoint = str(tmp_path / "ckpt")
@@ -196,9 +198,11 @@ def test_regression_maps_average_samples(params):
   image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
   features = predictor.features([predict_lib.raw_input("What is the depth map of the image ?",
                                                        image)])
-  decoding = predictor_lib.image_decoding(regression=True)
-  assert decoding == dict(temperature=1.0, top_p=0.9, num_samples=4)
-  assert predictor_lib.image_decoding(regression=False)["num_samples"] == 1
+  O = outputs.Output  # pylint: disable=invalid-name
+  for output in (O.DEPTH, O.NORMALS):
+    assert outputs.get(output).image_decoding == dict(temperature=1.0, top_p=0.9, num_samples=4)
+  for output in (O.SEGMENTATION, O.IMAGE, O.TEXT_MASK):
+    assert outputs.get(output).image_decoding["num_samples"] == 1
   singles = [predictor.image(features, seed=7 + k, top_p=0.9) for k in range(3)]
   mean, codes = predictor.image(features, seed=7, top_p=0.9, num_samples=3)
   np.testing.assert_allclose(mean, np.mean([images for images, _ in singles], axis=0),

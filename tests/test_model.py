@@ -46,6 +46,7 @@ def test_parameter_counts_match_paper(name):
   assert abs(counts["total"] - paper_total) / paper_total < 0.01
 
 
+@pytest.mark.slow
 def test_xl_count_from_cli_without_allocating():
   # The XL network alone is 2849M parameters; the paper's 2925M also counts the
   # VQ-GAN (see README), which the released 10.9 GiB float32 checkpoint confirms.
@@ -76,11 +77,34 @@ def test_unknown_model_key_is_named():
     model_lib.network_config(config)
 
 
-def test_unknown_config_file_is_named():
-  result = subprocess.run([sys.executable, "-m", "unified_io.model", "--config=configs/huge.py"],
-                          cwd=ROOT, capture_output=True, text=True)
-  assert result.returncode != 0
-  assert "configs/huge.py" in result.stderr
+@pytest.fixture
+def model_cli(monkeypatch):
+  """`python -m unified_io.model` in this process: its module, flags defined on absl's FLAGS.
+
+  Its flags are removed again afterwards (and FLAGS left unparsed if it was), so that
+  another in-process CLI test may define a flag of the same name.
+  """
+  import importlib  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  monkeypatch.chdir(ROOT)
+  was_parsed = flags.FLAGS.is_parsed()
+  name = "unified_io.model.__main__"
+  module = importlib.import_module(name)
+  yield module, flags.FLAGS
+  for flag in flags.FLAGS.get_flags_for_module(name):
+    delattr(flags.FLAGS, flag.name)
+  sys.modules.pop(name, None)
+  if not was_parsed:
+    flags.FLAGS.unparse_flags()
+
+
+def test_unknown_config_file_is_named(model_cli):
+  # In process: what app.run does, flags then main. The end-to-end run of the same CLI is
+  # test_xl_count_from_cli_without_allocating.
+  cli, flag_values = model_cli
+  argv = flag_values(["unified_io.model", "--config=configs/huge.py"])
+  with pytest.raises(OSError, match="configs/huge.py"):
+    cli._main(argv)  # pylint: disable=protected-access
 
 
 def test_location_bins_come_from_the_config():

@@ -87,7 +87,7 @@ def test_builtin_text_tasks_read_only_their_kind(name, text_source):
   for i in range(len(src)):
     raw = task.preprocess(src[i], np.random.default_rng(i), ctx)
     assert raw["prompt"] and raw["image"] is None
-    if task.metric == "accuracy":
+    if task.metric is tasks_lib.Metric.ACCURACY:
       assert raw["target_text"] in raw["meta"]["class_names"]
       assert raw["prompt"].startswith("context: ") and " question: " in raw["prompt"]
     if name == "builtin_masked_lm":

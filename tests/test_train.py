@@ -41,6 +41,7 @@ def reference(tmp_path_factory):
   return run(tmp_path_factory.mktemp("reference"), 6, 1)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_is_exact(tmp_path, reference):
   workdir = tmp_path / "killed"
   proc = subprocess.Popen(RUNNER + [str(workdir), "6", "1"], cwd=ROOT,
@@ -68,6 +69,7 @@ def eight_devices(tmp_path_factory):
   return run(tmp_path_factory.mktemp("dp8"), 6, 1, devices=8)
 
 
+@pytest.mark.slow
 def test_sharded_losses_equal_unsharded(tmp_path, reference, eight_devices):
   two_by_four = run(tmp_path / "mp4", 6, 4, devices=8)
   for losses in (eight_devices, two_by_four):
@@ -75,6 +77,7 @@ def test_sharded_losses_equal_unsharded(tmp_path, reference, eight_devices):
                                [reference[s] for s in range(1, 7)], rtol=2e-5)
 
 
+@pytest.mark.slow
 def test_restore_onto_another_mesh(tmp_path, eight_devices):
   workdir = tmp_path / "remesh"
   run(workdir, 2, 1, devices=8)  # saved on (data=8, model=1)
@@ -100,6 +103,7 @@ def test_synthetic_hosts_split_the_global_batch():
     np.testing.assert_array_equal(np.concatenate([h[k] for h in hosts]), v)
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_process(tmp_path, eight_devices):
   port = _free_port()
   procs = [subprocess.Popen(RUNNER + [str(tmp_path / "mh"), "6", "1", "--devices", "4",
@@ -178,8 +182,90 @@ def _paper_optimizer():
 
 
 def test_adafactor_second_moment_decay_is_paper_beta2():
-  # optax's adafactor decay_rate 0.8 gives beta2 = 1 - k^-0.8 at step k.
+  # Five real steps of the paper's optimiser against the hand recursion
+  # v_k = beta2_k v_{k-1} + (1 - beta2_k) (g_k^2 + eps), beta2_k = 1 - k^-0.8 (k = 1, 2, ...;
+  # beta2_1 = 0, so v_1 = g_1^2), eps = 1e-30 as optax adds it. "w" (3x4) keeps a full v;
+  # "m" (128x256, both dims >= 128) keeps factored v_row (mean of g^2 + eps over the largest
+  # axis, 1) and v_col (over axis 0). Gradients are small enough (global norm ~0.2) that the
+  # clipping at 1.0 leaves them as they are.
   config = _paper_optimizer()
   assert config.decay_rate == 0.8 and config.beta1 == 0.9 and config.clip_norm == 1.0
-  assert isinstance(optim.build(config, {"w": jnp.zeros((4, 4))})[0],
-                    optax.GradientTransformation)
+  params = {"w": jnp.zeros((3, 4)), "m": jnp.zeros((128, 256))}
+  optimizer, _ = optim.build(config, params)
+  state = optimizer.init(params)
+  rs = np.random.RandomState(0)
+  v, v_row, v_col = np.zeros((3, 4)), np.zeros(128), np.zeros(256)
+  for k in range(1, 6):
+    grads = {"w": rs.uniform(-0.1, 0.1, (3, 4)), "m": rs.uniform(-1e-3, 1e-3, (128, 256))}
+    _, state = optimizer.update(jax.tree.map(lambda g: jnp.asarray(g, jnp.float32), grads),
+                                state, params)
+    beta2 = 1 - k ** -0.8
+    w_sq, m_sq = grads["w"] ** 2 + 1e-30, grads["m"] ** 2 + 1e-30
+    v = beta2 * v + (1 - beta2) * w_sq
+    v_row = beta2 * v_row + (1 - beta2) * m_sq.mean(axis=1)
+    v_col = beta2 * v_col + (1 - beta2) * m_sq.mean(axis=0)
+    factored = lambda s: isinstance(s, optax.FactoredState)
+    [stats] = [s for s in jax.tree.leaves(state, is_leaf=factored) if factored(s)]
+    assert int(stats.count) == k
+    np.testing.assert_allclose(stats.v["w"], v, rtol=1e-5)
+    np.testing.assert_allclose(stats.v_row["m"], v_row, rtol=1e-5)
+    np.testing.assert_allclose(stats.v_col["m"], v_col, rtol=1e-5)
+
+
+def _opt_state_shardings_on_2x4(freeze=""):
+  """(params, opt_state) shardings of the tiny config on a (data=2, model=4) mesh.
+
+  An abstract mesh: shardings are derived without 8 devices in this process.
+  """
+  from unified_io.common import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+  from unified_io.model import builder as model_lib  # pylint: disable=g-import-not-at-top
+  config = tiny_config.get_config()
+  config.freeze = freeze
+  mesh = jax.sharding.AbstractMesh((2, 4), ("data", "model"),
+                                   axis_types=(jax.sharding.AxisType.Auto,) * 2)
+  _, abstract, shardings, _, _ = train.create_train_state(
+      config, model_lib.build(config), mesh, mesh_lib.logical_rules(config.mesh))
+  def of_type(tree, cls):
+    return [s for s in jax.tree.leaves(tree, is_leaf=lambda s: isinstance(s, cls))
+            if isinstance(s, cls)]
+  [stats] = of_type(shardings["opt_state"], optax.FactoredState)
+  [momentum] = of_type(shardings["opt_state"], optax.EmaState)
+  [stat_shapes] = of_type(abstract["opt_state"], optax.FactoredState)
+  return shardings["params"], stats, momentum, stat_shapes
+
+
+def _spec(sharding):
+  spec = tuple(sharding.spec)
+  while spec and spec[-1] is None:  # P(None, None) and P() both mean replicated
+    spec = spec[:-1]
+  return spec
+
+
+def test_opt_state_shardings_follow_the_parameters():
+  params, stats, momentum, shapes = _opt_state_shardings_on_2x4()
+  # By hand from the t5x rules (mlp and vocab -> model, embed -> replicated): wi_0 is
+  # (embed 128, mlp 256) -> P(None, model); the embedding (vocab 3712, embed 128) ->
+  # P(model, None). Momentum is shaped like the parameter and shares its spec.
+  wi = ("encoder", "layers_0", "mlp", "wi_0", "kernel")
+  emb = ("token_embedder", "embedding")
+  get = lambda tree, path: functools.reduce(lambda t, k: t[k], path, tree)
+  assert _spec(get(params, wi)) == (None, "model") == _spec(get(momentum.ema, wi))
+  assert _spec(get(params, emb)) == ("model",) == _spec(get(momentum.ema, emb))
+  # Factored second moments: v_row drops the largest axis, v_col the second largest; each
+  # keeps the spec of the axes left. wi_0: v_row (128,) replicated, v_col (256,) on model.
+  assert get(shapes.v_row, wi).shape == (128,) and get(shapes.v_col, wi).shape == (256,)
+  assert _spec(get(stats.v_row, wi)) == () and _spec(get(stats.v_col, wi)) == ("model",)
+  # Embedding: v_row (128,) replicated, v_col (3712,) on model; v is a (1,) placeholder.
+  assert get(shapes.v_col, emb).shape == (3712,)
+  assert _spec(get(stats.v_row, emb)) == () and _spec(get(stats.v_col, emb)) == ("model",)
+  assert _spec(get(stats.v, emb)) == () and _spec(stats.count) == ()
+  # A square (128, 128) kernel: which axis each statistic dropped is not in its shape, and
+  # the two choices differ (model or nothing), so both are replicated.
+  query = ("encoder", "layers_0", "attention", "query", "kernel")
+  assert _spec(get(params, query)) == (None, "model")
+  assert _spec(get(stats.v_row, query)) == () == _spec(get(stats.v_col, query))
+  # Frozen parameters have no state: their slots stay empty (MaskedNode) in the shardings.
+  _, stats, momentum, _ = _opt_state_shardings_on_2x4(freeze="^encoder/")
+  assert isinstance(get(momentum.ema, wi), optax.MaskedNode)
+  assert isinstance(get(stats.v_col, wi), optax.MaskedNode)
+  assert _spec(get(stats.v_col, emb)) == ("model",)

@@ -151,7 +151,7 @@ def test_builtin_task_follows_the_contract(examples, name):
     assert raw["meta"]["image_hw"] == shown.shape[:2]
     if raw["image"] is not None:
       assert raw["image"].ndim == 3 and raw["image"].shape[-1] == 3
-    if task.output == "text":
+    if not task.output.has_image:
       assert raw["target_image"] is None
       assert raw["target_text"] or raw["meta"].get("negative")  # localization negatives
     else:

@@ -206,6 +206,7 @@ def test_convert_cli_refuses_pickled_objects_without_flag(tmp_path):
   assert (tmp_path / "vq" / "params.msgpack").exists()
 
 
+@pytest.mark.slow
 def test_official_size_matches_taming():
   """One image through the full official configuration (256x256, 16384 codes); ~35 s on 2 CPU
   cores. Also counts the reference's parameters: the hand-derived count in test_vqgan.py."""

@@ -58,6 +58,7 @@ def tiny_config(total_steps):
 # ------------------------------------------------------------------------------ trainer
 
 
+@pytest.mark.slow
 def test_train_reduces_loss_and_resumes(tmp_path):
   workdir = str(tmp_path / "run")
   history = vq_train.train(tiny_config(6), workdir)

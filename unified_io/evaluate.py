@@ -24,6 +24,8 @@ import numpy as np
 from ml_collections import config_flags
 
 from unified_io.common import checkpointing
+from unified_io.train import config_check
+from unified_io.eval import results as results_lib
 from unified_io.eval import task_eval as evaluation
 from unified_io.eval.grit import runner as grit_eval
 from unified_io.eval import predictor as predictor_lib
@@ -45,7 +47,7 @@ def _jsonable(value):
 def write_predictions(results, path):
   with open(path, "w") as f:
     for name, r in results.items():
-      for raw, pred in zip(r["examples"].raws, r["predictions"]):
+      for raw, pred in zip(r.examples.raws, r.predictions):
         f.write(json.dumps({"task": name, "example_id": raw["meta"].get("example_id"),
                             "prompt": raw["prompt"], "target": raw["target_text"],
                             "prediction": pred["text"]}) + "\n")
@@ -58,6 +60,7 @@ def main(argv):
   if not _WORKDIR.value and not (_CONFIG.value and _CHECKPOINT.value):
     raise app.UsageError("Pass --workdir, or both --config and --checkpoint")
   config = _CONFIG.value or predictor_lib.load_config(_WORKDIR.value)
+  config_check.validate(config)  # a bad switch value: one clear error, before any build
   checkpoint = _CHECKPOINT.value or _WORKDIR.value
   if not os.path.exists(checkpoint) and "://" not in checkpoint:
     raise app.UsageError(f"--checkpoint/--workdir {checkpoint} does not exist")
@@ -74,9 +77,9 @@ def main(argv):
       predictor, task_names, split=_SPLIT.value, num_examples=_NUM.value,
       batch_size=_BATCH.value, seed=config.seed, data_dir=config.data.get("data_dir") or None,
       max_depth=config.data.max_depth, progress=lambda line: print(line, flush=True))
-  report = evaluation.write(results, out, spec=predictor.spec)
+  report = evaluation.write(results, out, spec=predictor.spec, max_depth=config.data.max_depth)
   write_predictions(results, os.path.join(out, "predictions.jsonl"))
-  print(evaluation.headline(results), flush=True)
+  print(results_lib.headline(results), flush=True)
   print(f"Wrote {out}/metrics.json, predictions.jsonl and {report}")
 
 

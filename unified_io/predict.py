@@ -20,6 +20,7 @@ import numpy as np
 from ml_collections import config_flags
 
 from unified_io.common import checkpointing
+from unified_io.train import config_check
 from unified_io.common import image_preprocessing
 from unified_io.common import visualize
 from unified_io.eval import inference
@@ -41,6 +42,7 @@ def main(argv):
     except (OSError, ValueError) as e:
       raise app.UsageError(f"Cannot read --image={_IMAGE.value}: {e}") from e
   config = _CONFIG.value or predictor_lib.load_config(_WORKDIR.value)
+  config_check.validate(config)  # a bad switch value: one clear error, before any build
   predictor = predictor_lib.Predictor.from_workdir(_WORKDIR.value, config=config,
                                                    checkpoint=_CHECKPOINT.value)
   image_hw = np.asarray(image).shape[:2] if image is not None else (config.model.image_size,) * 2
@@ -59,7 +61,7 @@ def main(argv):
     if result.get(key) is not None:
       print(f"{key}: {np.round(np.asarray(result[key]), 1).tolist() if key != 'labels' else result[key]}")
   if _OUT.value:
-    visualize.save(inference.picture(image, result), _OUT.value)
+    visualize.save(inference.picture(image, result, config.data.max_depth), _OUT.value)
     print(f"wrote {_OUT.value}")
   if result.get("malformed"):
     print(f"note: {result['malformed']} malformed parts of the output were dropped")

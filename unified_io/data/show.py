@@ -38,6 +38,7 @@ from unified_io.data import from_config
 from unified_io.common import dense_labels
 from unified_io.data import pipeline
 from unified_io.data.tasks import registry as tasks_lib
+from unified_io.eval import outputs
 
 TILE = 256
 # Every caption is padded to this many lines, so all rows are equally tall and the
@@ -108,16 +109,12 @@ def compact(ids, spec: pipeline.ExampleSpec) -> str:
   return " ".join(p for p in parts if p)
 
 
-def _with_boxes(image, ids, spec, labels: bool):
-  """(upscaled `image` with the boxes written in `ids` drawn on it, scale, box count)."""
+def _with_boxes(image, ids, spec):
+  """`image` upscaled to TILE with the boxes written in `ids` (the prompt's) drawn on it."""
   size = image.shape[:2]  # square: location tokens are relative to the padded input
-  decode = spec.tokenizer.decode if labels else None
-  boxes, names, _ = postprocess.parse_boxes(ids, spec.tokenizer.layout, size, decode)
+  boxes, _, _ = postprocess.parse_boxes(ids, spec.tokenizer.layout, size)
   big, scale = visualize.upscale(image, TILE)
-  if len(boxes):
-    big = visualize.draw_boxes(big, boxes, scale=scale,
-                               labels=[n.strip() for n in names] if labels else None)
-  return big, scale, len(boxes)
+  return visualize.draw_boxes(big, boxes, scale=scale) if len(boxes) else big
 
 
 def target_image(task: tasks_lib.Task, features, max_depth: float):
@@ -125,30 +122,35 @@ def target_image(task: tasks_lib.Task, features, max_depth: float):
   if not features["image_target_mask"].any():
     return None
   image = (features["image_target_pixels"] + 1.0) / 2.0
-  if task.metric == "depth_rmse":  # grey is hard to read; same scale as the task's encoding
+  if task.output is tasks_lib.Output.DEPTH:  # grey is hard to read; the task's own scale
     return visualize.colorize_depth(dense_labels.image_to_depth(image, max_depth), max_depth)
   return np.clip(image, 0.0, 1.0)
 
 
 def row(task: tasks_lib.Task, features, spec: pipeline.ExampleSpec, max_depth: float):
-  """[(input tile, prompt caption), (target tile, target caption)] of one example."""
+  """[(input tile, prompt caption), (target tile, target caption)] of one example.
+
+  The target is drawn by the task's output kind, as the report draws predictions: boxes
+  and joints written in the target text on the input, masks over it; otherwise (or when it
+  draws nothing) the target image.
+  """
   prompt_ids, target_ids = features["text_inputs"], features["text_targets"]
   seen = input_image(features) if features["image_input_mask"].any() else None
   inputs = drawn = None
   if seen is not None:  # prompt regions (region captioning, keypoints...) on the input
-    inputs, scale, _ = _with_boxes(seen, prompt_ids, spec, labels=False)
-    if task.metric == "keypoint_oks":
-      keypoints, _ = postprocess.parse_keypoints(target_ids, spec.tokenizer.layout,
-                                                 seen.shape[:2], spec.tokenizer.decode)
-      drawn = visualize.draw_keypoints(inputs, keypoints, scale=scale)
-    else:
-      boxed, _, count = _with_boxes(seen, target_ids, spec, labels=True)
-      drawn = boxed if count else None
+    inputs = _with_boxes(seen, prompt_ids, spec)
+    kind = outputs.get(task.output)
+    if kind.draws_on_input:
+      image = ((features["image_target_pixels"] + 1.0) / 2.0
+               if features["image_target_mask"].any() else None)
+      ctx = outputs.Context(spec.tokenizer.layout, spec.tokenizer.decode, max_depth)
+      target = {"tokens": target_ids, "image": image}
+      drawn = kind.draw(seen, kind.parse(target, seen.shape[:2], ctx), TILE, max_depth)
   target = drawn if drawn is not None else target_image(task, features, max_depth)
   text = compact(target_ids, spec)
   if not text and target is None:
     text = "(empty target: EOS only)"
-  elif not text and task.metric == "depth_rmse":
+  elif not text and task.output is tasks_lib.Output.DEPTH:
     text = f"(depth: viridis, 0 to {max_depth:g} m)"
   return [(inputs, compact(prompt_ids, spec)), (target, text)]
 
@@ -190,7 +192,8 @@ def show(config, task_name: str, n: int, out: str, split: str = "train",
   data_dir = data_dir or config.data.get("data_dir", "") or None
   stream, features = examples(config, task, n, split, data_dir, seed)
   spec, max_depth = stream.spec, stream.ctx.max_depth
-  print(f"{task.name} ({task.group}, output {task.output}), {split} split, seed {seed}")
+  print(f"{task.name} ({task.group}, output {task.output.value}, metric "
+        f"{task.metric.value if task.metric else None}), {split} split, seed {seed}")
   for i, f in enumerate(features):
     print(f"#{i} prompt: {spec.tokenizer.decode(f['text_inputs'])}")
     image = "[+ target image]" if f["image_target_mask"].any() else ""

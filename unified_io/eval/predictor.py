@@ -7,8 +7,8 @@
     best, scores = predictor.choose(features, [["yes", "no"], ...])
 
 Decoding follows the released model: greedy (or beam) text, top-p 0.9 sampling for image
-codes. Depth and normal maps average several such samples (`image_decoding`). Every generate
-function is jitted once per batch shape.
+codes; which decoding each output kind uses (depth and normal maps average several samples)
+is `unified_io.eval.outputs`. Every generate function is jitted once per batch shape.
 """
 from __future__ import annotations
 
@@ -52,23 +52,6 @@ def load_params(config, checkpoint: str):
   except (ValueError, KeyError) as e:
     raise ValueError(f"Checkpoint {checkpoint} does not match the config's model (wrong config "
                      f"for this checkpoint?): {e}") from e
-
-
-REGRESSION_SAMPLES = 4
-
-
-def image_decoding(regression: bool) -> dict:
-  """Keyword arguments of `Predictor.image` for an image output.
-
-  A depth or normal map is a regression target scored by squared or angular error, whose
-  best estimate is the model's expected map, not one draw from it: we average
-  REGRESSION_SAMPLES top-p samples pixel-wise. Greedy decoding is no substitute: taking the
-  top code at every step falls into repetitive patterns on normal maps.
-  `benchmarks/dense_decoding.py` measures the choices (numbers in benchmarks/README.md).
-  Segmentations (colour-coded labels, which averaging would blur) and generated pictures are
-  one sample, as in the released model.
-  """
-  return dict(temperature=1.0, top_p=0.9, num_samples=REGRESSION_SAMPLES if regression else 1)
 
 
 class Predictor:

@@ -37,9 +37,21 @@ def example_losses(text_logits, image_logits, batch, z_loss=0.0):
   return total, count
 
 
+def weighted_token_mean(example_loss, example_count, example_weights=None):
+  """The batch loss from per-example sums: sum_b w_b * loss_b / sum_b count_b.
+
+  Every target token counts once, so a long answer weighs more than a short one (the
+  released model's per-token loss). A task's `loss_weight` (`example_weights` [B]) scales
+  its examples' share of the numerator only: the denominator stays the token count, so a
+  weight of 2 doubles those tokens' gradient instead of being renormalised away. A batch
+  with no target tokens gives 0, not NaN.
+  """
+  if example_weights is not None:
+    example_loss = example_loss * example_weights
+  return jnp.sum(example_loss) / jnp.maximum(jnp.sum(example_count), 1)
+
+
 def mean_token_loss(text_logits, image_logits, batch, z_loss=0.0, example_weights=None):
   """Mean over all target tokens of the batch; `example_weights` [B] scales each example."""
   total, count = example_losses(text_logits, image_logits, batch, z_loss)
-  if example_weights is not None:
-    total = total * example_weights
-  return jnp.sum(total) / jnp.maximum(jnp.sum(count), 1)
+  return weighted_token_mean(total, count, example_weights)

@@ -20,6 +20,9 @@ from unified_io.common.image_preprocessing import space_to_depth
 from unified_io.model.position_bias import RelativePositionBias
 
 REMAT_POLICIES = ("none", "minimal", "full")
+# The floating dtypes `dtype` (activations) may name; jnp.dtype would also take integer
+# names, which the network cannot compute in.
+ACTIVATION_DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,6 +5,10 @@
 
 Multi-host: TPU pods need nothing; GPU/CPU clusters pass --coordinator_address,
 --num_processes and --process_id (see launch/).
+
+Before anything is built the config is validated (unified_io/train/config_check.py: every
+switch has an allowed value) and its inputs are checked (unified_io/train/preflight.py:
+tokenizer, VQ-GAN, datasets, task groups); either lists all it found and exits 1.
 """
 import os
 import sys
@@ -15,20 +19,36 @@ from ml_collections import config_flags
 
 from unified_io.common import checkpointing
 from unified_io.common import distributed
+from unified_io.eval import evaluators as evaluators_lib
+from unified_io.train import config_check
+from unified_io.train import preflight
 from unified_io.train import trainer
+
+
+def _stop(text):
+  """Leaves with `text` as the message and exit status 1: no traceback, nothing built."""
+  sys.stdout.flush()
+  sys.stderr.write(f"unified_io.train: {text}\n")
+  sys.exit(1)
+
 
 def _main(argv):
   checkpointing.quiet_library_logs()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  distributed.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   config, workdir = _CONFIG.value, _WORKDIR.value
-  evaluate_fn = None
-  if config.data.source == "mixture":
-    from unified_io.eval import task_eval as evaluation  # pylint: disable=g-import-not-at-top
-    evaluate_fn = evaluation.make_train_evaluator(config, workdir)
   try:
-    trainer.train(config, workdir, evaluate_fn)
+    config_check.validate(config)
+    preflight.run(config)
+    # The synthetic copy task has nothing to evaluate on.
+    evaluators = (evaluators_lib.build(config, workdir) if config.data.source == "mixture"
+                  else [])
+  except (config_check.ConfigError, preflight.PreflightError,
+          evaluators_lib.EvaluatorError) as e:
+    _stop(str(e))
+  distributed.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  try:
+    trainer.train(config, workdir, evaluators)
   except (checkpointing.CheckpointError, FileNotFoundError) as e:
     # The message names the path; orbax's and tensorstore's traceback would bury it. A failed
     # restore leaves tensorstore reads in flight whose threads print "Event loop is closed"

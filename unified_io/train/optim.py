@@ -10,6 +10,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+# What config.optimizer.name may be (`build` implements each; config_check validates).
+OPTIMIZERS = ("adafactor", "adamw")
+
 
 def learning_rate_schedule(opt_config):
   """lr for k < constant_steps, then lr * sqrt(constant_steps / k) (the paper's 1/sqrt(k))."""
@@ -57,7 +60,7 @@ def build(opt_config, params, freeze_regex=""):
     inner = optax.adamw(schedule, b1=opt_config.beta1, b2=opt_config.get("beta2", 0.999),
                         weight_decay=opt_config.get("weight_decay", 0.0))
   else:
-    raise ValueError(f"config.optimizer.name={name!r} is not one of 'adafactor', 'adamw'")
+    raise ValueError(f"config.optimizer.name={name!r} is not one of {', '.join(OPTIMIZERS)}")
   chain = [optax.clip_by_global_norm(opt_config.clip_norm)] if opt_config.clip_norm else []
   chain.append(inner)
   tx = optax.chain(*chain)

@@ -18,6 +18,7 @@ import optax
 from unified_io.common import checkpointing
 from unified_io.common import distributed
 from unified_io.common import run_log
+from unified_io.common import workdir_lock
 from unified_io.common import flops as flops_lib
 from unified_io.model import losses
 from unified_io.model import builder as model_lib
@@ -30,25 +31,38 @@ from unified_io.data import from_config
 # ----------------------------------------------------------------------------------- state
 
 
-def _opt_state_shardings(abstract_opt_state, params_shardings, abstract_params, mesh):
-  """Optimizer-state leaves shaped like their parameter share its sharding; others replicate.
+def _opt_state_shardings(optimizer, abstract_opt_state, params_shardings, abstract_params, mesh):
+  """The sharding of each optimizer-state leaf, from optax's own map of where params sit.
 
-  A leaf belongs to a parameter when the parameter's path is a suffix of the leaf's path
-  (optax nests per-parameter state under the parameter tree's own keys).
+  `optax.tree_map_params` finds the copies of the parameter tree inside the state (momentum,
+  Adafactor's statistics; under `multi_transform` a frozen parameter's slot is a MaskedNode
+  and stays one); every other leaf (step counts) is replicated. Within a copy, a leaf shaped
+  like its parameter takes the parameter's sharding. Adafactor's factored second moments
+  are not shaped like it: for a matrix with two dimensions >= 128, v_row is the mean of g^2
+  over the largest axis and v_col over the second largest, so each has the parameter's shape
+  with one axis removed (and v is a (1,) placeholder, as are v_row / v_col of an unfactored
+  parameter). They get the parameter's PartitionSpec with that axis dropped: the layout
+  that the sharded mean in the update produces (optax sizes them the same way, by a sum over
+  the axis), so the update needs no resharding. When two dimensions are equal the removed
+  axis cannot be told from the shape; if dropping either gives a different spec, the leaf
+  is replicated (it is only rows + columns in size). (1,) placeholders are replicated.
   """
-  flat_params = {tuple(str(getattr(k, "key", k)) for k in path): (leaf, shard) for path, leaf, shard in
-                 ((p, l, s) for (p, l), s in zip(jax.tree_util.tree_flatten_with_path(abstract_params)[0],
-                                                 jax.tree.leaves(params_shardings)))}
   replicated = mesh_lib.replicated(mesh)
 
-  def choose(path, leaf):
-    keys = tuple(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
-    for start in range(len(keys)):
-      match = flat_params.get(keys[start:])
-      if match is not None and match[0].shape == leaf.shape:
-        return match[1]
+  def choose(leaf, sharding, param):
+    if isinstance(leaf, optax.MaskedNode):
+      return leaf
+    if leaf.shape == param.shape:
+      return sharding
+    spec = tuple(sharding.spec) + (None,) * (len(param.shape) - len(sharding.spec))
+    specs = {spec[:axis] + spec[axis + 1:] for axis in range(len(param.shape))
+             if param.shape[:axis] + param.shape[axis + 1:] == leaf.shape}
+    if len(specs) == 1:
+      return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*specs.pop()))
     return replicated
-  return jax.tree_util.tree_map_with_path(choose, abstract_opt_state)
+  return optax.tree_map_params(optimizer, choose, abstract_opt_state, params_shardings,
+                               abstract_params, transform_non_params=lambda _: replicated,
+                               is_leaf=lambda x: isinstance(x, optax.MaskedNode))
 
 
 def create_train_state(config, model, mesh, rules):
@@ -61,7 +75,8 @@ def create_train_state(config, model, mesh, rules):
   replicated = mesh_lib.replicated(mesh)
   state_shardings = {
       "params": params_shardings,
-      "opt_state": _opt_state_shardings(abstract_opt, params_shardings, abstract_params, mesh),
+      "opt_state": _opt_state_shardings(optimizer, abstract_opt, params_shardings,
+                                        abstract_params, mesh),
       "step": replicated, "rng": replicated, "skipped": replicated, "consecutive_skips": replicated,
   }
 
@@ -97,9 +112,7 @@ def train_step(state, batch, vq_params=None, *, model, optimizer, schedule, z_lo
     text_logits, image_logits = model.apply({"params": params}, batch, train=True,
                                             rngs={"dropout": dropout_rng, "patches": patch_rng})
     total, count = losses.example_losses(text_logits, image_logits, batch, z_loss)
-    weights = batch.get("loss_weight")
-    weighted = total if weights is None else total * weights
-    return jnp.sum(weighted) / jnp.maximum(jnp.sum(count), 1), (total, count)
+    return losses.weighted_token_mean(total, count, batch.get("loss_weight")), (total, count)
 
   (loss, (example_loss, example_count)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state["params"])
@@ -139,11 +152,18 @@ def _tokens_per_batch(batch):
 class Inputs:
   """The batch source and, for image targets, the frozen VQ-GAN that tokenizes them."""
 
+  # What config.data.source may be (config_check validates against this).
+  SOURCES = ("mixture", "synthetic")
+
   def __init__(self, config, net_cfg):
     source = config.data.source
     self.vq = None
     self.task_names = []
     if source == "synthetic":
+      # Said at the start of every run: a synthetic run's losses say nothing about any task.
+      if jax.process_index() == 0:
+        print("Training on the SYNTHETIC copy task (config.data.source=synthetic), not on "
+              "data: for tests and benchmarks only.", flush=True)
       self.batches = synthetic_batches.SyntheticBatches(
           net_cfg, config.lengths, config.train.batch_size, seed=config.seed,
           process_index=jax.process_index(), process_count=jax.process_count())
@@ -154,7 +174,7 @@ class Inputs:
                                                  jax.process_count())
       self.task_names = self.batches.task_names
     else:
-      raise ValueError(f"config.data.source={source!r}: choose 'synthetic' or 'mixture'")
+      raise ValueError(f"config.data.source={source!r}: choose one of {', '.join(self.SOURCES)}")
 
   def counters(self):
     stream = getattr(self.batches, "stream", None)
@@ -164,52 +184,63 @@ class Inputs:
 # ----------------------------------------------------------------------------------- loop
 
 
-def train(config, workdir, evaluate_fn=None):
+def train(config, workdir, evaluators=()):
   """Runs (or resumes) training; returns the list of (step, loss) it logged.
 
-  `evaluate_fn(params, step, log)`, if given, runs every config.eval.every_steps steps and
-  after the last step (see unified_io.eval.task_eval).
+  `evaluators` (unified_io.eval.evaluators protocol): each runs every its `every_steps`
+  steps (0: never in between) and all of them after the last step.
+
+  Nothing is written to WORKDIR before its config is found compatible with the saved one
+  (checkpointing.check_resume_config) and its lease is taken (common.workdir_lock);
+  config.json is rewritten only once the state is restored or initialised.
+  `config.checkpoint.restore_step` (0 or None: the latest) resumes from an earlier
+  checkpoint, moving the later ones aside.
   """
-  run_log.write_config(config, workdir)
-  log = run_log.Log(workdir, tensorboard=config.train.tensorboard)
-  mesh = mesh_lib.make_mesh(config.mesh)
-  rules = mesh_lib.logical_rules(config.mesh)
-  model = model_lib.build(config)
-  init_state, abstract_state, state_shardings, optimizer, schedule = create_train_state(
-      config, model, mesh, rules)
-  inputs = Inputs(config, model.config)
-  ckpt = checkpointing.Checkpointer(workdir, keep=config.checkpoint.keep,
-                                    every_steps=config.checkpoint.every_steps,
-                                    async_save=config.checkpoint.async_save)
-  # Closed on errors too: orbax's background threads otherwise outlive the exit and print
-  # their own tracebacks after the trainer's message.
-  try:
-    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-      if ckpt.latest_step() is not None:
-        state, data_state = ckpt.restore(abstract_state)
-        inputs.batches.set_state(data_state)
-        log.line(f"Resumed from {ckpt.directory} at step {int(state['step'])}")
-      elif config.init_from:
-        params = checkpointing.restore_params(config.init_from, abstract_state["params"])
-        state = jax.jit(init_state, out_shardings=state_shardings)(params)
-        log.line(f"Initialised parameters from {config.init_from}")
-      else:
-        state = jax.jit(init_state, out_shardings=state_shardings)()
-      replicated = mesh_lib.replicated(mesh)
-      vq_params = None
-      if inputs.vq is not None:
-        vq_params = jax.device_put(inputs.vq.params, replicated)
-      step_fn = jax.jit(
-          functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
-                            z_loss=config.loss.z_loss,
-                            vq_config=None if inputs.vq is None else inputs.vq.config,
-                            num_tasks=len(inputs.task_names)),
-          in_shardings=(state_shardings, mesh_lib.batch_sharding(mesh), replicated),
-          out_shardings=(state_shardings, replicated), donate_argnums=0)
-      history = _loop(config, state, functools.partial(_Step, step_fn, vq_params), inputs, ckpt,
-                      log, mesh, evaluate_fn)
-  finally:
-    ckpt.close()
+  restore_step = config.checkpoint.get("restore_step") or None
+  checkpointing.check_resume_config(config, workdir)
+  with workdir_lock.Lease(workdir) as lease:
+    log = run_log.Log(workdir, tensorboard=config.train.tensorboard)
+    if lease.message:
+      log.line(lease.message)
+    mesh = mesh_lib.make_mesh(config.mesh)
+    rules = mesh_lib.logical_rules(config.mesh)
+    model = model_lib.build(config)
+    init_state, abstract_state, state_shardings, optimizer, schedule = create_train_state(
+        config, model, mesh, rules)
+    inputs = Inputs(config, model.config)
+    ckpt = checkpointing.Checkpointer(workdir, keep=config.checkpoint.keep,
+                                      every_steps=config.checkpoint.every_steps,
+                                      async_save=config.checkpoint.async_save, log=log.line)
+    # Closed on errors too: orbax's background threads otherwise outlive the exit and print
+    # their own tracebacks after the trainer's message.
+    try:
+      with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        if ckpt.latest_step() is not None or restore_step:
+          state, data_state = ckpt.restore(abstract_state, restore_step, set_aside_newer=True)
+          inputs.batches.set_state(data_state)
+          log.line(f"Resumed from {ckpt.directory} at step {int(state['step'])}")
+        elif config.init_from:
+          params = checkpointing.restore_params(config.init_from, abstract_state["params"])
+          state = jax.jit(init_state, out_shardings=state_shardings)(params)
+          log.line(f"Initialised parameters from {config.init_from}")
+        else:
+          state = jax.jit(init_state, out_shardings=state_shardings)()
+        run_log.write_config(config, workdir)  # only now: a failed start leaves the old one
+        replicated = mesh_lib.replicated(mesh)
+        vq_params = None
+        if inputs.vq is not None:
+          vq_params = jax.device_put(inputs.vq.params, replicated)
+        step_fn = jax.jit(
+            functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
+                              z_loss=config.loss.z_loss,
+                              vq_config=None if inputs.vq is None else inputs.vq.config,
+                              num_tasks=len(inputs.task_names)),
+            in_shardings=(state_shardings, mesh_lib.batch_sharding(mesh), replicated),
+            out_shardings=(state_shardings, replicated), donate_argnums=0)
+        history = _loop(config, state, functools.partial(_Step, step_fn, vq_params), inputs,
+                        ckpt, log, mesh, evaluators)
+    finally:
+      ckpt.close()
   return history
 
 
@@ -265,11 +296,10 @@ def _log_tasks(log, step, task_names, sums, tokens):
   return values
 
 
-def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluate_fn):
+def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators):
   total = config.train.total_steps
   step = first_step = int(state["step"])
   data = inputs.batches
-  eval_every = config.get("eval", {}).get("every_steps", 0) if evaluate_fn else 0
   stop = {"signal": None}
   previous = signal.signal(signal.SIGTERM, lambda signum, _: stop.update(signal=signum))
   history, window_start, window_steps, window_tokens, window_examples = [], time.time(), 0, 0, 0
@@ -338,8 +368,10 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluate_fn):
                            f"non-finite loss or gradients (last step {step}). Lower "
                            f"config.optimizer.lr or check the data.")
       ckpt.save(step, state, data.get_state())
-      if eval_every and step % eval_every == 0 and step != total:
-        evaluate_fn(state["params"], step, log)
+      due = [e for e in evaluators if e.every_steps and step % e.every_steps == 0]
+      if due and step != total:
+        for evaluator in due:
+          evaluator.run(state["params"], step, log)
         window_start = time.time()
       # Every host must stop at the same step; agreeing costs a collective, so hosts
       # compare their SIGTERM flags only on logging steps (every step with one host).
@@ -350,13 +382,14 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluate_fn):
     ckpt.wait()
     if stop["signal"] is not None:
       log.line(f"Received signal {stop['signal']}: saved checkpoint at step {step}, exiting")
-    elif evaluate_fn is not None:
-      report = getattr(evaluate_fn, "has_report", lambda _: None)(step)
-      if step == first_step and report:
-        # A rerun of a finished run: nothing changed since that report was written.
-        log.line(f"Already at step {step}; its evaluation report is {report}")
-      else:
-        evaluate_fn(state["params"], step, log)
+    else:
+      for evaluator in evaluators:
+        report = evaluator.has_report(step)
+        if step == first_step and report:
+          # A rerun of a finished run: nothing changed since that report was written.
+          log.line(f"Already at step {step}; its evaluation report is {report}")
+        else:
+          evaluator.run(state["params"], step, log)
   finally:
     signal.signal(signal.SIGTERM, previous)
   return history

@@ -58,7 +58,8 @@ Prompt = Callable[..., str]
 
 def register(name: str, group: str, prompt_key: str,
              fn: Callable[[dict, np.random.Generator, tasks.TaskContext, Prompt], dict], *,
-             metric: str, output: str = "text", builder: str = BUILTIN, **kwargs) -> tasks.Task:
+             metric: tasks.Metric, output: tasks.Output, builder: str = BUILTIN,
+             **kwargs) -> tasks.Task:
   """Registers `fn(example, rng, ctx, prompt)`; `prompt(*args)` fills the task's template."""
 
   def preprocess(example, rng, ctx):
@@ -501,39 +502,40 @@ def _builtin_relationship(example, rng, ctx, prompt):
 
 
 _SHAPES = {"class_names": scenes.SHAPES}
+M, O = tasks.Metric, tasks.Output
 # (name, group, prompt key, fn, metric, output)
 _BUILTIN_TASKS = (
     ("image_generation", "image_synthesis", "image_generation", _builtin_image_generation,
-     "image_fid_proxy", "image"),
+     M.IMAGE_PSNR, O.IMAGE),
     ("inpainting", "image_synthesis", "image_inpainting", on_objects(builtin_objects,
                                                                      inpainting),
-     "image_fid_proxy", "image"),
+     M.IMAGE_PSNR, O.IMAGE),
     ("segmentation_generation", "image_synthesis", "segmentation_based_generation",
-     _builtin_segmentation_generation, "image_fid_proxy", "image"),
+     _builtin_segmentation_generation, M.IMAGE_PSNR, O.IMAGE),
     ("detection", "sparse_labelling", "detection", on_objects(builtin_objects, detection),
-     "detection_map", "text"),
+     M.DETECTION_MAP, O.BOXES),
     ("localization", "sparse_labelling", "localization",
-     on_objects(builtin_objects, localization, **_SHAPES), "detection_map", "text"),
-    ("keypoints", "sparse_labelling", "keypoint", _builtin_keypoints, "keypoint_oks", "text"),
-    ("refexp", "sparse_labelling", "refexp", _builtin_refexp, "box_iou", "text"),
-    ("depth", "dense_labelling", "depth", _builtin_depth, "depth_rmse", "image"),
-    ("surface_normals", "dense_labelling", "surface_normal", _builtin_normals, "normal_angle",
-     "image"),
+     on_objects(builtin_objects, localization, **_SHAPES), M.DETECTION_MAP, O.BOXES),
+    ("keypoints", "sparse_labelling", "keypoint", _builtin_keypoints, M.KEYPOINT_OKS, O.KEYPOINTS),
+    ("refexp", "sparse_labelling", "refexp", _builtin_refexp, M.BOX_IOU, O.BOXES),
+    ("depth", "dense_labelling", "depth", _builtin_depth, M.DEPTH_RMSE, O.DEPTH),
+    ("surface_normals", "dense_labelling", "surface_normal", _builtin_normals, M.NORMAL_ANGLE,
+     O.NORMALS),
     ("segmentation", "dense_labelling", "segmentation", _builtin_segmentation,
-     "segmentation_iou", "image"),
+     M.SEGMENTATION_IOU, O.SEGMENTATION),
     ("image_classification", "image_classification", "image_classification",
-     _builtin_image_classification, "accuracy", "text"),
+     _builtin_image_classification, M.ACCURACY, O.CHOICE),
     ("object_categorization", "image_classification", "object_categorization",
-     on_objects(builtin_objects, object_categorization, **_SHAPES), "accuracy", "text"),
+     on_objects(builtin_objects, object_categorization, **_SHAPES), M.ACCURACY, O.CHOICE),
     ("captioning", "image_captioning", "image_captioning", _builtin_captioning,
-     "caption_cider", "text"),
+     M.CIDER, O.TEXT),
     ("region_captioning", "image_captioning", "region_captioning", _builtin_region_captioning,
-     "caption_cider", "text"),
-    ("vqa", "vision_language", "vqa", _builtin_vqa, "vqa_accuracy", "text"),
+     M.CIDER, O.TEXT),
+    ("vqa", "vision_language", "vqa", _builtin_vqa, M.VQA_ACCURACY, O.TEXT),
     ("grounded_vqa", "vision_language", "grounded_vqa", _builtin_grounded_vqa,
-     "grounded_vqa", "text+image"),
-    ("relationship", "vision_language", "relationship", _builtin_relationship, "accuracy",
-     "text"),
+     M.GROUNDED_VQA, O.TEXT_MASK),
+    ("relationship", "vision_language", "relationship", _builtin_relationship, M.ACCURACY,
+     O.TEXT),
 )
 BUILTIN_TASK_NAMES = tuple(f"builtin_{name}" for name, *_ in _BUILTIN_TASKS)
 

@@ -25,10 +25,17 @@ A preprocessor that cannot use an example (no object of the asked class, degener
 NaN depth...) raises `SkipExample("reason")`; the pipeline counts skips per task and
 reason and draws another example. Anything else it raises is a bug and is re-raised with
 the task name and example id.
+
+What a task's model output *is* is typed: `Task.output` is an `Output` kind (text, a choice
+among options, boxes, keypoints, a depth/normal/segmentation map, an image, text + mask) and
+`Task.metric` a `Metric` that suits it (`METRICS`). Both are checked when the Task is built,
+so a misspelt name fails at import, naming the task, instead of at the first evaluation.
+How each kind is decoded, post-processed, scored and drawn is `unified_io.eval.outputs`.
 """
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
@@ -43,6 +50,75 @@ GROUPS = ("image_synthesis", "sparse_labelling", "dense_labelling", "image_class
 # labelling 1/16.
 GROUP_RATES = {group: 1 / 8 for group in GROUPS}
 GROUP_RATES.update(image_synthesis=3 / 16, dense_labelling=1 / 16)
+
+
+class Output(enum.Enum):
+  """The kind of a task's model output; it decides decoding, post-processing and drawing."""
+  TEXT = "text"  # free text (captions, answers, summaries...)
+  CHOICE = "choice"  # one of the example's meta["class_names"], scored as complete targets
+  BOXES = "boxes"  # location tokens read as boxes (detection, localization, refexp)
+  KEYPOINTS = "keypoints"  # 17 COCO joints as location tokens + visibility labels
+  DEPTH = "depth"  # a grey image read as metres
+  NORMALS = "normals"  # an RGB image read as unit surface normals
+  SEGMENTATION = "segmentation"  # a colour-coded image read as instance masks
+  IMAGE = "image"  # a generated picture (generation, inpainting, denoising...)
+  TEXT_MASK = "text+mask"  # an answer plus a white-on-black mask image (grounded VQA)
+
+  @property
+  def has_text(self) -> bool:
+    """Whether the model writes a text target for this kind (otherwise EOS only)."""
+    return self not in _IMAGE_ONLY
+
+  @property
+  def has_image(self) -> bool:
+    """Whether the model writes a target image for this kind."""
+    return self in _IMAGE_ONLY or self is Output.TEXT_MASK
+
+
+_IMAGE_ONLY = (Output.DEPTH, Output.NORMALS, Output.SEGMENTATION, Output.IMAGE)
+
+
+class Metric(enum.Enum):
+  """How a task's predictions are scored (each beside an input-free baseline)."""
+  ACCURACY = "accuracy"  # exact string match of the answer
+  VQA_ACCURACY = "vqa_accuracy"  # min(#annotators agreeing / 3, 1)
+  CIDER = "caption_cider"  # CIDEr-D against the references
+  ROUGE_L = "rouge_l"
+  EXACT_MATCH = "exact_match"  # normalised (case, final period, spaces) exact match
+  BOX_IOU = "box_iou"  # refexp: first box at IoU >= 0.5
+  DETECTION_MAP = "detection_map"  # COCO AP50
+  KEYPOINT_OKS = "keypoint_oks"
+  DEPTH_RMSE = "depth_rmse"
+  NORMAL_ANGLE = "normal_angle"  # mean angle error in degrees
+  SEGMENTATION_IOU = "segmentation_iou"
+  IMAGE_PSNR = "image_psnr"  # PSNR against the target image at the VQ-GAN resolution
+  GROUNDED_VQA = "grounded_vqa"  # VQA accuracy, the mask's IoU beside it
+
+
+# Which metrics suit which output kind.
+METRICS: Dict[Output, Tuple[Metric, ...]] = {
+    Output.TEXT: (Metric.ACCURACY, Metric.VQA_ACCURACY, Metric.CIDER, Metric.ROUGE_L,
+                  Metric.EXACT_MATCH),
+    Output.CHOICE: (Metric.ACCURACY,),
+    Output.BOXES: (Metric.BOX_IOU, Metric.DETECTION_MAP),
+    Output.KEYPOINTS: (Metric.KEYPOINT_OKS,),
+    Output.DEPTH: (Metric.DEPTH_RMSE,),
+    Output.NORMALS: (Metric.NORMAL_ANGLE,),
+    Output.SEGMENTATION: (Metric.SEGMENTATION_IOU,),
+    Output.IMAGE: (Metric.IMAGE_PSNR,),
+    Output.TEXT_MASK: (Metric.GROUNDED_VQA,),
+}
+
+
+def _as_enum(cls, value, task: str, what: str):
+  """`value` (a member or its string value) as a member of `cls`; ValueError naming the task."""
+  if isinstance(value, cls):
+    return value
+  try:
+    return cls(value)
+  except ValueError:
+    known = ", ".join(m.value for m in cls)
+    raise ValueError(f"Task {task}: unknown {what} {value!r}; known: {known}") from None
 
 
 class SkipExample(Exception):
@@ -70,8 +146,9 @@ class Task:
       default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"})
   loss_weight: float = 1.0
   size: Optional[int] = None  # train examples, for mixing rates; None: read from TFDS info
-  output: str = "text"  # "text", "image" or "text+image"
-  metric: Optional[str] = None  # name of the evaluator that scores this task's predictions
+  output: Output = Output.TEXT  # what the model writes (a member or its string value)
+  # How it is scored; must suit `output` (METRICS). None: a training-only task.
+  metric: Optional[Metric] = None
   description: str = ""
   # (field, value): use only records whose top-level `field` equals `value`, e.g. one task
   # kind of a split that mixes several. The pipeline indexes matching records once.
@@ -82,8 +159,15 @@ class Task:
       raise ValueError(f"Task {self.name}: unknown group {self.group!r}; groups are {GROUPS}")
     if not self.prompts:
       raise ValueError(f"Task {self.name}: needs at least one prompt template")
-    if self.output not in ("text", "image", "text+image"):
-      raise ValueError(f"Task {self.name}: output must be text, image or text+image")
+    output = _as_enum(Output, self.output, self.name, "output kind")
+    object.__setattr__(self, "output", output)
+    if self.metric is None:  # trains, but evaluation refuses it
+      return
+    metric = _as_enum(Metric, self.metric, self.name, "metric")
+    object.__setattr__(self, "metric", metric)
+    if metric not in METRICS[output]:
+      raise ValueError(f"Task {self.name}: metric {metric.value} does not suit output "
+                       f"{output.value}; it takes {', '.join(m.value for m in METRICS[output])}")
 
   def prompt(self, rng: np.random.Generator, ctx: TaskContext, *args) -> str:
     """The official template (or, with ctx.paraphrase, a random one) filled with args."""

@@ -191,11 +191,14 @@ def _image_denoising(example, rng, ctx):
   return raw
 
 
-def _register(name, group, builder, preprocess, prompt_key, metric, size, output="text",
-              **kwargs):
+def _register(name, group, builder, preprocess, prompt_key, metric, size,
+              output=tasks.Output.TEXT, **kwargs):
   return tasks.register(tasks.Task(
       name=name, group=group, builder=builder, preprocess=preprocess,
       prompts=prompts.PROMPTS[prompt_key], metric=metric, size=size, output=output, **kwargs))
+
+
+M = tasks.Metric
 
 
 def _kind_filter(kind: str):
@@ -204,22 +207,24 @@ def _kind_filter(kind: str):
 
 _register("builtin_entailment", "nlp", BUILTIN_TEXT,
           _classification("entailment", "entailment_question", ("true", "false")),
-          "text_classification", "accuracy", BUILTIN_TEXT_KIND_SIZE, **_kind_filter("entailment"))
+          "text_classification", M.ACCURACY, BUILTIN_TEXT_KIND_SIZE, output=tasks.Output.CHOICE,
+          **_kind_filter("entailment"))
 _register("builtin_sentiment", "nlp", BUILTIN_TEXT,
           _classification("sentiment", "sentiment_question", ("positive", "negative")),
-          "text_classification", "accuracy", BUILTIN_TEXT_KIND_SIZE, **_kind_filter("sentiment"))
+          "text_classification", M.ACCURACY, BUILTIN_TEXT_KIND_SIZE, output=tasks.Output.CHOICE,
+          **_kind_filter("sentiment"))
 _register("builtin_question_answering", "nlp", BUILTIN_TEXT, _builtin_qa, "question_answering",
-          "exact_match", BUILTIN_TEXT_KIND_SIZE, **_kind_filter("question_answering"))
+          M.EXACT_MATCH, BUILTIN_TEXT_KIND_SIZE, **_kind_filter("question_answering"))
 _register("builtin_summarization", "nlp", BUILTIN_TEXT, _builtin_summarization, "summarization",
-          "rouge_l", BUILTIN_TEXT_KIND_SIZE, **_kind_filter("summarization"))
+          M.ROUGE_L, BUILTIN_TEXT_KIND_SIZE, **_kind_filter("summarization"))
 _register("builtin_masked_lm", "language_modelling", BUILTIN_TEXT, _builtin_masked_lm,
-          "masked_language_modelling", "exact_match", BUILTIN_TEXT_KIND_SIZE,
+          "masked_language_modelling", M.EXACT_MATCH, BUILTIN_TEXT_KIND_SIZE,
           **_kind_filter("language_modeling"))
 # Pre-training objectives (the "pretraining" mixture).
 _register("builtin_vl_text_denoising", "language_modelling", BUILTIN_SCENES, _vl_text_denoising,
-          "span_denoising", "exact_match", BUILTIN_SCENES_SIZE)
+          "span_denoising", M.EXACT_MATCH, BUILTIN_SCENES_SIZE)
 _register("builtin_image_denoising", "image_synthesis", BUILTIN_SCENES, _image_denoising,
-          "span_denoising", "image_fid_proxy", BUILTIN_SCENES_SIZE, output="image")
+          "span_denoising", M.IMAGE_PSNR, BUILTIN_SCENES_SIZE, output=tasks.Output.IMAGE)
 
 
 # ------------------------------------------------------------------------ real datasets
@@ -267,12 +272,13 @@ def _cnn_dailymail(example, rng, ctx):
   return _raw(prompt, summary, captions=[summary], example_id=_text(example.get("id", "?")))
 
 
-_register("glue_mnli", "nlp", "glue/mnli", _mnli, "text_classification", "accuracy", 392_702,
-          splits={"train": "train", "validation": "validation_matched",
+_register("glue_mnli", "nlp", "glue/mnli", _mnli, "text_classification", M.ACCURACY, 392_702,
+          output=tasks.Output.CHOICE, splits={"train": "train", "validation": "validation_matched",
                   "test": "test_matched"})
-_register("glue_sst2", "nlp", "glue/sst2", _sst2, "text_classification", "accuracy", 67_349)
+_register("glue_sst2", "nlp", "glue/sst2", _sst2, "text_classification", M.ACCURACY, 67_349,
+          output=tasks.Output.CHOICE)
 # SQuAD's test set is hidden: squad/v1.1 has only train and validation.
-_register("squad", "nlp", "squad/v1.1", _squad, "question_answering", "exact_match", 87_599,
+_register("squad", "nlp", "squad/v1.1", _squad, "question_answering", M.EXACT_MATCH, 87_599,
           splits={"train": "train", "validation": "validation"})
-_register("cnn_dailymail", "nlp", "cnn_dailymail", _cnn_dailymail, "summarization", "rouge_l",
+_register("cnn_dailymail", "nlp", "cnn_dailymail", _cnn_dailymail, "summarization", M.ROUGE_L,
           287_113)

@@ -24,6 +24,7 @@ from typing import List
 import numpy as np
 
 from unified_io.data.tasks import builtin_vision as vt
+from unified_io.data.tasks import registry as tasks
 
 # COCO's 80 detection categories in category-id order: TFDS coco's ClassLabel order. (The
 # names are set from the annotation files at build time, so they are not in the code.)
@@ -101,27 +102,29 @@ def _nyu_depth(example, rng, ctx, prompt):
                              vt.example_id(example), ctx, prompt)
 
 
+M, O = tasks.Metric, tasks.Output
 vt.register("coco_detection", "sparse_labelling", "detection",
-            vt.on_objects(coco_objects, vt.detection), metric="detection_map",
-            builder="coco/2017", splits=TRAIN_VALIDATION, size=118_287,
+            vt.on_objects(coco_objects, vt.detection), metric=M.DETECTION_MAP,
+            output=O.BOXES, builder="coco/2017", splits=TRAIN_VALIDATION, size=118_287,
             description="COCO 2017 detection: all non-crowd boxes and classes.")
 vt.register("coco_localization", "sparse_labelling", "localization",
             vt.on_objects(coco_objects, vt.localization, class_names=COCO_CLASSES),
-            metric="detection_map", builder="coco/2017", splits=TRAIN_VALIDATION,
-            size=118_287, description="COCO 2017 localization of one class, with negatives.")
+            metric=M.DETECTION_MAP, output=O.BOXES, builder="coco/2017",
+            splits=TRAIN_VALIDATION, size=118_287,
+            description="COCO 2017 localization of one class, with negatives.")
 vt.register("coco_captioning", "image_captioning", "image_captioning", _coco_captioning,
-            metric="caption_cider", builder="coco_captions/2014",
+            metric=M.CIDER, output=O.TEXT, builder="coco_captions/2014",
             splits={"train": "train", "validation": "val", "test": "test"}, size=82_783,
             description="COCO Captions, Karpathy splits.")
 vt.register("coco_image_generation", "image_synthesis", "image_generation",
-            _coco_image_generation, metric="image_fid_proxy", output="image",
+            _coco_image_generation, metric=M.IMAGE_PSNR, output=O.IMAGE,
             builder="coco_captions/2014",
             splits={"train": "train", "validation": "val", "test": "test"}, size=82_783,
             description="COCO Captions: image from a caption.")
 vt.register("refcoco_refexp", "sparse_labelling", "refexp", _refcoco_refexp,
-            metric="box_iou", builder="ref_coco/refcoco_unc",
+            metric=M.BOX_IOU, output=O.BOXES, builder="ref_coco/refcoco_unc",
             splits={"train": "train", "validation": "validation", "test": "testA"},
             size=42_404, description="RefCOCO (UNC splits) referring expressions.")
-vt.register("nyu_depth", "dense_labelling", "depth", _nyu_depth, metric="depth_rmse",
-            output="image", builder="nyu_depth_v2", splits=TRAIN_VALIDATION, size=47_584,
+vt.register("nyu_depth", "dense_labelling", "depth", _nyu_depth, metric=M.DEPTH_RMSE,
+            output=O.DEPTH, builder="nyu_depth_v2", splits=TRAIN_VALIDATION, size=47_584,
             description="NYU Depth v2 (max_depth 10 m).")

@@ -9,9 +9,9 @@ for the leaderboard and, when the sample files carry ground truth (see grit.load
 OUT/metrics.json from grit.evaluate / grit.evaluate_submission. With --num_examples only
 the samples run are scored, and GRIT's across-task "overall" is left out.
 
-Per task: categorization scores the sample's whole label set (Predictor.choose), so the
-answer is always one of its options; vqa is the generated text; localization and refexp are
-the boxes of the generated location tokens in original-image pixels, segmentation the
+Per task: categorization scores the sample's whole label set (the choice output kind of
+unified_io.eval.outputs), so the answer is always one of its options; vqa is the generated
+text; localization and refexp are the boxes of the generated location tokens in original-image pixels, segmentation the
 masks and normal the normal map of the generated image (all via inference.predict);
 keypoint runs localization of "person", then one joint prediction per box found with the
 not-visible token masked (17 x, y, v triples per person).
@@ -24,7 +24,9 @@ of the per-person joint sequences. Segmentation and normal output images sampled
 token, which have no such score: they report 1.0.
 
 Samples run one at a time (inference.predict takes one image), so every model function is
-compiled once. Unreadable images are skipped and counted, with the file named; a skipped
+compiled once. With several processes (the trainer's GRIT evaluator) each runs a
+contiguous part of every task's samples and process 0 writes the gathered submission.
+Unreadable images are skipped and counted, with the file named; a skipped
 sample has no prediction, so grit.evaluate scores it 0 and the leaderboard would reject
 the zip.
 """
@@ -33,15 +35,18 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import jax
 import numpy as np
 
 from unified_io.eval.grit import tasks as grit
+from unified_io.common import distributed
 from unified_io.common import image_preprocessing
+from unified_io.eval import host_split
 from unified_io.model import builder as model_lib
 from unified_io.eval import inference as predict_lib
+from unified_io.eval import outputs
 
 MAX_SKIP_LINES = 5  # per task; the count covers the rest
 
@@ -80,9 +85,9 @@ class _Runner:
     prompt = grit.prompt_for(sample, image.shape[:2], self.predictor.layout)
     features = self.predictor.features([predict_lib.raw_input(prompt, image)],
                                        names=[sample["example_id"]])
-    best, scores = self.predictor.choose(features, [options])
-    k = int(best[0])
-    return {"words": options[k]}, _softmax_at(scores[0], k)
+    choice = outputs.decode(outputs.get(outputs.Output.CHOICE), self.predictor, features,
+                            options=[options])[0]
+    return {"words": choice["text"]}, _softmax_at(choice["option_scores"], choice["choice"])
 
   def vqa(self, sample, image):
     out = self._predict(image, grit.prompt_for(sample), "vqa")
@@ -132,14 +137,21 @@ def params_in_millions(predictor) -> float:
 
 
 def predict_task(runner: _Runner, grit_dir: str, task: str, split: str,
-                 limit: Optional[int] = None, progress: Callable[[str], None] = print):
-  """(predictions, samples, skip messages) for one task."""
+                 limit: Optional[int] = None, progress: Callable[[str], None] = print,
+                 shard: Tuple[int, int] = (0, 1)):
+  """(predictions, samples, skip messages) for one task.
+
+  shard: (this process, processes): this process runs its host_split.host_rows of the
+  samples and returns every process's predictions and skips, in sample order (every
+  sample's decoding is seeded alike, so the split changes no prediction).
+  """
   invalid: Dict[str, int] = {}
   samples = grit.load_samples(grit_dir, task, split, stats=invalid)
   if limit is not None:
     samples = samples[:limit]  # the first ones, so repeated runs compare like with like
+  rows = host_split.host_rows(len(samples), *shard)
   predictions, skips = [], []
-  for sample in samples:
+  for sample in samples[rows.start:rows.stop]:
     try:
       image = image_preprocessing.load_image(grit.image_path(grit_dir, sample))
     except (OSError, ValueError) as e:
@@ -149,6 +161,10 @@ def predict_task(runner: _Runner, grit_dir: str, task: str, split: str,
       continue
     fields, confidence = getattr(runner, task)(sample, image)
     predictions.append({"example_id": sample["example_id"], "confidence": confidence, **fields})
+  if shard[1] > 1:
+    parts = host_split.gather((predictions, skips), f"grit_{task}")
+    predictions = host_split.concatenate([p[0] for p in parts])
+    skips = host_split.concatenate([p[1] for p in parts])
   if invalid:
     progress(f"  {task}: {sum(invalid.values())} invalid samples skipped: {invalid}")
   return predictions, samples, skips
@@ -178,12 +194,16 @@ def score(grit_dir: str, split_dir: str, split: str,
 def predict_grit(predictor, grit_dir: str, split: str = "ablation",
                  tasks: Sequence[str] = grit.GRIT_TASKS, out_dir: str = "grit_out",
                  limit: Optional[int] = None, seed: int = 0,
-                 progress: Callable[[str], None] = print) -> str:
-  """Predicts every sample of `tasks`, writes the submission OUT_DIR/{split}/, returns it.
+                 progress: Callable[[str], None] = print,
+                 shard: Tuple[int, int] = (0, 1)) -> Tuple[str, Dict[str, float]]:
+  """Predicts every sample of `tasks`, writes the submission OUT_DIR/{split}/; returns it and
+  the metrics (empty unless every task's samples carry ground truth).
 
   limit: the first `limit` samples per task. When every task's samples carry ground truth,
   also writes OUT_DIR/metrics.json (beside the submission, so it stays out of the zip).
+  shard: see predict_task; only process 0 writes, every process returns the metrics.
   """
+  writes = shard[0] == 0
   for task in tasks:  # a bad task, split or missing file fails before any model work
     path = grit.samples_path(grit_dir, task, split)
     if not os.path.isfile(path):
@@ -194,32 +214,39 @@ def predict_grit(predictor, grit_dir: str, split: str = "ablation",
   with_gt = []
   for k, task in enumerate(tasks):
     start = time.time()
-    predictions, samples, skips = predict_task(runner, grit_dir, task, split, limit, progress)
-    grit.write_predictions(split_dir, task, predictions)
+    predictions, samples, skips = predict_task(runner, grit_dir, task, split, limit, progress,
+                                               shard)
+    if writes:
+      grit.write_predictions(split_dir, task, predictions)
     if _has_ground_truth(samples):
       with_gt.append(task)
     attempted[task] = None if limit is None else [s["example_id"] for s in samples]
     progress(f"[{k + 1}/{len(tasks)}] grit {split} {task}: {len(predictions)} predictions, "
              f"{len(skips)} skipped (unreadable images), {time.time() - start:.1f} s")
-  grit.write_params(split_dir, params_in_millions(predictor))
+  metrics: Dict[str, float] = {}
+  if writes:
+    grit.write_params(split_dir, params_in_millions(predictor))
   if tasks and len(with_gt) == len(tasks):
+    # Scored on every process from process 0's files: a barrier first, so they are written.
+    distributed.host_barrier(f"uio_grit_written_{split_dir}")
     metrics = score(grit_dir, split_dir, split, attempted)
-    path = os.path.join(out_dir, "metrics.json")
-    with open(path, "w") as f:
-      json.dump(metrics, f, indent=2, sort_keys=True)
+    if writes:
+      path = os.path.join(out_dir, "metrics.json")
+      with open(path, "w") as f:
+        json.dump(metrics, f, indent=2, sort_keys=True)
+      progress(f"Wrote {path}")
     if "overall" in metrics:
       progress(f"GRIT {split} overall: {metrics['overall']:.2f}")
-    progress(f"Wrote {path}")
   elif with_gt:
     progress(f"Not scored: only {with_gt} have ground truth")
-  return split_dir
+  return split_dir, metrics
 
 
 def run(predictor, grit_dir: str, split: str, tasks: Sequence[str], out_dir: str,
         limit: Optional[int] = None, seed: int = 0) -> str:
   """evaluate.py's --benchmark=grit: predict, score, zip; prints progress. Returns the zip."""
-  split_dir = predict_grit(predictor, grit_dir, split, tasks, out_dir, limit, seed,
-                           progress=lambda line: print(line, flush=True))
+  split_dir, _ = predict_grit(predictor, grit_dir, split, tasks, out_dir, limit, seed,
+                              progress=lambda line: print(line, flush=True))
   zip_path = grit.zip_submission(split_dir)
   print(f"Wrote {split_dir}/ and {zip_path}", flush=True)
   return zip_path
