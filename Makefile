@@ -1,8 +1,9 @@
 # Two entry points (see README): `make train` and `make test`. Both set up .venv first.
-#   make test       the whole suite (what CI runs); also installs the PyTorch extras of
-#                   requirements-torch.txt so the VQ-GAN torch-equivalence test runs
+#   make test       lint, then the whole suite (what CI runs); also installs the PyTorch extras
+#                   of requirements-torch.txt so the VQ-GAN torch-equivalence test runs
 #   make test-fast  the suite without tests marked slow (subprocesses, training runs): -m "not slow"
-#   make lint       ruff check + ruff format --check (config in pyproject.toml; nothing rewritten)
+#   make lint       ruff check + ruff format --check (config in pyproject.toml; nothing rewritten;
+#                   `.venv/bin/ruff format . && .venv/bin/ruff check --fix .` applies them)
 # `make train` does not install torch (only `make test` does).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -28,7 +29,7 @@ $(TORCH_STAMP): $(STAMP) requirements-torch.txt
 	$(BIN)/pip install --quiet --no-deps -r requirements-torch.txt
 	touch $(TORCH_STAMP)
 
-test: setup $(TORCH_STAMP)
+test: setup $(TORCH_STAMP) lint
 	$(BIN)/python -m pytest -q tests
 
 test-fast: setup

@@ -1,7 +1,8 @@
 """How to decode depth and normal maps: greedy codes, one top-p sample, or a mean of samples.
 
   .venv/bin/python benchmarks/dense_decoding.py --workdir=workdir/tiny
-  .venv/bin/python benchmarks/dense_decoding.py --workdir=workdir/tiny --num_examples=256 --samples=4,8,16
+  .venv/bin/python benchmarks/dense_decoding.py --workdir=workdir/tiny --num_examples=256 \
+      --samples=4,8,16
 
 For each dense-labelling task of the built-in mixture (depth: RMSE in metres; surface
 normals: mean angle error in degrees; lower is better for both) prints the metric of the
@@ -14,15 +15,16 @@ input-free baseline, and the seconds it took:
   map (what the depth and normal output kinds of `unified_io.eval.outputs` decode with, K =
   REGRESSION_SAMPLES).
 """
+
 import argparse
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from unified_io.eval import task_eval as evaluation  # pylint: disable=g-import-not-at-top,wrong-import-position
-from unified_io.eval import predictor as predictor_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from unified_io.data.tasks import registry as tasks_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from unified_io.eval import task_eval as evaluation
+from unified_io.eval import predictor as predictor_lib
+from unified_io.data.tasks import registry as tasks_lib
 
 TASKS = ("builtin_depth", "builtin_surface_normals")
 
@@ -42,29 +44,46 @@ def main():
   parser.add_argument("--workdir", default="workdir/tiny", help="a training workdir")
   parser.add_argument("--num_examples", type=int, default=128, help="validation examples")
   parser.add_argument("--batch_size", type=int, default=16)
-  parser.add_argument("--samples", default="4,8", type=_counts,
-                      help="comma-separated K values (>= 1) for the mean of K samples")
+  parser.add_argument(
+    "--samples",
+    default="4,8",
+    type=_counts,
+    help="comma-separated K values (>= 1) for the mean of K samples",
+  )
   args = parser.parse_args()
   predictor = predictor_lib.Predictor.from_workdir(args.workdir)
   config = predictor.config
   max_depth = config.data.max_depth
   ctx = predictor.spec.context(max_depth)
-  decodings = [("greedy", dict(temperature=0.0, top_p=1.0)),
-               ("sample", dict(temperature=1.0, top_p=0.9))]
-  decodings += [(f"mean of {k}", dict(temperature=1.0, top_p=0.9, num_samples=k))
-                for k in args.samples]
+  decodings = [
+    ("greedy", dict(temperature=0.0, top_p=1.0)),
+    ("sample", dict(temperature=1.0, top_p=0.9)),
+  ]
+  decodings += [
+    (f"mean of {k}", dict(temperature=1.0, top_p=0.9, num_samples=k)) for k in args.samples
+  ]
   for name in TASKS:
-    examples = evaluation.collect(tasks_lib.get(name), predictor.spec, ctx, "validation",
-                                  args.num_examples, config.seed,
-                                  config.data.get("data_dir") or None)
+    examples = evaluation.collect(
+      tasks_lib.get(name),
+      predictor.spec,
+      ctx,
+      "validation",
+      args.num_examples,
+      config.seed,
+      config.data.get("data_dir") or None,
+    )
     for label, decoding in decodings:
       start = time.time()
-      preds = evaluation.predict(predictor, examples, args.batch_size, config.seed,
-                                 image_decoding=decoding)
+      preds = evaluation.predict(
+        predictor, examples, args.batch_size, config.seed, image_decoding=decoding
+      )
       s = evaluation.score(examples, preds, predictor.spec, max_depth)
-      print(f"{name} {label:>10}: {s.metric} {s.value:.3f} (baseline {s.baseline:.3f}, "
-            f"{s.baseline_is}), "
-            f"{len(preds)} examples, {time.time() - start:.1f} s", flush=True)
+      print(
+        f"{name} {label:>10}: {s.metric} {s.value:.3f} (baseline {s.baseline:.3f}, "
+        f"{s.baseline_is}), "
+        f"{len(preds)} examples, {time.time() - start:.1f} s",
+        flush=True,
+      )
 
 
 if __name__ == "__main__":

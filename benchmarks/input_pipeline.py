@@ -9,6 +9,7 @@ SentencePiece model is not shipped, so text is tokenized with the built-in 2k-pi
 (tokenization is a small part of the cost). Compare with the examples/s the train step of
 the same config consumes (benchmarks/train_step.py): input must not be the bottleneck.
 """
+
 import argparse
 import importlib.util
 import os
@@ -19,10 +20,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from unified_io.common import text_tokenizer  # pylint: disable=g-import-not-at-top,wrong-import-position
-from unified_io.data import pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
-from unified_io.data import from_config  # pylint: disable=g-import-not-at-top,wrong-import-position
-from vqgan import configs as vqgan_configs  # pylint: disable=g-import-not-at-top,wrong-import-position
+from unified_io.common import text_tokenizer
+from unified_io.data import pipeline
+from unified_io.data import from_config
+from vqgan import configs as vqgan_configs
 
 
 def load_config(path):
@@ -51,10 +52,14 @@ def main():
   vq_config = vqgan_configs.get_config(config.vqgan.preset)
   tokenizer = text_tokenizer.TextTokenizer("tokenizers/uio_tiny_2k.model", config.vocab.image_codes)
   spec = pipeline.ExampleSpec(
-      tokenizer=tokenizer, text_inputs=config.lengths.text_inputs,
-      text_targets=config.lengths.text_targets, input_image_size=config.model.image_size,
-      patch_size=config.model.patch_size, target_image_size=vq_config.resolution,
-      target_downsample=vq_config.downsample_factor)
+    tokenizer=tokenizer,
+    text_inputs=config.lengths.text_inputs,
+    text_targets=config.lengths.text_targets,
+    input_image_size=config.model.image_size,
+    patch_size=config.model.patch_size,
+    target_image_size=vq_config.resolution,
+    target_downsample=vq_config.downsample_factor,
+  )
   batches = from_config.train_batches(config, spec, 0, 1)
   next(batches)  # warm-up: opens the sources, builds the built-in dataset if needed
   start = time.perf_counter()
@@ -62,16 +67,24 @@ def main():
   for _ in range(args.batches):
     batch = next(batches)
     examples += len(batch["text_inputs"])
-    tokens += int(np.sum(batch["text_inputs"] > 0) + np.sum(batch["text_targets"] > 0)
-                  + np.sum(batch["image_target_mask"]) + np.sum(batch["image_input_mask"]))
+    tokens += int(
+      np.sum(batch["text_inputs"] > 0)
+      + np.sum(batch["text_targets"] > 0)
+      + np.sum(batch["image_target_mask"])
+      + np.sum(batch["image_input_mask"])
+    )
   seconds = time.perf_counter() - start
   batches.close()
-  print(f"mixture {args.mixture} at {os.path.basename(args.config)} sizes (image "
-        f"{config.model.image_size}, text {config.lengths.text_inputs}/"
-        f"{config.lengths.text_targets}, target image {vq_config.resolution}), "
-        f"{args.workers} workers, batch {args.batch}:")
-  print(f"  {examples / seconds:.1f} examples/s, {tokens / seconds:.0f} tokens/s "
-        f"({args.batches} batches in {seconds:.1f} s)")
+  print(
+    f"mixture {args.mixture} at {os.path.basename(args.config)} sizes (image "
+    f"{config.model.image_size}, text {config.lengths.text_inputs}/"
+    f"{config.lengths.text_targets}, target image {vq_config.resolution}), "
+    f"{args.workers} workers, batch {args.batch}:"
+  )
+  print(
+    f"  {examples / seconds:.1f} examples/s, {tokens / seconds:.0f} tokens/s "
+    f"({args.batches} batches in {seconds:.1f} s)"
+  )
   skipped = batches.stream.counters.summary()
   if skipped:
     print(f"  {skipped}")

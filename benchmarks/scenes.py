@@ -10,13 +10,14 @@ This is the cost of building the TFDS dataset (`make train` builds it once), not
 input pipeline that reads it back (benchmarks/input_pipeline.py). It used to be a test that
 printed these rates and could not fail; a number without a threshold is a benchmark.
 """
+
 import argparse
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from unified_io.data import builtin_dataset  # pylint: disable=wrong-import-position
+from unified_io.data import builtin_dataset
 
 
 def rate(make, count, warmup):
@@ -36,11 +37,14 @@ def main():
   parser.add_argument("--warmup", type=int, default=10, help="untimed examples of each kind")
   parser.add_argument("--image_size", type=int, default=64, help="scene image side (pixels)")
   args = parser.parse_args()
-  scene = rate(lambda s: builtin_dataset.scene_example(s, args.image_size), args.scenes,
-               args.warmup)
+  scene = rate(
+    lambda s: builtin_dataset.scene_example(s, args.image_size), args.scenes, args.warmup
+  )
   text = rate(builtin_dataset.text_example, args.texts, args.warmup)
-  print(f"scene examples ({args.image_size}x{args.image_size}): {scene:.0f}/s "
-        f"({args.scenes} timed); text examples: {text:.0f}/s ({args.texts} timed)")
+  print(
+    f"scene examples ({args.image_size}x{args.image_size}): {scene:.0f}/s "
+    f"({args.scenes} timed); text examples: {text:.0f}/s ({args.texts} timed)"
+  )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Train-step throughput and estimated FLOP utilisation on this machine.
 
   .venv/bin/python benchmarks/train_step.py --config=configs/small.py --batch=8 --steps=5
-  .venv/bin/python benchmarks/train_step.py --config=configs/small.py --batch=8 --steps=3 --compare_hf
+  .venv/bin/python benchmarks/train_step.py --config=configs/small.py --batch=8 --steps=3 \
+      --compare_hf
 
 Measures the machine's float32 matmul throughput in the same run (a large jitted matmul) and
 reports the train step against it: step time, tokens/s, examples/s, the step's FLOPs from
@@ -17,6 +18,7 @@ mlp_dim, our 49536-id vocabulary, gated GELU, tied embeddings), the same optimis
 The two steps are timed alternately, one step at a time, so that load from other processes
 hits both alike; the table gives the median step and the min-max spread.
 """
+
 import functools
 import os
 import statistics
@@ -34,7 +36,7 @@ import optax
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from unified_io.common import flops as flops_lib  # pylint: disable=g-import-not-at-top
+from unified_io.common import flops as flops_lib
 from unified_io.model import losses
 from unified_io.model import builder as model_lib
 from unified_io.train import optim
@@ -46,14 +48,19 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/small.py", "Model c
 _BATCH = flags.DEFINE_integer("batch", 8, "Global batch size.")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps (after the warm-up steps).")
 _WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed steps after compilation.")
-_HEADLINE = flags.DEFINE_bool("headline", True,
-                              "Time our step on the config's image+text batch (the headline).")
-_COMPARE_HF = flags.DEFINE_bool("compare_hf", False,
-                                "Also time Hugging Face FlaxT5 at the same dims on a text-only "
-                                "batch, beside our step on the same batch, and print the ratio.")
+_HEADLINE = flags.DEFINE_bool(
+  "headline", True, "Time our step on the config's image+text batch (the headline)."
+)
+_COMPARE_HF = flags.DEFINE_bool(
+  "compare_hf",
+  False,
+  "Also time Hugging Face FlaxT5 at the same dims on a text-only "
+  "batch, beside our step on the same batch, and print the ratio.",
+)
 _COMPARE_INPUT_LEN = flags.DEFINE_integer("compare_input_len", 512, "Input tokens (--compare_hf).")
-_COMPARE_TARGET_LEN = flags.DEFINE_integer("compare_target_len", 128,
-                                           "Target tokens (--compare_hf).")
+_COMPARE_TARGET_LEN = flags.DEFINE_integer(
+  "compare_target_len", 128, "Target tokens (--compare_hf)."
+)
 
 
 class Runner:
@@ -95,14 +102,20 @@ def ours(config, batch_size, batch, name):
   mesh = mesh_lib.make_mesh(config.mesh)
   rules = mesh_lib.logical_rules(config.mesh)
   model = model_lib.build(config)
-  init_state, _, shardings, optimizer, schedule = train.create_train_state(config, model, mesh, rules)
+  init_state, _, shardings, optimizer, schedule = train.create_train_state(
+    config, model, mesh, rules
+  )
   with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
     state = jax.jit(init_state, out_shardings=shardings)()
-    step = jax.jit(functools.partial(train.train_step, model=model, optimizer=optimizer,
-                                     schedule=schedule, z_loss=0.0), donate_argnums=0)
+    step = jax.jit(
+      functools.partial(
+        train.train_step, model=model, optimizer=optimizer, schedule=schedule, z_loss=0.0
+      ),
+      donate_argnums=0,
+    )
     device_batch = mesh_lib.global_batch(batch, mesh)
     compiled = step.lower(state, device_batch).compile()
-  tokens = train._tokens_per_batch(batch)  # pylint: disable=protected-access
+  tokens = train._tokens_per_batch(batch)
   return Runner(name, compiled, state, device_batch, tokens)
 
 
@@ -139,20 +152,26 @@ class _ClipShim(types.ModuleType):
     return getattr(jnp, name)
 
   @staticmethod
-  def clip(arr=None, min=None, max=None, *, a_min=None, a_max=None):  # pylint: disable=redefined-builtin
+  def clip(arr=None, min=None, max=None, *, a_min=None, a_max=None):
     return jnp.clip(arr, a_min if min is None else min, a_max if max is None else max)
 
 
 def import_hf_t5():
   """(T5Config, FlaxT5ForConditionalGeneration) with the jnp.clip shim installed."""
   try:
-    import transformers  # pylint: disable=g-import-not-at-top
-    from transformers.models.t5 import modeling_flax_t5  # pylint: disable=g-import-not-at-top
+    import transformers
+    from transformers.models.t5 import modeling_flax_t5
   except ImportError as e:
-    raise SystemExit(f"--compare_hf needs transformers 4.x with Flax models: "
-                     f".venv/bin/pip install --no-deps -r requirements-bench.txt ({e})") from e
+    raise SystemExit(
+      f"--compare_hf needs transformers 4.x with Flax models: "
+      f".venv/bin/pip install --no-deps -r requirements-bench.txt ({e})"
+    ) from e
   modeling_flax_t5.jnp = _ClipShim()
-  return transformers.__version__, modeling_flax_t5.T5Config, modeling_flax_t5.FlaxT5ForConditionalGeneration
+  return (
+    transformers.__version__,
+    modeling_flax_t5.T5Config,
+    modeling_flax_t5.FlaxT5ForConditionalGeneration,
+  )
 
 
 def hf_t5(config, batch):
@@ -160,12 +179,22 @@ def hf_t5(config, batch):
   version, t5_config_cls, t5_cls = import_hf_t5()
   m = config.model
   t5_config = t5_config_cls(
-      vocab_size=model_lib.vocab_layout(config).total_size, d_model=m.emb_dim, d_kv=m.head_dim,
-      d_ff=m.mlp_dim, num_layers=m.num_encoder_layers, num_decoder_layers=m.num_decoder_layers,
-      num_heads=m.num_heads, relative_attention_num_buckets=32, relative_attention_max_distance=128,
-      dropout_rate=m.dropout_rate, feed_forward_proj="gated-gelu",  # gelu_new = tanh GELU, as ours
-      tie_word_embeddings=True,  # ours shares one table for inputs and logits, scaled by d^-0.5
-      pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    vocab_size=model_lib.vocab_layout(config).total_size,
+    d_model=m.emb_dim,
+    d_kv=m.head_dim,
+    d_ff=m.mlp_dim,
+    num_layers=m.num_encoder_layers,
+    num_decoder_layers=m.num_decoder_layers,
+    num_heads=m.num_heads,
+    relative_attention_num_buckets=32,
+    relative_attention_max_distance=128,
+    dropout_rate=m.dropout_rate,
+    feed_forward_proj="gated-gelu",  # gelu_new = tanh GELU, as ours
+    tie_word_embeddings=True,  # ours shares one table for inputs and logits, scaled by d^-0.5
+    pad_token_id=0,
+    eos_token_id=1,
+    decoder_start_token_id=0,
+  )
   t5 = t5_cls(t5_config, dtype=jnp.float32, _do_init=False)
   params = jax.jit(t5.init_weights, static_argnums=1)(jax.random.PRNGKey(config.seed), (1, 1))
   optimizer, _ = optim.build(config.optimizer, params, "")
@@ -173,25 +202,37 @@ def hf_t5(config, batch):
   def step(state, batch):
     def loss_fn(params):
       logits = t5.module.apply(
-          {"params": params}, input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-          decoder_input_ids=batch["decoder_input_ids"],
-          decoder_attention_mask=batch["decoder_attention_mask"], deterministic=True).logits
+        {"params": params},
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        decoder_input_ids=batch["decoder_input_ids"],
+        decoder_attention_mask=batch["decoder_attention_mask"],
+        deterministic=True,
+      ).logits
       mask = batch["decoder_attention_mask"]
       loss = losses.token_cross_entropy(logits, batch["labels"])
       return jnp.sum(loss * mask) / jnp.maximum(jnp.sum(mask), 1)
+
     loss, grads = jax.value_and_grad(loss_fn)(state["params"])
     updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
-    return ({"params": optax.apply_updates(state["params"], updates), "opt_state": opt_state},
-            {"loss": loss, "grad_norm": optax.tree.norm(grads)})
+    return (
+      {"params": optax.apply_updates(state["params"], updates), "opt_state": opt_state},
+      {"loss": loss, "grad_norm": optax.tree.norm(grads)},
+    )
 
   state = jax.jit(lambda p: {"params": p, "opt_state": optimizer.init(p)})(params)
   labels = batch["text_targets"]
-  hf_batch = jax.device_put({
-      "input_ids": batch["text_inputs"], "attention_mask": (batch["text_inputs"] > 0).astype(np.int32),
+  hf_batch = jax.device_put(
+    {
+      "input_ids": batch["text_inputs"],
+      "attention_mask": (batch["text_inputs"] > 0).astype(np.int32),
       "decoder_input_ids": np.pad(labels[:, :-1], ((0, 0), (1, 0))),  # start token = pad id 0
-      "decoder_attention_mask": (labels > 0).astype(np.int32), "labels": labels})
+      "decoder_attention_mask": (labels > 0).astype(np.int32),
+      "labels": labels,
+    }
+  )
   compiled = jax.jit(step, donate_argnums=0).lower(state, hf_batch).compile()
-  tokens = train._tokens_per_batch(batch)  # pylint: disable=protected-access
+  tokens = train._tokens_per_batch(batch)
   return Runner(f"HF FlaxT5 (transformers {version})", compiled, state, hf_batch, tokens)
 
 
@@ -204,39 +245,50 @@ def count(tree):
 
 def report(runner, peak):
   seconds = runner.median
-  print(f"  {runner.name}: {seconds * 1e3:.0f} ms/step (median of {len(runner.times)}, "
-        f"{runner.spread()} s), {runner.tokens / seconds:.0f} tokens/s, "
-        f"{_BATCH.value / seconds:.1f} examples/s; step FLOPs (XLA cost analysis) "
-        f"{runner.flops / 1e9:.1f} GFLOP and {runner.bytes / 1e9:.1f} GB accessed, "
-        f"{runner.flops / seconds / 1e9:.1f} GFLOP/s = "
-        f"{100 * runner.flops / seconds / peak:.0f}% of measured matmul rate; loss {runner.loss:.3f}",
-        flush=True)
+  print(
+    f"  {runner.name}: {seconds * 1e3:.0f} ms/step (median of {len(runner.times)}, "
+    f"{runner.spread()} s), {runner.tokens / seconds:.0f} tokens/s, "
+    f"{_BATCH.value / seconds:.1f} examples/s; step FLOPs (XLA cost analysis) "
+    f"{runner.flops / 1e9:.1f} GFLOP and {runner.bytes / 1e9:.1f} GB accessed, "
+    f"{runner.flops / seconds / 1e9:.1f} GFLOP/s = "
+    f"{100 * runner.flops / seconds / peak:.0f}% of measured matmul rate; loss {runner.loss:.3f}",
+    flush=True,
+  )
 
 
 def main(_):
   config = _CONFIG.value
   batch_size = _BATCH.value
   peak = flops_lib.matmul_flops_per_s()
-  print(f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}; "
-        f"measured f32 matmul: {peak / 1e9:.1f} GFLOP/s; {_WARMUP.value} warm-up + "
-        f"{_STEPS.value} timed steps", flush=True)
+  print(
+    f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}; "
+    f"measured f32 matmul: {peak / 1e9:.1f} GFLOP/s; {_WARMUP.value} warm-up + "
+    f"{_STEPS.value} timed steps",
+    flush=True,
+  )
 
   if _HEADLINE.value:
-    data = synthetic_batches.SyntheticBatches(model_lib.network_config(config), config.lengths,
-                                              batch_size)
+    data = synthetic_batches.SyntheticBatches(
+      model_lib.network_config(config), config.lengths, batch_size
+    )
     runner = ours(config.copy_and_resolve_references(), batch_size, next(data), "ours")
     runner.warm_up(_WARMUP.value)
     for _ in range(_STEPS.value):
       runner.time()
     seconds = runner.median
     l = config.lengths
-    print(f"config {flags.FLAGS['config'].config_filename} batch {batch_size} (text "
-          f"{l.text_inputs}->{l.text_targets}, image targets {l.image_targets}, image inputs): "
-          f"{seconds * 1e3:.0f} ms/step (median, {runner.spread()} s), {1 / seconds:.2f} steps/s, "
-          f"{runner.tokens / seconds:.0f} tokens/s, {batch_size / seconds:.1f} examples/s")
-    print(f"step FLOPs (XLA cost analysis): {runner.flops / 1e9:.1f} GFLOP; achieved "
-          f"{runner.flops / seconds / 1e9:.1f} GFLOP/s = "
-          f"{100 * runner.flops / seconds / peak:.0f}% of measured matmul rate", flush=True)
+    print(
+      f"config {flags.FLAGS['config'].config_filename} batch {batch_size} (text "
+      f"{l.text_inputs}->{l.text_targets}, image targets {l.image_targets}, image inputs): "
+      f"{seconds * 1e3:.0f} ms/step (median, {runner.spread()} s), {1 / seconds:.2f} steps/s, "
+      f"{runner.tokens / seconds:.0f} tokens/s, {batch_size / seconds:.1f} examples/s"
+    )
+    print(
+      f"step FLOPs (XLA cost analysis): {runner.flops / 1e9:.1f} GFLOP; achieved "
+      f"{runner.flops / seconds / 1e9:.1f} GFLOP/s = "
+      f"{100 * runner.flops / seconds / peak:.0f}% of measured matmul rate",
+      flush=True,
+    )
     del runner
 
   if not _COMPARE_HF.value:
@@ -247,9 +299,11 @@ def main(_):
   runners = [ours(text_config, batch_size, batch, "ours (text-only)"), hf_t5(text_config, batch)]
   ours_params = count(runners[0].state["params"])
   hf_params = count(runners[1].state["params"])
-  print(f"\ntext-only comparison: batch {batch_size}, {input_len} input + {target_len} target "
-        f"tokens, no images; parameters: ours {ours_params / 1e6:.1f}M, HF {hf_params / 1e6:.1f}M",
-        flush=True)
+  print(
+    f"\ntext-only comparison: batch {batch_size}, {input_len} input + {target_len} target "
+    f"tokens, no images; parameters: ours {ours_params / 1e6:.1f}M, HF {hf_params / 1e6:.1f}M",
+    flush=True,
+  )
   for runner in runners:
     runner.warm_up(_WARMUP.value)
   for _ in range(_STEPS.value):
@@ -260,14 +314,21 @@ def main(_):
   ours_r, hf_r = runners
   ratio = hf_r.median / ours_r.median
   ratios = [h / o for o, h in zip(ours_r.times, hf_r.times)]
-  print(f"\n{'':<34s}{'step s (median)':>16s}{'min-max s':>14s}{'tokens/s':>10s}{'GFLOP':>8s}"
-        f"{'GB accessed':>12s}")
+  print(
+    f"\n{'':<34s}{'step s (median)':>16s}{'min-max s':>14s}{'tokens/s':>10s}{'GFLOP':>8s}"
+    f"{'GB accessed':>12s}"
+  )
   for runner in runners:
-    print(f"{runner.name:<34s}{runner.median:>16.2f}{runner.spread():>14s}"
-          f"{runner.tokens / runner.median:>10.0f}{runner.flops / 1e9:>8.1f}{runner.bytes / 1e9:>12.1f}")
-  print(f"speed-up of ours over HF (HF step / our step): {ratio:.2f}x of medians, "
-        f"{min(hf_r.times) / min(ours_r.times):.2f}x of fastest steps, "
-        f"{min(ratios):.2f}-{max(ratios):.2f}x over alternating pairs", flush=True)
+    print(
+      f"{runner.name:<34s}{runner.median:>16.2f}{runner.spread():>14s}"
+      f"{runner.tokens / runner.median:>10.0f}{runner.flops / 1e9:>8.1f}{runner.bytes / 1e9:>12.1f}"
+    )
+  print(
+    f"speed-up of ours over HF (HF step / our step): {ratio:.2f}x of medians, "
+    f"{min(hf_r.times) / min(ours_r.times):.2f}x of fastest steps, "
+    f"{min(ratios):.2f}-{max(ratios):.2f}x over alternating pairs",
+    flush=True,
+  )
 
 
 if __name__ == "__main__":

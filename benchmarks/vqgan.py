@@ -14,6 +14,7 @@ Prints
   model's resolution. A tokenizer trained on the built-in scenes has never seen photos: their
   numbers show how far it is from a general-purpose image tokenizer.
 """
+
 import argparse
 import os
 import statistics
@@ -27,11 +28,21 @@ from skimage import data as skdata
 from skimage import metrics
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import vqgan  # pylint: disable=g-import-not-at-top,wrong-import-position
-from vqgan import data  # pylint: disable=g-import-not-at-top,wrong-import-position
+import vqgan
+from vqgan import data
 
-PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "rocket", "coins", "moon",
-          "hubble_deep_field", "immunohistochemistry", "retina")
+PHOTOS = (
+  "astronaut",
+  "camera",
+  "chelsea",
+  "coffee",
+  "rocket",
+  "coins",
+  "moon",
+  "hubble_deep_field",
+  "immunohistochemistry",
+  "retina",
+)
 
 
 def photo(name, size):
@@ -43,7 +54,7 @@ def photo(name, size):
   h, w = image.shape[:2]
   side = min(h, w)
   top, left = (h - side) // 2, (w - side) // 2
-  square = PIL.Image.fromarray(image[top:top + side, left:left + side])
+  square = PIL.Image.fromarray(image[top : top + side, left : left + side])
   return np.asarray(square.resize((size, size), PIL.Image.LANCZOS), np.float32) / 255.0
 
 
@@ -55,8 +66,10 @@ def reconstruct(vq, images, batch):
 
 def quality(images, recon):
   psnr = data.psnr(images, recon)
-  ssim = [metrics.structural_similarity(a, b, channel_axis=-1, data_range=1.0)
-          for a, b in zip(images.astype(np.float64), recon.astype(np.float64))]
+  ssim = [
+    metrics.structural_similarity(a, b, channel_axis=-1, data_range=1.0)
+    for a, b in zip(images.astype(np.float64), recon.astype(np.float64))
+  ]
   return float(np.mean(psnr)), float(np.mean(ssim))
 
 
@@ -72,25 +85,32 @@ def throughput(fn, x, repeats):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--weights", default="vqgan/weights/builtin",
-                      help="directory written by vqgan.save (config.json + params.msgpack)")
+  parser.add_argument(
+    "--weights",
+    default="vqgan/weights/builtin",
+    help="directory written by vqgan.save (config.json + params.msgpack)",
+  )
   parser.add_argument("--num_scenes", type=int, default=200, help="validation scenes")
   parser.add_argument("--batch", type=int, default=64, help="images per encode/decode call")
   parser.add_argument("--repeats", type=int, default=5, help="timed calls")
-  parser.add_argument("--max_depth", type=float, default=20.0,
-                      help="metres mapped to white in depth renderings")
+  parser.add_argument(
+    "--max_depth", type=float, default=20.0, help="metres mapped to white in depth renderings"
+  )
   args = parser.parse_args()
 
   vq = vqgan.load(args.weights)
   cfg = vq.config
-  print(f"{args.weights}: {cfg.resolution}x{cfg.resolution} -> {cfg.grid_size}x{cfg.grid_size} "
-        f"codes of {cfg.n_codes}; {jax.devices()[0].platform} ({jax.device_count()} devices)")
+  print(
+    f"{args.weights}: {cfg.resolution}x{cfg.resolution} -> {cfg.grid_size}x{cfg.grid_size} "
+    f"codes of {cfg.n_codes}; {jax.devices()[0].platform} ({jax.device_count()} devices)"
+  )
 
   rng = np.random.default_rng(0)
   images = rng.uniform(-1, 1, (args.batch, cfg.resolution, cfg.resolution, 3)).astype(np.float32)
   images = jax.device_put(images)
-  codes = jax.device_put(rng.integers(cfg.n_codes, size=(args.batch, cfg.grid_size,
-                                                         cfg.grid_size)).astype(np.int32))
+  codes = jax.device_put(
+    rng.integers(cfg.n_codes, size=(args.batch, cfg.grid_size, cfg.grid_size)).astype(np.int32)
+  )
   encode = jax.jit(vq.encode_fn)
   decode = jax.jit(vq.decode_fn)
   enc = throughput(lambda x: encode(vq.params, x), images, args.repeats)
@@ -99,13 +119,20 @@ def main():
 
   rows = []
   if cfg.resolution != data.IMAGE_SIZE:
-    print(f"(built-in scenes are {data.IMAGE_SIZE}x{data.IMAGE_SIZE}; skipped for a "
-          f"{cfg.resolution}x{cfg.resolution} model)")
+    print(
+      f"(built-in scenes are {data.IMAGE_SIZE}x{data.IMAGE_SIZE}; skipped for a "
+      f"{cfg.resolution}x{cfg.resolution} model)"
+    )
   else:
     for modality in data.MODALITIES:
       heldout = data.heldout_images(modality, args.num_scenes, args.max_depth)
-      rows.append((f"scenes/{modality}", len(heldout),
-                   *quality(heldout, reconstruct(vq, heldout, args.batch))))
+      rows.append(
+        (
+          f"scenes/{modality}",
+          len(heldout),
+          *quality(heldout, reconstruct(vq, heldout, args.batch)),
+        )
+      )
   photos = np.stack([photo(name, cfg.resolution) for name in PHOTOS])
   recon = reconstruct(vq, photos, args.batch)
   for name, image, rec in zip(PHOTOS, photos, recon):

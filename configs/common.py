@@ -4,6 +4,7 @@
 `paper_multitask`); `experiment` adds the variants that `get_config(arg)` of the size configs
 accept (`configs/xl.py:runlocal`, `configs/xl.py:mixture=NAME`, or both, comma-separated).
 """
+
 import ml_collections
 
 # T5's cc_all.32000 SentencePiece model, which the released checkpoints use. Users copy it
@@ -20,66 +21,117 @@ VARIANT_KEYS = ("runlocal", "mixture", "grit")
 GRIT_EVERY_STEPS = 50_000
 
 
-def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, mlp_dim,
-                num_segment_embeddings=2):
+def base_config(
+  *, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, mlp_dim, num_segment_embeddings=2
+):
   """Config for one of the paper's sizes (Table 2) with the official vocabulary."""
   config = ml_collections.ConfigDict()
-  config.vocab = ml_collections.ConfigDict(dict(
+  config.vocab = ml_collections.ConfigDict(
+    dict(
       sentencepiece_model=OFFICIAL_SENTENCEPIECE,
       text_pieces=OFFICIAL_TEXT_PIECES,  # checked against the model file when it is loaded
       image_codes=OFFICIAL_IMAGE_CODES,  # VQ-GAN codebook size
       # Quantisation of box and point coordinates (unified_io/common/locations.py); the released
       # models use 1000 of the 1100 extra ids.
       location_bins=1000,
-  ))
+    )
+  )
   # Frozen image tokenizer (vqgan/configs.py presets); its codebook size is vocab.image_codes.
   # `weights`: a directory written by vqgan.save or `python -m vqgan.convert` (needed to train
   # on image targets); `preset` only sizes the parameter count when no weights are given.
   config.vqgan = ml_collections.ConfigDict(dict(preset="official", weights=OFFICIAL_VQGAN_WEIGHTS))
-  config.model = ml_collections.ConfigDict(dict(
-      emb_dim=emb_dim, num_heads=num_heads, head_dim=64,
-      num_encoder_layers=num_encoder_layers, num_decoder_layers=num_decoder_layers,
-      mlp_dim=mlp_dim, dropout_rate=0.0, dtype="float32",
+  config.model = ml_collections.ConfigDict(
+    dict(
+      emb_dim=emb_dim,
+      num_heads=num_heads,
+      head_dim=64,
+      num_encoder_layers=num_encoder_layers,
+      num_decoder_layers=num_decoder_layers,
+      mlp_dim=mlp_dim,
+      dropout_rate=0.0,
+      dtype="float32",
       num_segment_embeddings=num_segment_embeddings,
-      image_size=384, patch_size=16,
-      encoder_max_text_length=256, decoder_max_text_length=256, decoder_max_image_length=256,
+      image_size=384,
+      patch_size=16,
+      encoder_max_text_length=256,
+      decoder_max_text_length=256,
+      decoder_max_image_length=256,
       decoder_image_grid_width=16,
       train_image_patches=256,  # paper: 128 in pre-training, 256 in multi-task training
-      float32_attention_logits=False, cross_attention_position_bias=False,
-      scan_layers=False, remat_policy="none",
-  ))
+      float32_attention_logits=False,
+      cross_attention_position_bias=False,
+      scan_layers=False,
+      remat_policy="none",
+    )
+  )
   # Sequence lengths of batches fed to the model (the position tables above are upper bounds).
-  config.lengths = ml_collections.ConfigDict(dict(
-      text_inputs=256, text_targets=128, image_targets=256))
+  config.lengths = ml_collections.ConfigDict(
+    dict(text_inputs=256, text_targets=128, image_targets=256)
+  )
   config.seed = 0
   # Inputs (unified_io/data/from_config.py documents every key). "mixture" reads tasks
   # through the registry; "synthetic" (the in-code copy task of the trainer tests) is only
   # used when named: --config.data.source=synthetic. The trainer's preflight
   # (unified_io/train/preflight.py) refuses a group-rate mixture that leaves some of the
   # paper's task groups empty unless allow_missing_groups=True.
-  config.data = ml_collections.ConfigDict(dict(
-      source="mixture", mixture=OFFICIAL_MIXTURE, tasks="", schedule="rates", data_dir="",
-      max_depth=10.0, paraphrase=False, workers=2, allow_missing_groups=False))
+  config.data = ml_collections.ConfigDict(
+    dict(
+      source="mixture",
+      mixture=OFFICIAL_MIXTURE,
+      tasks="",
+      schedule="rates",
+      data_dir="",
+      max_depth=10.0,
+      paraphrase=False,
+      workers=2,
+      allow_missing_groups=False,
+    )
+  )
   # Evaluators the trainer runs (unified_io/eval/evaluators.py), each every its every_steps
   # (0: only after the last step) and all after the last step. "tasks": the mixture's
   # registered tasks, metric beside baseline and a report with pictures in WORKDIR/eval/.
   # The variant `:grit=DIR` adds GRIT (its sample files in DIR) every 50k steps.
-  config.evals = ml_collections.ConfigDict(dict(tasks=dict(
-      kind="tasks", every_steps=20_000, split="validation", num_examples=32, batch_size=16,
-      report=True, tasks="")))
-  config.train = ml_collections.ConfigDict(dict(
-      batch_size=512, total_steps=1_000_000, log_every=100, max_consecutive_skips=20,
+  config.evals = ml_collections.ConfigDict(
+    dict(
+      tasks=dict(
+        kind="tasks",
+        every_steps=20_000,
+        split="validation",
+        num_examples=32,
+        batch_size=16,
+        report=True,
+        tasks="",
+      )
+    )
+  )
+  config.train = ml_collections.ConfigDict(
+    dict(
+      batch_size=512,
+      total_steps=1_000_000,
+      log_every=100,
+      max_consecutive_skips=20,
       tensorboard=True,
       # Start location tokens and patch/code positions as sinusoids of their image
       # coordinate (model.geometric_init) instead of random vectors; only from scratch.
       geometric_init=False,
       # For the progress line's FLOP utilisation; 0 = from the device kind
       # (unified_io/common/flops.py).
-      peak_flops_per_device=0.0))
+      peak_flops_per_device=0.0,
+    )
+  )
   # Paper §3.4: Adafactor, lr 1e-2 constant for 10k steps then 1/sqrt(k), clip at 1.0.
-  config.optimizer = ml_collections.ConfigDict(dict(
-      name="adafactor", lr=1e-2, constant_steps=10_000, warmup_steps=0, decay_rate=0.8,
-      beta1=0.9, parameter_scale=True, clip_norm=1.0))
+  config.optimizer = ml_collections.ConfigDict(
+    dict(
+      name="adafactor",
+      lr=1e-2,
+      constant_steps=10_000,
+      warmup_steps=0,
+      decay_rate=0.8,
+      beta1=0.9,
+      parameter_scale=True,
+      clip_norm=1.0,
+    )
+  )
   # Per-token loss: the mean over every non-padding target token of the batch.
   config.loss = ml_collections.ConfigDict(dict(z_loss=0.0))
   config.freeze = ""  # regex over parameter paths, e.g. "^encoder/" (LiT-decoder setup)
@@ -89,8 +141,9 @@ def base_config(*, emb_dim, num_heads, num_encoder_layers, num_decoder_layers, m
   config.mesh = ml_collections.ConfigDict(dict(model=1, data=-1, rules=()))
   # restore_step: 0 resumes from the latest checkpoint; an older step falls back to it (the
   # later ones are moved to WORKDIR/checkpoints_set_aside/, never deleted).
-  config.checkpoint = ml_collections.ConfigDict(dict(every_steps=2000, keep=3, async_save=True,
-                                                     restore_step=0))
+  config.checkpoint = ml_collections.ConfigDict(
+    dict(every_steps=2000, keep=3, async_save=True, restore_step=0)
+  )
   return config
 
 
@@ -106,11 +159,12 @@ def parse_variant(arg):
       continue
     key, has_value, value = item.partition("=")
     if key not in VARIANT_KEYS:
-      raise ValueError(f"Unknown config variant {key!r} in {arg!r}; variants: "
-                       f"{', '.join(VARIANT_KEYS)} (e.g. configs/xl.py:runlocal,mixture=NAME)")
+      raise ValueError(
+        f"Unknown config variant {key!r} in {arg!r}; variants: "
+        f"{', '.join(VARIANT_KEYS)} (e.g. configs/xl.py:runlocal,mixture=NAME)"
+      )
     if (key == "runlocal") == bool(has_value):
-      raise ValueError(f"Config variant {item!r}: write 'runlocal', 'mixture=NAME' or "
-                       f"'grit=DIR'")
+      raise ValueError(f"Config variant {item!r}: write 'runlocal', 'mixture=NAME' or 'grit=DIR'")
     variant[key] = value if has_value else True
   return variant
 
@@ -127,14 +181,23 @@ def experiment(arg, **sizes):
   variant = parse_variant(arg)
   config = base_config(**sizes)
   if "mixture" in variant:
-    from unified_io.data import mixtures  # pylint: disable=g-import-not-at-top
+    from unified_io.data import mixtures
+
     if variant["mixture"] not in mixtures.MIXTURES:
-      raise ValueError(f"Config variant mixture={variant['mixture']!r}: mixtures are "
-                       f"{', '.join(sorted(mixtures.MIXTURES))}")
+      raise ValueError(
+        f"Config variant mixture={variant['mixture']!r}: mixtures are "
+        f"{', '.join(sorted(mixtures.MIXTURES))}"
+      )
     config.data.mixture = variant["mixture"]
   if "grit" in variant:
-    config.evals.grit = dict(kind="grit", every_steps=GRIT_EVERY_STEPS, grit_dir=variant["grit"],
-                             split="ablation", tasks="", num_examples=0)
+    config.evals.grit = dict(
+      kind="grit",
+      every_steps=GRIT_EVERY_STEPS,
+      grit_dir=variant["grit"],
+      split="ablation",
+      tasks="",
+      num_examples=0,
+    )
   if variant.get("runlocal"):
     config.train.update(dict(batch_size=8, total_steps=10, log_every=1))
     config.evals.tasks.update(dict(every_steps=5, num_examples=4, batch_size=4))

@@ -24,12 +24,15 @@ Variants (`--config=configs/small.py:VARIANT`, comma-separated):
   runlocal       a smoke test on one machine: batch 8, 10 steps, a line per step, an
                  evaluation and a checkpoint every 5 steps.
   mixture=NAME   any mixture of unified_io/data/mixtures.py instead of paper_multitask.
+  grit=DIR       also evaluate on GRIT's sample files in DIR (config.evals.grit).
 
   python -m unified_io.model --config=configs/small.py     # parameter count
 """
+
 from configs import common
 
 
 def get_config(arg=None):
-  return common.experiment(arg, emb_dim=512, num_heads=6, num_encoder_layers=8,
-                           num_decoder_layers=8, mlp_dim=1024)
+  return common.experiment(
+    arg, emb_dim=512, num_heads=6, num_encoder_layers=8, num_decoder_layers=8, mlp_dim=1024
+  )

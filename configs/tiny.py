@@ -13,21 +13,31 @@ pixel instead of 1000 for 64 pixels, so each location token is seen 15x more oft
 geometric initialisation (unified_io/model/builder.py: geometric_init) and the built-in multi-task
 mixture (unified_io/data/mixtures.py).
 """
+
 from configs import common
 
 
 def get_config():
-  config = common.base_config(emb_dim=128, num_heads=4, num_encoder_layers=3,
-                              num_decoder_layers=3, mlp_dim=256)
+  config = common.base_config(
+    emb_dim=128, num_heads=4, num_encoder_layers=3, num_decoder_layers=3, mlp_dim=256
+  )
   config.vocab.sentencepiece_model = "tokenizers/uio_tiny_2k.model"
   config.vocab.text_pieces = 2000
   config.vocab.image_codes = 512
   config.vocab.location_bins = 64
   config.vqgan.update(dict(preset="builtin", weights="vqgan/weights/builtin"))
-  config.model.update(dict(
-      head_dim=32, image_size=64, patch_size=8,
-      encoder_max_text_length=144, decoder_max_text_length=72,
-      decoder_max_image_length=64, decoder_image_grid_width=8, train_image_patches=48))
+  config.model.update(
+    dict(
+      head_dim=32,
+      image_size=64,
+      patch_size=8,
+      encoder_max_text_length=144,
+      decoder_max_text_length=72,
+      decoder_max_image_length=64,
+      decoder_image_grid_width=8,
+      train_image_patches=48,
+    )
+  )
   config.lengths.update(dict(text_inputs=144, text_targets=72, image_targets=64))
   config.data.update(dict(source="mixture", mixture="builtin_multitask", max_depth=20.0))
   # 3000 steps: about 35 minutes on 2 CPU cores (the README's `make train` table).

@@ -24,14 +24,23 @@ Variants (`--config=configs/xl.py:VARIANT`, comma-separated):
   runlocal       a smoke test on one machine: batch 8, 10 steps, a line per step, an
                  evaluation and a checkpoint every 5 steps.
   mixture=NAME   any mixture of unified_io/data/mixtures.py instead of paper_multitask.
+  grit=DIR       also evaluate on GRIT's sample files in DIR (config.evals.grit).
 
   python -m unified_io.model --config=configs/xl.py     # parameter count
 
 The released XL checkpoint has 8 segment embeddings (only 2 are used); kept so it loads.
 """
+
 from configs import common
 
 
 def get_config(arg=None):
-  return common.experiment(arg, emb_dim=2048, num_heads=32, num_encoder_layers=24,
-                           num_decoder_layers=24, mlp_dim=5120, num_segment_embeddings=8)
+  return common.experiment(
+    arg,
+    emb_dim=2048,
+    num_heads=32,
+    num_encoder_layers=24,
+    num_decoder_layers=24,
+    mlp_dim=5120,
+    num_segment_embeddings=8,
+  )

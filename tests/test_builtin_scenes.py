@@ -14,15 +14,35 @@ from unified_io.data.scene_text import ObjectFacts, SceneFacts
 from unified_io.data.scenes import Scene, SceneObject
 
 COCO_KEYPOINTS = [
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
-    "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]
+  "nose",
+  "left_eye",
+  "right_eye",
+  "left_ear",
+  "right_ear",
+  "left_shoulder",
+  "right_shoulder",
+  "left_elbow",
+  "right_elbow",
+  "left_wrist",
+  "right_wrist",
+  "left_hip",
+  "right_hip",
+  "left_knee",
+  "right_knee",
+  "left_ankle",
+  "right_ankle",
+]
 CAMERA_FACING = [0.0, 0.0, -1.0]
 
 
 def flat_scene(*objects, tilt=0.0, ground_depth=12.0):
-  return Scene(image_size=64, objects=tuple(objects), ground_depth=ground_depth,
-               ground_tilt=tilt, ground_gray=90)
+  return Scene(
+    image_size=64,
+    objects=tuple(objects),
+    ground_depth=ground_depth,
+    ground_tilt=tilt,
+    ground_gray=90,
+  )
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -114,18 +134,25 @@ def test_keypoint_order_and_visibility_on_an_occluded_figure():
   assert out["shapes"] == ["person", "square", "square"]
   np.testing.assert_array_equal(out["person_object_index"], [0])
   expected = {
-      "nose": (32.0, 16.5),  # head centre y = 32 - 0.41 * 40 = 15.6, + 0.25 * 3.6
-      "left_eye": (33.26, 15.06), "right_eye": (30.74, 15.06),
-      "left_ear": (34.88, 15.6), "right_ear": (29.12, 15.6),
-      "left_shoulder": (36.4, 20.4), "right_shoulder": (27.6, 20.4),
-      "left_elbow": (36.4, 26.8), "right_elbow": (27.6, 26.8),
-      "left_wrist": (36.4, 32.8), "right_wrist": (27.6, 32.8),
-      "left_hip": (34.6, 32.8), "right_hip": (29.4, 32.8),
-      "left_knee": (34.6, 42.4), "right_knee": (29.4, 42.4),
-      "left_ankle": (34.6, 52.0), "right_ankle": (29.4, 52.0),
+    "nose": (32.0, 16.5),  # head centre y = 32 - 0.41 * 40 = 15.6, + 0.25 * 3.6
+    "left_eye": (33.26, 15.06),
+    "right_eye": (30.74, 15.06),
+    "left_ear": (34.88, 15.6),
+    "right_ear": (29.12, 15.6),
+    "left_shoulder": (36.4, 20.4),
+    "right_shoulder": (27.6, 20.4),
+    "left_elbow": (36.4, 26.8),
+    "right_elbow": (27.6, 26.8),
+    "left_wrist": (36.4, 32.8),
+    "right_wrist": (27.6, 32.8),
+    "left_hip": (34.6, 32.8),
+    "right_hip": (29.4, 32.8),
+    "left_knee": (34.6, 42.4),
+    "right_knee": (29.4, 42.4),
+    "left_ankle": (34.6, 52.0),
+    "right_ankle": (29.4, 52.0),
   }
-  np.testing.assert_allclose(out["keypoints"][0], [expected[n] for n in COCO_KEYPOINTS],
-                             atol=1e-5)
+  np.testing.assert_allclose(out["keypoints"][0], [expected[n] for n in COCO_KEYPOINTS], atol=1e-5)
   visibility = dict(zip(COCO_KEYPOINTS, out["visibility"][0]))
   assert visibility.pop("left_knee") == 1 and visibility.pop("right_knee") == 1
   assert set(visibility.values()) == {2}
@@ -166,8 +193,9 @@ def test_generation_is_deterministic_per_seed():
   for key in ("depth", "normals", "instance_ids"):
     np.testing.assert_array_equal(first[key], again[key])
   np.testing.assert_array_equal(np.asarray(first["image"]), np.asarray(again["image"]))
-  assert first["captions"] == again["captions"] and first["vqa"]["question"] == again["vqa"][
-      "question"]
+  assert (
+    first["captions"] == again["captions"] and first["vqa"]["question"] == again["vqa"]["question"]
+  )
   assert not np.array_equal(np.asarray(first["image"]), np.asarray(other["image"]))
   assert builtin_dataset.text_example(5) == builtin_dataset.text_example(5)
   assert builtin_dataset.text_example(5) != builtin_dataset.text_example(6)
@@ -195,15 +223,19 @@ def test_text_for_a_red_circle_left_of_a_blue_square():
   rendered = scenes.render(flat_scene(circle, square))
   facts = scene_text.facts_from_render(rendered)
   text = scene_text.describe_scene(facts, np.random.default_rng(0))
-  (subject, predicate, obj), = text["relationships"]
+  ((subject, predicate, obj),) = text["relationships"]
   assert (subject, predicate, obj) in [(0, "left of", 1), (1, "right of", 0)]
-  assert text["captions"][0] in ["a red circle to the left of a blue square",
-                                 "a blue square to the right of a red circle"]
+  assert text["captions"][0] in [
+    "a red circle to the left of a blue square",
+    "a blue square to the right of a red circle",
+  ]
   assert text["captions"][1] == "two objects: a red circle and a blue square"
   assert text["captions"][2] == "an image of a circle and a square"
   # Circle centre x = 16 -> first third; y = 32 -> middle third.
-  assert text["region_captions"] == ["a red circle on the left of the image",
-                                     "a blue square on the right of the image"]
+  assert text["region_captions"] == [
+    "a red circle on the left of the image",
+    "a blue square on the right of the image",
+  ]
   answers = {pair["question"]: pair["answer"] for pair in text["vqa"]}
   assert answers["how many circles are there?"] == "1"
   assert answers["how many squares are there?"] == "1"
@@ -242,8 +274,11 @@ def test_region_captions_disambiguate_twins_in_the_same_ninth():
   captions = scene_text.region_captions(SceneFacts((right, left, other), 64))
   # `left` and `right` share the top-left ninth, so both are named by their order among all
   # three red circles from the left; `other` is alone in its ninth.
-  assert captions == ["the second red circle from the left", "the leftmost red circle",
-                      "a red circle at the bottom right of the image"]
+  assert captions == [
+    "the second red circle from the left",
+    "the leftmost red circle",
+    "a red circle at the bottom right of the image",
+  ]
 
 
 def test_text_only_examples_are_well_formed():
@@ -278,11 +313,15 @@ def _object_sentences(context):
 
 
 NUMBER = {"no": 0, "one": 1, "two": 2, "three": 3, "four": 4}
-SINGULAR = {"circles": "circle", "squares": "square", "triangles": "triangle",
-            "people": "person"}
-INVERSE_PHRASE = {"to the left of": "to the right of", "to the right of": "to the left of",
-                  "above": "below", "below": "above", "in front of": "behind",
-                  "behind": "in front of"}
+SINGULAR = {"circles": "circle", "squares": "square", "triangles": "triangle", "people": "person"}
+INVERSE_PHRASE = {
+  "to the left of": "to the right of",
+  "to the right of": "to the left of",
+  "above": "below",
+  "below": "above",
+  "in front of": "behind",
+  "behind": "in front of",
+}
 
 
 def test_entailment_labels_agree_with_the_premise():
@@ -332,8 +371,9 @@ def test_sentiment_negation_flips_the_label():
     words = example["input"].split(".")[0].split()
     word = words[-1]
     polarity = "positive" if word in scene_text.SENTIMENT_WORDS["positive"] else "negative"
-    expected = polarity if "not" not in words else {"positive": "negative",
-                                                    "negative": "positive"}[polarity]
+    expected = (
+      polarity if "not" not in words else {"positive": "negative", "negative": "positive"}[polarity]
+    )
     labels[seed] = example["label"]
     assert example["label"] == expected, example
   assert set(labels.values()) == {"positive", "negative"}
@@ -391,10 +431,12 @@ def test_tfds_build_and_read_back(tmp_path, capsys):
 
 
 def test_tfds_text_config(tmp_path):
-  builtin_dataset.build(str(tmp_path), "text", num_examples={"train": 4, "validation": 2,
-                                                              "test": 2})
-  examples = list(tfds.as_numpy(tfds.load("uio_builtin_scenes/text", split="train",
-                                          data_dir=str(tmp_path))))
+  builtin_dataset.build(
+    str(tmp_path), "text", num_examples={"train": 4, "validation": 2, "test": 2}
+  )
+  examples = list(
+    tfds.as_numpy(tfds.load("uio_builtin_scenes/text", split="train", data_dir=str(tmp_path)))
+  )
   assert len(examples) == 4
   for example in examples:
     seed = int(example["id"].decode().split("-")[1])

@@ -1,4 +1,5 @@
 """Checkpoint restore errors: short, naming the step directory, saying how to go on."""
+
 import glob
 import os
 
@@ -27,8 +28,9 @@ def _save(workdir, steps):
 
 
 def _corrupt(workdir, step):
-  files = glob.glob(os.path.join(workdir, "checkpoints", str(step), "state", "**", "d", "*"),
-                    recursive=True)
+  files = glob.glob(
+    os.path.join(workdir, "checkpoints", str(step), "state", "**", "d", "*"), recursive=True
+  )
   assert files, "no array data files found to corrupt"
   for path in files:
     with open(path, "wb") as f:

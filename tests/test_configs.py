@@ -3,6 +3,7 @@
 Expected values are written out by hand from the task registry (unified_io/data/tasks/) and
 the paper's group rates, not recomputed with the code under test.
 """
+
 import os
 import subprocess
 import sys
@@ -24,16 +25,30 @@ PAPER = {"small": small, "base": base, "large": large, "xl": xl}
 VARIANTS = (None, "", "runlocal", "mixture=builtin_multitask", "runlocal,mixture=paper_multitask")
 
 # paper_multitask's TFDS datasets (unified_io/data/tasks/vision.py, text.py), by hand.
-PAPER_DATASETS = ("coco/2017", "coco_captions/2014", "ref_coco/refcoco_unc", "nyu_depth_v2",
-                  "glue/mnli", "glue/sst2", "squad/v1.1", "cnn_dailymail")
+PAPER_DATASETS = (
+  "coco/2017",
+  "coco_captions/2014",
+  "ref_coco/refcoco_unc",
+  "nyu_depth_v2",
+  "glue/mnli",
+  "glue/sst2",
+  "squad/v1.1",
+  "cnn_dailymail",
+)
 # The paper's groups with no task in paper_multitask.
 EMPTY_PAPER_GROUPS = ("image_classification", "vision_language", "language_modelling")
 
 
 def _train(args, cwd, timeout):
   env = dict(os.environ, PYTHONPATH=ROOT)
-  return subprocess.run([sys.executable, "-m", "unified_io.train", *args], cwd=cwd, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+  return subprocess.run(
+    [sys.executable, "-m", "unified_io.train", *args],
+    cwd=cwd,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
 
 
 # ------------------------------------------------------------------------- the configs
@@ -86,7 +101,9 @@ def test_tiny_config_is_the_builtin_run():
 # ------------------------------------------------------------------------ typed switches
 
 
-@pytest.mark.parametrize("key,bad,allowed", [
+@pytest.mark.parametrize(
+  "key,bad,allowed",
+  [
     ("data.source", "synthetc", "mixture, synthetic"),
     ("data.schedule", "roundrobin", "rates, round_robin"),
     ("optimizer.name", "adam", "adafactor, adamw"),
@@ -94,7 +111,8 @@ def test_tiny_config_is_the_builtin_run():
     ("model.dtype", "int8", "float32, bfloat16, float16"),
     ("vqgan.preset", "f16", "builtin, official, tiny"),
     ("data.mixture", "paper", "builtin_multitask"),
-])
+  ],
+)
 def test_unknown_switch_value_names_the_key_and_the_allowed_values(key, bad, allowed):
   config = small.get_config()
   section, leaf = key.split(".")
@@ -126,8 +144,12 @@ def test_synthetic_needs_no_mixture():
 
 
 def test_builtin_dataset_counts_as_prepared(tmp_path):
-  assert preflight.dataset_problem("uio_builtin_scenes/scenes", ["train"], str(tmp_path),
-                                   ["builtin_vqa"]) is None
+  assert (
+    preflight.dataset_problem(
+      "uio_builtin_scenes/scenes", ["train"], str(tmp_path), ["builtin_vqa"]
+    )
+    is None
+  )
   assert not os.listdir(tmp_path)  # nothing built or downloaded by the check
 
 
@@ -139,8 +161,9 @@ def test_tiny_config_passes_on_a_fresh_data_dir(tmp_path, monkeypatch):
 
 
 def test_unknown_tfds_builder_is_reported(tmp_path):
-  problem = preflight.dataset_problem("no_such_dataset_xyz/v1", ["train"], str(tmp_path),
-                                      ["my_task"])
+  problem = preflight.dataset_problem(
+    "no_such_dataset_xyz/v1", ["train"], str(tmp_path), ["my_task"]
+  )
   assert "no_such_dataset_xyz/v1 (task my_task): TFDS has no builder" in problem.what
 
 
@@ -154,16 +177,30 @@ def test_absent_data_dir_is_reported(tmp_path):
 def test_group_rate_mixture_with_empty_groups_is_refused():
   # paper_multitask's groups at the paper rates renormalised over the five present:
   # 3/16 + 1/8 + 1/16 + 1/8 + 1/8 = 5/8.
-  totals = {"image_synthesis": 0.3, "sparse_labelling": 0.2, "dense_labelling": 0.1,
-            "image_captioning": 0.2, "nlp": 0.2}
+  totals = {
+    "image_synthesis": 0.3,
+    "sparse_labelling": 0.2,
+    "dense_labelling": 0.1,
+    "image_captioning": 0.2,
+    "nlp": 0.2,
+  }
   problem = preflight.group_problem(totals, "m")
   assert problem and "3 of the paper's 8 task groups" in problem.what
   for group in EMPTY_PAPER_GROUPS:
     assert group in problem.what
   assert "--config.data.allow_missing_groups=True" in problem.how
   # All eight groups at the paper's rates: nothing to renormalise.
-  full = {g: 1 / 8 for g in ("sparse_labelling", "image_classification", "image_captioning",
-                             "vision_language", "nlp", "language_modelling")}
+  full = {
+    g: 1 / 8
+    for g in (
+      "sparse_labelling",
+      "image_classification",
+      "image_captioning",
+      "vision_language",
+      "nlp",
+      "language_modelling",
+    )
+  }
   full.update(image_synthesis=3 / 16, dense_labelling=1 / 16)
   assert preflight.group_problem(full, "m") is None
   # Rates that are not the group rates (a pre-training mix, 1/2 + 1/2) use no groups.
@@ -187,8 +224,15 @@ def test_paper_config_without_inputs_lists_all_of_them(tmp_path):
   """From a directory without the official tokenizer and VQ-GAN, on an empty data_dir."""
   data_dir = tmp_path / "tfds"
   data_dir.mkdir()
-  out = _train([f"--config={ROOT}/configs/small.py", f"--workdir={tmp_path / 'w'}",
-                f"--config.data.data_dir={data_dir}"], cwd=tmp_path, timeout=60)
+  out = _train(
+    [
+      f"--config={ROOT}/configs/small.py",
+      f"--workdir={tmp_path / 'w'}",
+      f"--config.data.data_dir={data_dir}",
+    ],
+    cwd=tmp_path,
+    timeout=60,
+  )
   assert out.returncode == 1, out.stderr[-3000:]
   err = out.stderr
   assert "Traceback" not in err
@@ -211,17 +255,36 @@ def test_paper_config_without_inputs_lists_all_of_them(tmp_path):
 @pytest.mark.slow
 @pytest.mark.slow
 def test_synthetic_source_must_be_named_and_says_so(tmp_path):
-  overrides = {"data.source": "synthetic", "model.emb_dim": 32, "model.num_heads": 2,
-               "model.head_dim": 16, "model.num_encoder_layers": 1,
-               "model.num_decoder_layers": 1, "model.mlp_dim": 32, "model.image_size": 64,
-               "model.train_image_patches": 16, "model.encoder_max_text_length": 16,
-               "model.decoder_max_text_length": 8, "model.decoder_max_image_length": 16,
-               "model.decoder_image_grid_width": 4, "lengths.text_inputs": 16,
-               "lengths.text_targets": 8, "lengths.image_targets": 16,
-               "train.batch_size": 2, "train.total_steps": 2, "train.tensorboard": False}
-  out = _train([f"--config={ROOT}/configs/small.py:runlocal", f"--workdir={tmp_path / 'w'}",
-                *[f"--config.{k}={v}" for k, v in overrides.items()]], cwd=tmp_path,
-               timeout=300)
+  overrides = {
+    "data.source": "synthetic",
+    "model.emb_dim": 32,
+    "model.num_heads": 2,
+    "model.head_dim": 16,
+    "model.num_encoder_layers": 1,
+    "model.num_decoder_layers": 1,
+    "model.mlp_dim": 32,
+    "model.image_size": 64,
+    "model.train_image_patches": 16,
+    "model.encoder_max_text_length": 16,
+    "model.decoder_max_text_length": 8,
+    "model.decoder_max_image_length": 16,
+    "model.decoder_image_grid_width": 4,
+    "lengths.text_inputs": 16,
+    "lengths.text_targets": 8,
+    "lengths.image_targets": 16,
+    "train.batch_size": 2,
+    "train.total_steps": 2,
+    "train.tensorboard": False,
+  }
+  out = _train(
+    [
+      f"--config={ROOT}/configs/small.py:runlocal",
+      f"--workdir={tmp_path / 'w'}",
+      *[f"--config.{k}={v}" for k, v in overrides.items()],
+    ],
+    cwd=tmp_path,
+    timeout=300,
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   lines = out.stdout.splitlines()
   assert lines[0].startswith("Training on the SYNTHETIC copy task")

@@ -1,4 +1,5 @@
 """`python -m unified_io.data.show`: one row per example, prompts on stdout, clear errors."""
+
 import os
 import subprocess
 import sys
@@ -30,15 +31,21 @@ def _expected_size(n, tile, lines):
   """The grid of n rows of blank tiles whose captions fill `lines` lines: the layout
   show.picture must produce whatever the examples' texts are."""
   rows = [[(None, "\n" * (lines - 1))] * len(show.COLUMNS)] * n
-  return visualize.grid(rows, tile_size=tile, col_titles=list(show.COLUMNS), pad=show.PAD,
-                        row_titles=[f"#{i}" for i in range(n)],
-                        row_title_width=show.ROW_TITLE_WIDTH, max_caption_lines=lines).size
+  return visualize.grid(
+    rows,
+    tile_size=tile,
+    col_titles=list(show.COLUMNS),
+    pad=show.PAD,
+    row_titles=[f"#{i}" for i in range(n)],
+    row_title_width=show.ROW_TITLE_WIDTH,
+    max_caption_lines=lines,
+  ).size
 
 
-@pytest.mark.parametrize("name", ["builtin_detection", "builtin_depth", "builtin_keypoints",
-                                  "builtin_entailment"])
-def test_picture_has_one_row_per_example_and_stdout_the_prompts(name, data_dir, tmp_path,
-                                                                 capsys):
+@pytest.mark.parametrize(
+  "name", ["builtin_detection", "builtin_depth", "builtin_keypoints", "builtin_entailment"]
+)
+def test_picture_has_one_row_per_example_and_stdout_the_prompts(name, data_dir, tmp_path, capsys):
   out = str(tmp_path / f"{name}.png")
   show.show(tiny.get_config(), name, N, out, data_dir=data_dir)
   printed = capsys.readouterr().out
@@ -57,8 +64,8 @@ def test_picture_has_one_row_per_example_and_stdout_the_prompts(name, data_dir, 
     # Row 0's target tile (boxes, skeleton or depth colours) differs from its input tile.
     top = _expected_size(0, tile, lines)[1]  # the column titles and the first pad
     x0 = show.ROW_TITLE_WIDTH + show.PAD
-    inputs = picture[top:top + show.TILE, x0:x0 + show.TILE]
-    target = picture[top:top + show.TILE, x0 + show.TILE + show.PAD:][:, :show.TILE]
+    inputs = picture[top : top + show.TILE, x0 : x0 + show.TILE]
+    target = picture[top : top + show.TILE, x0 + show.TILE + show.PAD :][:, : show.TILE]
     assert inputs.std() > 0 and target.std() > 0
     assert (inputs != target).any(axis=-1).mean() > 0.005
 
@@ -77,9 +84,19 @@ def test_unknown_task_is_named_with_the_known_ones(tmp_path):
   with pytest.raises(KeyError, match="no_such_task"):
     show.show(tiny.get_config(), "no_such_task", N, str(tmp_path / "x.png"))
   result = subprocess.run(
-      [sys.executable, "-m", "unified_io.data.show", "--task=no_such_task",
-       f"--out={tmp_path / 'x.png'}"], cwd=REPO, capture_output=True, text=True, timeout=120,
-      check=False)
+    [
+      sys.executable,
+      "-m",
+      "unified_io.data.show",
+      "--task=no_such_task",
+      f"--out={tmp_path / 'x.png'}",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=False,
+  )
   assert result.returncode != 0
   assert "Unknown task 'no_such_task'" in result.stderr and "builtin_detection" in result.stderr
   assert "Traceback" not in result.stderr and not (tmp_path / "x.png").exists()

@@ -27,8 +27,11 @@ def toy_tokens_to_logits(params, record_steps=False):
   def tokens_to_logits(token_ids, cache, step):
     fed = token_ids[:, 0]
     token_sum = cache["token_sum"][:, 0] + fed
-    logits = (params["table"][fed] + params["step_bias"][step] +
-              params["cache_table"][(token_sum + cache["shift"]) % 3])
+    logits = (
+      params["table"][fed]
+      + params["step_bias"][step]
+      + params["cache_table"][(token_sum + cache["shift"]) % 3]
+    )
     if record_steps:
       jax.debug.callback(lambda s: RECORDED_STEPS.append(int(s)), step)
     return logits, {"token_sum": token_sum[:, None], "shift": cache["shift"]}
@@ -42,8 +45,15 @@ class ToyModel:
   The cache holds the per-row running sum of fed tokens ([N, 1]) and a shared scalar shift.
   """
 
-  def __init__(self, vocab_size, seed, max_steps=32, eos_id=EOS_ID, force_eos_from_step=None,
-               transition_probs=None):
+  def __init__(
+    self,
+    vocab_size,
+    seed,
+    max_steps=32,
+    eos_id=EOS_ID,
+    force_eos_from_step=None,
+    transition_probs=None,
+  ):
     rng = np.random.default_rng(seed)
     self.vocab_size = vocab_size
     self.table = (2.0 * rng.normal(size=(vocab_size, vocab_size))).astype(np.float32)
@@ -56,19 +66,27 @@ class ToyModel:
       self.cache_table[:] = 0.0
     if force_eos_from_step is not None:
       self.step_bias[force_eos_from_step:, eos_id] += 30.0
-    self.params = {"table": jnp.asarray(self.table), "step_bias": jnp.asarray(self.step_bias),
-                   "cache_table": jnp.asarray(self.cache_table)}
+    self.params = {
+      "table": jnp.asarray(self.table),
+      "step_bias": jnp.asarray(self.step_bias),
+      "cache_table": jnp.asarray(self.cache_table),
+    }
     self.tokens_to_logits = toy_tokens_to_logits(self.params)
 
   def initial_cache(self, initial_sums, shift=1):
-    return {"token_sum": jnp.asarray(initial_sums, jnp.int32)[:, None],
-            "shift": jnp.asarray(shift, jnp.int32)}
+    return {
+      "token_sum": jnp.asarray(initial_sums, jnp.int32)[:, None],
+      "shift": jnp.asarray(shift, jnp.int32),
+    }
 
   def reference_logits(self, fed_history, initial_sum, shift, step):
     """float64 logits after feeding `fed_history` (last element is the current token)."""
     running_sum = initial_sum + sum(fed_history)
-    return (self.table[fed_history[-1]].astype(np.float64) + self.step_bias[step] +
-            self.cache_table[(running_sum + shift) % 3])
+    return (
+      self.table[fed_history[-1]].astype(np.float64)
+      + self.step_bias[step]
+      + self.cache_table[(running_sum + shift) % 3]
+    )
 
 
 # Jitted runners take the toy parameters, EOS id, start step and optional allow-mask as
@@ -80,28 +98,83 @@ def _mask_fn(allowed):
 
 
 @functools.partial(jax.jit, static_argnames=("max_len", "stop_at_eos", "record_steps"))
-def jit_greedy(params, cache, first_ids, *, max_len, eos_id=EOS_ID, start_step=0,
-               allowed=None, stop_at_eos=True, record_steps=False):
+def jit_greedy(
+  params,
+  cache,
+  first_ids,
+  *,
+  max_len,
+  eos_id=EOS_ID,
+  start_step=0,
+  allowed=None,
+  stop_at_eos=True,
+  record_steps=False,
+):
   return decoding.greedy_decode(
-      toy_tokens_to_logits(params, record_steps), cache, first_ids, max_len, eos_id=eos_id,
-      start_step=start_step, stop_at_eos=stop_at_eos, logit_mask_fn=_mask_fn(allowed))
+    toy_tokens_to_logits(params, record_steps),
+    cache,
+    first_ids,
+    max_len,
+    eos_id=eos_id,
+    start_step=start_step,
+    stop_at_eos=stop_at_eos,
+    logit_mask_fn=_mask_fn(allowed),
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("max_len", "top_k", "top_p"))
-def jit_sample(params, cache, first_ids, *, max_len, rng, temperature, top_k=0, top_p=1.0,
-               eos_id=EOS_ID, start_step=0):
+def jit_sample(
+  params,
+  cache,
+  first_ids,
+  *,
+  max_len,
+  rng,
+  temperature,
+  top_k=0,
+  top_p=1.0,
+  eos_id=EOS_ID,
+  start_step=0,
+):
   return decoding.temperature_sample(
-      toy_tokens_to_logits(params), cache, first_ids, max_len, rng=rng, eos_id=eos_id,
-      start_step=start_step, temperature=temperature, top_k=top_k, top_p=top_p)
+    toy_tokens_to_logits(params),
+    cache,
+    first_ids,
+    max_len,
+    rng=rng,
+    eos_id=eos_id,
+    start_step=start_step,
+    temperature=temperature,
+    top_k=top_k,
+    top_p=top_p,
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("max_len", "num_beams", "record_steps"))
-def jit_beam(params, cache, first_ids, *, max_len, num_beams, alpha, eos_id=EOS_ID,
-             start_step=0, allowed=None, record_steps=False):
+def jit_beam(
+  params,
+  cache,
+  first_ids,
+  *,
+  max_len,
+  num_beams,
+  alpha,
+  eos_id=EOS_ID,
+  start_step=0,
+  allowed=None,
+  record_steps=False,
+):
   return decoding.beam_search(
-      toy_tokens_to_logits(params, record_steps), decoding.expand_for_beams(cache, num_beams),
-      first_ids, max_len, eos_id=eos_id, num_beams=num_beams, alpha=alpha,
-      start_step=start_step, logit_mask_fn=_mask_fn(allowed))
+    toy_tokens_to_logits(params, record_steps),
+    decoding.expand_for_beams(cache, num_beams),
+    first_ids,
+    max_len,
+    eos_id=eos_id,
+    num_beams=num_beams,
+    alpha=alpha,
+    start_step=start_step,
+    logit_mask_fn=_mask_fn(allowed),
+  )
 
 
 def log_softmax64(logits):
@@ -116,12 +189,14 @@ def apply_reference_mask(logits, allowed):
   return np.where(allowed, logits, -1e10)
 
 
-def brute_force_greedy(model, first_id, initial_sum, shift, max_len, start_step=0,
-                       allowed=None, stop_at_eos=True):
+def brute_force_greedy(
+  model, first_id, initial_sum, shift, max_len, start_step=0, allowed=None, stop_at_eos=True
+):
   fed, tokens, total_log_prob = [first_id], [], 0.0
   for i in range(max_len):
     logits = apply_reference_mask(
-        model.reference_logits(fed, initial_sum, shift, start_step + i), allowed)
+      model.reference_logits(fed, initial_sum, shift, start_step + i), allowed
+    )
     token = int(np.argmax(logits))
     total_log_prob += log_softmax64(logits)[token]
     tokens.append(token)
@@ -135,8 +210,9 @@ def gnmt_penalty(length, alpha):
   return ((5.0 + length) / 6.0) ** alpha
 
 
-def enumerate_all_sequences(model, first_id, initial_sum, shift, max_len, alpha,
-                            start_step=0, allowed=None):
+def enumerate_all_sequences(
+  model, first_id, initial_sum, shift, max_len, alpha, start_step=0, allowed=None
+):
   """Every distinct output (truncated at EOS), with its penalized score, best first."""
   finished = []
 
@@ -145,7 +221,8 @@ def enumerate_all_sequences(model, first_id, initial_sum, shift, max_len, alpha,
       finished.append((prefix, log_prob))
       return
     logits = apply_reference_mask(
-        model.reference_logits(fed, initial_sum, shift, start_step + len(prefix)), allowed)
+      model.reference_logits(fed, initial_sum, shift, start_step + len(prefix)), allowed
+    )
     token_log_probs = log_softmax64(logits)
     for token in range(model.vocab_size):
       if allowed is not None and not allowed[token]:
@@ -156,8 +233,9 @@ def enumerate_all_sequences(model, first_id, initial_sum, shift, max_len, alpha,
         extend(prefix + [token], fed + [token], log_prob + token_log_probs[token])
 
   extend([], [first_id], 0.0)
-  scored = [(seq + [0] * (max_len - len(seq)), lp / gnmt_penalty(len(seq), alpha))
-            for seq, lp in finished]
+  scored = [
+    (seq + [0] * (max_len - len(seq)), lp / gnmt_penalty(len(seq), alpha)) for seq, lp in finished
+  ]
   scored.sort(key=lambda item: -item[1])
   return scored
 
@@ -202,8 +280,7 @@ def sequence_log_prob(model, tokens, first_id, initial_sum, shift, start_step=0)
 def test_expand_for_beams_repeats_rows_batch_major_and_keeps_scalars():
   tree = {"x": jnp.array([[1, 2], [3, 4]]), "index": jnp.asarray(7)}
   expanded = decoding.expand_for_beams(tree, 3)
-  np.testing.assert_array_equal(expanded["x"],
-                                [[1, 2], [1, 2], [1, 2], [3, 4], [3, 4], [3, 4]])
+  np.testing.assert_array_equal(expanded["x"], [[1, 2], [1, 2], [1, 2], [3, 4], [3, 4], [3, 4]])
   assert expanded["index"].shape == () and int(expanded["index"]) == 7
 
 
@@ -241,7 +318,8 @@ def test_greedy_matches_brute_force_loop():
     tokens, log_probs = jit_greedy(*toy_inputs(model), max_len=MAX_LEN, start_step=start_step)
     for row, (first_id, initial_sum) in enumerate(zip(FIRST_IDS, INITIAL_SUMS)):
       expected_tokens, expected_lp = brute_force_greedy(
-          model, first_id, initial_sum, SHIFT, MAX_LEN, start_step)
+        model, first_id, initial_sum, SHIFT, MAX_LEN, start_step
+      )
       np.testing.assert_array_equal(tokens[row], expected_tokens)
       np.testing.assert_allclose(log_probs[row], expected_lp, rtol=1e-5)
 
@@ -249,8 +327,9 @@ def test_greedy_matches_brute_force_loop():
 def test_start_step_is_fed_to_model_and_changes_output():
   model = ToyModel(12, seed=1)
   RECORDED_STEPS.clear()
-  at_5, _ = jit_greedy(*toy_inputs(model), max_len=MAX_LEN, eos_id=99, start_step=5,
-                       record_steps=True)
+  at_5, _ = jit_greedy(
+    *toy_inputs(model), max_len=MAX_LEN, eos_id=99, start_step=5, record_steps=True
+  )
   jax.effects_barrier()
   assert RECORDED_STEPS == list(range(5, 5 + MAX_LEN))
   at_0, _ = jit_greedy(*toy_inputs(model), max_len=MAX_LEN, eos_id=99, start_step=0)
@@ -267,7 +346,7 @@ def test_eos_pads_with_zero_and_loop_exits_early():
     expected, _ = brute_force_greedy(model, first_id, initial_sum, SHIFT, MAX_LEN)
     np.testing.assert_array_equal(tokens[row], expected)
     end = expected.index(EOS_ID)
-    assert all(t == 0 for t in expected[end + 1:])
+    assert all(t == 0 for t in expected[end + 1 :])
     end_positions.append(end)
   assert max(end_positions) <= 3
   # One model call per iteration, and none after the last row emitted EOS.
@@ -278,8 +357,9 @@ def test_stop_at_eos_false_keeps_generating():
   model = ToyModel(12, seed=2, force_eos_from_step=3)
   tokens, _ = jit_greedy(*toy_inputs(model), max_len=MAX_LEN, stop_at_eos=False)
   for row, (first_id, initial_sum) in enumerate(zip(FIRST_IDS, INITIAL_SUMS)):
-    expected, _ = brute_force_greedy(model, first_id, initial_sum, SHIFT, MAX_LEN,
-                                     stop_at_eos=False)
+    expected, _ = brute_force_greedy(
+      model, first_id, initial_sum, SHIFT, MAX_LEN, stop_at_eos=False
+    )
     np.testing.assert_array_equal(tokens[row], expected)
   assert np.all(np.asarray(tokens[:, 3:]) == EOS_ID)
 
@@ -292,16 +372,24 @@ def test_return_cache_is_state_after_last_executed_step():
     model = ToyModel(12, seed=15, force_eos_from_step=force_eos_from_step)
     _, cache, first_ids = toy_inputs(model)
     tokens, _, final_cache = decoding.greedy_decode(
-        model.tokens_to_logits, cache, first_ids, MAX_LEN, eos_id=EOS_ID,
-        stop_at_eos=stop_at_eos, return_cache=True)
+      model.tokens_to_logits,
+      cache,
+      first_ids,
+      MAX_LEN,
+      eos_id=EOS_ID,
+      stop_at_eos=stop_at_eos,
+      return_cache=True,
+    )
     tokens = np.asarray(tokens)
     steps_run = MAX_LEN
     if stop_at_eos and all(EOS_ID in row for row in tokens):
       steps_run = max(list(row).index(EOS_ID) for row in tokens) + 1
     if force_eos_from_step is not None:
       assert steps_run == (4 if stop_at_eos else MAX_LEN)
-    expected_sums = [initial_sum + first_id + int(tokens[row, :steps_run - 1].sum())
-                     for row, (first_id, initial_sum) in enumerate(zip(FIRST_IDS, INITIAL_SUMS))]
+    expected_sums = [
+      initial_sum + first_id + int(tokens[row, : steps_run - 1].sum())
+      for row, (first_id, initial_sum) in enumerate(zip(FIRST_IDS, INITIAL_SUMS))
+    ]
     np.testing.assert_array_equal(final_cache["token_sum"][:, 0], expected_sums)
     assert int(final_cache["shift"]) == SHIFT
 
@@ -312,8 +400,13 @@ def test_forbid_greedy_token_picks_second_best():
   step0_logits = model.reference_logits([first_id], initial_sum, SHIFT, 0)
   best, second = np.argsort(-step0_logits)[:2]
   tokens, _ = decoding.greedy_decode(
-      model.tokens_to_logits, model.initial_cache([initial_sum], SHIFT), jnp.array([first_id]),
-      1, eos_id=EOS_ID, logit_mask_fn=decoding.forbid([int(best)]))
+    model.tokens_to_logits,
+    model.initial_cache([initial_sum], SHIFT),
+    jnp.array([first_id]),
+    1,
+    eos_id=EOS_ID,
+    logit_mask_fn=decoding.forbid([int(best)]),
+  )
   assert int(tokens[0, 0]) == second
 
 
@@ -329,13 +422,20 @@ def test_allow_only_restricts_greedy_output_and_receives_absolute_step():
 
   # Eager on purpose: the decoders must also work outside an enclosing jit.
   tokens, log_probs = decoding.greedy_decode(
-      model.tokens_to_logits, model.initial_cache(INITIAL_SUMS, SHIFT), jnp.array(FIRST_IDS),
-      MAX_LEN, eos_id=EOS_ID, start_step=2, logit_mask_fn=recording_allow_only)
+    model.tokens_to_logits,
+    model.initial_cache(INITIAL_SUMS, SHIFT),
+    jnp.array(FIRST_IDS),
+    MAX_LEN,
+    eos_id=EOS_ID,
+    start_step=2,
+    logit_mask_fn=recording_allow_only,
+  )
   jax.effects_barrier()
   assert seen_steps[0] == 2 and seen_steps == list(range(2, 2 + len(seen_steps)))
   for row, (first_id, initial_sum) in enumerate(zip(FIRST_IDS, INITIAL_SUMS)):
-    expected, expected_lp = brute_force_greedy(model, first_id, initial_sum, SHIFT, MAX_LEN,
-                                               start_step=2, allowed=allowed)
+    expected, expected_lp = brute_force_greedy(
+      model, first_id, initial_sum, SHIFT, MAX_LEN, start_step=2, allowed=allowed
+    )
     np.testing.assert_array_equal(tokens[row], expected)
     np.testing.assert_allclose(log_probs[row], expected_lp, rtol=1e-5)
     assert all(allowed[t] for t in expected if t != 0)
@@ -351,8 +451,13 @@ def test_top_k_one_and_tiny_top_p_equal_greedy():
   greedy_tokens, _ = jit_greedy(*toy_inputs(model), max_len=MAX_LEN)
   for seed in range(3):
     for filtering in ({"top_k": 1}, {"top_p": 1e-6}):
-      tokens, log_probs = jit_sample(*toy_inputs(model), max_len=MAX_LEN,
-                                     rng=jax.random.PRNGKey(seed), temperature=1.5, **filtering)
+      tokens, log_probs = jit_sample(
+        *toy_inputs(model),
+        max_len=MAX_LEN,
+        rng=jax.random.PRNGKey(seed),
+        temperature=1.5,
+        **filtering,
+      )
       np.testing.assert_array_equal(tokens, greedy_tokens)
       # A single surviving token has probability 1 under the sampled distribution.
       np.testing.assert_allclose(log_probs, 0.0, atol=1e-6)
@@ -369,18 +474,24 @@ def test_sampling_is_reproducible_and_depends_on_rng():
   assert not np.array_equal(a[0], c[0])
 
 
-@pytest.mark.parametrize("temperature,top_k,top_p", [(0.7, 0, 1.0), (1.3, 0, 0.75),
-                                                     (0.9, 4, 0.8)])
+@pytest.mark.parametrize("temperature,top_k,top_p", [(0.7, 0, 1.0), (1.3, 0, 0.75), (0.9, 4, 0.8)])
 def test_first_token_frequencies_match_filtered_distribution(temperature, top_k, top_p):
   model = ToyModel(12, seed=7)
   num_draws = 20000
   first_id, initial_sum = 2, 1
   tokens, log_probs = jit_sample(
-      model.params, model.initial_cache([initial_sum] * num_draws, SHIFT),
-      jnp.full((num_draws,), first_id), max_len=1, rng=jax.random.PRNGKey(0),
-      temperature=temperature, top_k=top_k, top_p=top_p)
+    model.params,
+    model.initial_cache([initial_sum] * num_draws, SHIFT),
+    jnp.full((num_draws,), first_id),
+    max_len=1,
+    rng=jax.random.PRNGKey(0),
+    temperature=temperature,
+    top_k=top_k,
+    top_p=top_p,
+  )
   expected = reference_sampling_distribution(
-      model.reference_logits([first_id], initial_sum, SHIFT, 0), temperature, top_k, top_p)
+    model.reference_logits([first_id], initial_sum, SHIFT, 0), temperature, top_k, top_p
+  )
   counts = np.bincount(np.asarray(tokens[:, 0]), minlength=12)
   frequencies = counts / num_draws
   # Five binomial standard deviations per token, plus a little slack for tiny p.
@@ -388,8 +499,9 @@ def test_first_token_frequencies_match_filtered_distribution(temperature, top_k,
   assert np.all(np.abs(frequencies - expected) <= tolerance), (frequencies, expected)
   assert np.all(counts[expected == 0] == 0)
   # Each draw reports log p(token) under the renormalized, filtered distribution.
-  np.testing.assert_allclose(log_probs, np.log(expected[np.asarray(tokens[:, 0])]),
-                             rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(
+    log_probs, np.log(expected[np.asarray(tokens[:, 0])]), rtol=1e-4, atol=1e-5
+  )
 
 
 def test_multistep_sampling_stays_in_support_and_sums_log_probs():
@@ -399,19 +511,26 @@ def test_multistep_sampling_stays_in_support_and_sums_log_probs():
   initial_sums = list(range(num_rows))
   first_ids = [r % 12 for r in range(num_rows)]
   tokens, log_probs = jit_sample(
-      model.params, model.initial_cache(initial_sums, SHIFT), jnp.array(first_ids),
-      max_len=MAX_LEN, rng=jax.random.PRNGKey(3), temperature=temperature, top_k=top_k,
-      top_p=top_p)
+    model.params,
+    model.initial_cache(initial_sums, SHIFT),
+    jnp.array(first_ids),
+    max_len=MAX_LEN,
+    rng=jax.random.PRNGKey(3),
+    temperature=temperature,
+    top_k=top_k,
+    top_p=top_p,
+  )
   tokens = np.asarray(tokens)
   for row in range(num_rows):
     fed, total = [first_ids[row]], 0.0
     for i, token in enumerate(tokens[row]):
       probs = reference_sampling_distribution(
-          model.reference_logits(fed, initial_sums[row], SHIFT, i), temperature, top_k, top_p)
+        model.reference_logits(fed, initial_sums[row], SHIFT, i), temperature, top_k, top_p
+      )
       assert probs[token] > 0
       total += np.log(probs[token])
       if token == EOS_ID:
-        assert np.all(tokens[row, i + 1:] == 0)
+        assert np.all(tokens[row, i + 1 :] == 0)
         break
       fed.append(int(token))
     np.testing.assert_allclose(log_probs[row], total, rtol=1e-4, atol=1e-5)
@@ -431,11 +550,18 @@ def test_beam_search_with_wide_beam_equals_exhaustive_enumeration():
   for seed, alpha, start_step in [(9, 0.0, 0), (9, 0.6, 2), (10, 1.5, 0)]:
     model = ToyModel(vocab_size, seed=seed)
     best_tokens, best_scores, all_tokens, all_scores = jit_beam(
-        model.params, model.initial_cache(initial_sums, SHIFT), jnp.array(first_ids),
-        max_len=max_len, num_beams=num_sequences, alpha=alpha, start_step=start_step)
+      model.params,
+      model.initial_cache(initial_sums, SHIFT),
+      jnp.array(first_ids),
+      max_len=max_len,
+      num_beams=num_sequences,
+      alpha=alpha,
+      start_step=start_step,
+    )
     for row in range(2):
-      expected = enumerate_all_sequences(model, first_ids[row], initial_sums[row], SHIFT,
-                                         max_len, alpha, start_step)
+      expected = enumerate_all_sequences(
+        model, first_ids[row], initial_sums[row], SHIFT, max_len, alpha, start_step
+      )
       assert len(expected) == num_sequences
       np.testing.assert_array_equal(all_tokens[row], [seq for seq, _ in expected])
       np.testing.assert_allclose(all_scores[row], [s for _, s in expected], rtol=1e-5)
@@ -448,10 +574,16 @@ def test_beam_search_respects_logit_mask_against_exhaustive():
   model = ToyModel(vocab_size, seed=11)
   allowed = np.array([True, True, False, True])  # token 2 forbidden
   # Allowed outputs: EOS after 0..3 of the two other tokens, or 4 of them.
-  num_allowed = sum(2 ** t for t in range(max_len)) + 2 ** max_len
+  num_allowed = sum(2**t for t in range(max_len)) + 2**max_len
   _, _, all_tokens, all_scores = jit_beam(
-      model.params, model.initial_cache([1], SHIFT), jnp.array([3]), max_len=max_len,
-      num_beams=num_allowed, alpha=0.6, allowed=allowed)
+    model.params,
+    model.initial_cache([1], SHIFT),
+    jnp.array([3]),
+    max_len=max_len,
+    num_beams=num_allowed,
+    alpha=0.6,
+    allowed=allowed,
+  )
   expected = enumerate_all_sequences(model, 3, 1, SHIFT, max_len, 0.6, allowed=allowed)
   assert len(expected) == num_allowed
   np.testing.assert_array_equal(all_tokens[0], [seq for seq, _ in expected])
@@ -468,10 +600,11 @@ def test_single_beam_without_length_penalty_equals_greedy():
     forbid_one = np.arange(12) != (seed + 5) % 12
     for allowed in (None, forbid_one):
       greedy_tokens, greedy_log_probs = jit_greedy(
-          *toy_inputs(model), max_len=MAX_LEN, eos_id=eos_id, allowed=allowed)
+        *toy_inputs(model), max_len=MAX_LEN, eos_id=eos_id, allowed=allowed
+      )
       best_tokens, best_scores, _, _ = jit_beam(
-          *toy_inputs(model), max_len=MAX_LEN, num_beams=1, alpha=0.0, eos_id=eos_id,
-          allowed=allowed)
+        *toy_inputs(model), max_len=MAX_LEN, num_beams=1, alpha=0.0, eos_id=eos_id, allowed=allowed
+      )
       np.testing.assert_array_equal(best_tokens, greedy_tokens)
       np.testing.assert_allclose(best_scores, greedy_log_probs, rtol=1e-6)
 
@@ -481,17 +614,20 @@ def test_beam_scores_match_independent_rescoring_with_narrow_beam():
   # of the same tokens recomputed from scratch.
   model = ToyModel(12, seed=12)
   num_beams, alpha, start_step = 4, 0.6, 1
-  all_tokens, all_scores = jit_beam(*toy_inputs(model), max_len=MAX_LEN, num_beams=num_beams,
-                                    alpha=alpha, start_step=start_step)[2:]
+  all_tokens, all_scores = jit_beam(
+    *toy_inputs(model), max_len=MAX_LEN, num_beams=num_beams, alpha=alpha, start_step=start_step
+  )[2:]
   all_tokens, all_scores = np.asarray(all_tokens), np.asarray(all_scores)
   for row, (first_id, initial_sum) in enumerate(zip(FIRST_IDS, INITIAL_SUMS)):
     assert np.all(np.diff(all_scores[row]) <= 0)
     assert len({tuple(seq) for seq in all_tokens[row]}) == num_beams
     for beam in range(num_beams):
-      log_prob, length = sequence_log_prob(model, all_tokens[row, beam], first_id,
-                                           initial_sum, SHIFT, start_step)
-      np.testing.assert_allclose(all_scores[row, beam], log_prob / gnmt_penalty(length, alpha),
-                                 rtol=1e-5)
+      log_prob, length = sequence_log_prob(
+        model, all_tokens[row, beam], first_id, initial_sum, SHIFT, start_step
+      )
+      np.testing.assert_allclose(
+        all_scores[row, beam], log_prob / gnmt_penalty(length, alpha), rtol=1e-5
+      )
 
 
 def test_beam_search_terminates_early_when_no_alive_beam_can_win():
@@ -513,10 +649,12 @@ def test_beam_search_keeps_going_while_an_alive_beam_can_still_win():
   # length only it would look hopeless: log(0.35) / (7 / 6) ** 2 = -0.77), so the search
   # must not stop after step 0: the best output is A repeated to max_len,
   # (log 0.35 + 5 log 0.97) / (11 / 6) ** 2 = -0.358, ahead of EOS alone.
-  transition_probs = [[0.005, 0.5, 0.35, 0.145],
-                      [0.1, 0.2, 0.3, 0.4],
-                      [0.005, 0.01, 0.97, 0.015],
-                      [0.2, 0.3, 0.1, 0.4]]
+  transition_probs = [
+    [0.005, 0.5, 0.35, 0.145],
+    [0.1, 0.2, 0.3, 0.4],
+    [0.005, 0.01, 0.97, 0.015],
+    [0.2, 0.3, 0.1, 0.4],
+  ]
   model = ToyModel(4, seed=0, transition_probs=transition_probs)
   max_len, alpha = 6, 2.0
   expected_best = (math.log(0.35) + 5 * math.log(0.97)) / (11 / 6) ** 2
@@ -526,8 +664,14 @@ def test_beam_search_keeps_going_while_an_alive_beam_can_still_win():
   for num_beams in (1, 2):
     RECORDED_STEPS.clear()
     best_tokens, best_scores, all_tokens, all_scores = jit_beam(
-        model.params, model.initial_cache([0], SHIFT), jnp.array([0]), max_len=max_len,
-        num_beams=num_beams, alpha=alpha, record_steps=True)
+      model.params,
+      model.initial_cache([0], SHIFT),
+      jnp.array([0]),
+      max_len=max_len,
+      num_beams=num_beams,
+      alpha=alpha,
+      record_steps=True,
+    )
     jax.effects_barrier()
     assert RECORDED_STEPS == list(range(max_len))
     np.testing.assert_array_equal(best_tokens[0], expected[0][0])
@@ -545,18 +689,33 @@ def test_eager_beam_search_and_traced_zero_temperature():
   model = ToyModel(12, seed=14)
   params, cache, first_ids = toy_inputs(model)
   start_step = 2
-  greedy_tokens, _ = jit_greedy(params, cache, first_ids, max_len=MAX_LEN,
-                                start_step=start_step)
+  greedy_tokens, _ = jit_greedy(params, cache, first_ids, max_len=MAX_LEN, start_step=start_step)
   # A traced temperature of 0 must take the greedy branch despite the filters.
-  zero_temp_tokens, _ = jit_sample(params, cache, first_ids, max_len=MAX_LEN,
-                                   rng=jax.random.PRNGKey(0), temperature=0.0, top_k=5,
-                                   top_p=0.9, start_step=start_step)
+  zero_temp_tokens, _ = jit_sample(
+    params,
+    cache,
+    first_ids,
+    max_len=MAX_LEN,
+    rng=jax.random.PRNGKey(0),
+    temperature=0.0,
+    top_k=5,
+    top_p=0.9,
+    start_step=start_step,
+  )
   np.testing.assert_array_equal(zero_temp_tokens, greedy_tokens)
 
-  jitted = jit_beam(params, cache, first_ids, max_len=MAX_LEN, num_beams=3, alpha=0.6,
-                    start_step=start_step)
+  jitted = jit_beam(
+    params, cache, first_ids, max_len=MAX_LEN, num_beams=3, alpha=0.6, start_step=start_step
+  )
   eager = decoding.beam_search(
-      model.tokens_to_logits, decoding.expand_for_beams(cache, 3), first_ids, MAX_LEN,
-      eos_id=EOS_ID, num_beams=3, alpha=0.6, start_step=start_step)
+    model.tokens_to_logits,
+    decoding.expand_for_beams(cache, 3),
+    first_ids,
+    MAX_LEN,
+    eos_id=EOS_ID,
+    num_beams=3,
+    alpha=0.6,
+    start_step=start_step,
+  )
   np.testing.assert_array_equal(jitted[2], eager[2])
   np.testing.assert_allclose(jitted[3], eager[3], rtol=1e-6)

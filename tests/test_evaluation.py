@@ -1,5 +1,6 @@
 """Evaluation scorers on hand-made predictions, and the predict/evaluate CLIs end to end on
 a 2-step tiny run (clear errors for bad inputs included)."""
+
 import json
 import os
 import subprocess
@@ -31,40 +32,56 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spec():
-  from vqgan import configs as vq_configs  # pylint: disable=g-import-not-at-top
+  from vqgan import configs as vq_configs
+
   vq = vq_configs.get_config("builtin")
   return pipeline.ExampleSpec(
-      tokenizer=text_tokenizer.TextTokenizer("tokenizers/uio_tiny_2k.model", 512),
-      text_inputs=144, text_targets=72, input_image_size=64, patch_size=16,
-      target_image_size=vq.resolution, target_downsample=vq.downsample_factor)
+    tokenizer=text_tokenizer.TextTokenizer("tokenizers/uio_tiny_2k.model", 512),
+    text_inputs=144,
+    text_targets=72,
+    input_image_size=64,
+    patch_size=16,
+    target_image_size=vq.resolution,
+    target_downsample=vq.downsample_factor,
+  )
 
 
 def _examples(task_name, spec, data_dir, n=6):
-  return evaluation.collect(tasks_lib.get(task_name), spec, spec.context(20.0), "validation", n,
-                            seed=0, data_dir=data_dir)
+  return evaluation.collect(
+    tasks_lib.get(task_name), spec, spec.context(20.0), "validation", n, seed=0, data_dir=data_dir
+  )
 
 
 def test_refexp_scores_ground_truth_and_mean_box(spec, data_dir):
   ex = _examples("builtin_refexp", spec, data_dir)
   layout = spec.tokenizer.layout
-  preds = [{"tokens": locations.box_to_location_ids(r["meta"]["box"], r["meta"]["image_hw"],
-                                                    layout), "text": "", "image": None}
-           for r in ex.raws]
+  preds = [
+    {
+      "tokens": locations.box_to_location_ids(r["meta"]["box"], r["meta"]["image_hw"], layout),
+      "text": "",
+      "image": None,
+    }
+    for r in ex.raws
+  ]
   s = evaluation.score(ex, preds, spec, 20.0)
   metric, score, baseline = s.metric, s.value, s.baseline
   assert metric == "acc@IoU0.5" and score == 1.0
   gt = np.stack([r["meta"]["box"] for r in ex.raws])
   mean = gt.mean(0)
-  from unified_io.eval import metrics  # pylint: disable=g-import-not-at-top
-  assert baseline == pytest.approx(np.mean([metrics.box_iou(mean[None], g[None])[0, 0] >= 0.5
-                                            for g in gt]))
+  from unified_io.eval import metrics
+
+  assert baseline == pytest.approx(
+    np.mean([metrics.box_iou(mean[None], g[None])[0, 0] >= 0.5 for g in gt])
+  )
 
 
 def test_depth_scores_perfect_prediction_near_zero(spec, data_dir):
-  from unified_io.common import dense_labels  # pylint: disable=g-import-not-at-top
+  from unified_io.common import dense_labels
+
   ex = _examples("builtin_depth", spec, data_dir)
-  preds = [{"image": dense_labels.depth_to_image(r["meta"]["depth"], 20.0), "text": ""}
-           for r in ex.raws]
+  preds = [
+    {"image": dense_labels.depth_to_image(r["meta"]["depth"], 20.0), "text": ""} for r in ex.raws
+  ]
   s = evaluation.score(ex, preds, spec, 20.0)
   rmse, baseline, how = s.value, s.baseline, s.baseline_is
   # Exact up to the float32 grey level; the mean-depth baseline is metres off.
@@ -90,12 +107,23 @@ def workdir(tmp_path_factory, data_dir):
 
 
 def _train(workdir, data_dir):
-  overrides = {"data.tasks": TASKS, "data.data_dir": data_dir, "train.total_steps": 2,
-               "train.log_every": 1, "checkpoint.async_save": False, "evals.tasks.num_examples": 2,
-               "evals.tasks.batch_size": 2, "train.batch_size": 4}
+  overrides = {
+    "data.tasks": TASKS,
+    "data.data_dir": data_dir,
+    "train.total_steps": 2,
+    "train.log_every": 1,
+    "checkpoint.async_save": False,
+    "evals.tasks.num_examples": 2,
+    "evals.tasks.batch_size": 2,
+    "train.batch_size": 4,
+  }
   args = [f"--config.{k}={v}" for k, v in overrides.items()]
-  return subprocess.run([sys.executable, "-m", "unified_io.train", f"--workdir={workdir}", *args],
-                        cwd=ROOT, capture_output=True, text=True)
+  return subprocess.run(
+    [sys.executable, "-m", "unified_io.train", f"--workdir={workdir}", *args],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+  )
 
 
 @pytest.mark.slow
@@ -122,8 +150,12 @@ def test_rerunning_a_finished_run_keeps_its_report(workdir, data_dir):
 
 
 def _predict(workdir, *args):
-  return subprocess.run([sys.executable, "-m", "unified_io.predict", f"--workdir={workdir}", *args],
-                        cwd=ROOT, capture_output=True, text=True)
+  return subprocess.run(
+    [sys.executable, "-m", "unified_io.predict", f"--workdir={workdir}", *args],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+  )
 
 
 @pytest.mark.slow
@@ -132,8 +164,9 @@ def test_predict_cli_draws_the_answer(workdir, tmp_path, data_dir):
   path = tmp_path / "scene.png"
   PIL.Image.fromarray(image).save(path)
   for task, extra in (("detection", []), ("depth", []), ("vqa", ["--arg=How many circles?"])):
-    out = _predict(workdir, f"--image={path}", f"--task={task}", f"--out={tmp_path / task}.png",
-                   *extra)
+    out = _predict(
+      workdir, f"--image={path}", f"--task={task}", f"--out={tmp_path / task}.png", *extra
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "answer:" in out.stdout and (tmp_path / f"{task}.png").exists()
 
@@ -147,16 +180,32 @@ def test_predict_cli_bad_inputs_name_the_problem(workdir, tmp_path):
   assert out.returncode != 0 and "--prompt or --task" in out.stderr
   out = _predict(workdir, "--task=nonsense")
   assert out.returncode != 0 and "nonsense" in out.stderr
-  out = _predict(workdir, "--config=configs/small.py", f"--checkpoint={workdir}",
-                 "--task=image_generation", "--arg=a red circle")
+  out = _predict(
+    workdir,
+    "--config=configs/small.py",
+    f"--checkpoint={workdir}",
+    "--task=image_generation",
+    "--arg=a red circle",
+  )
   assert out.returncode != 0 and str(workdir) in out.stderr
 
 
 @pytest.mark.slow
 def test_evaluate_cli_writes_metrics_and_predictions(workdir, tmp_path):
-  out = subprocess.run([sys.executable, "-m", "unified_io.evaluate", f"--workdir={workdir}",
-                        "--tasks=builtin_vqa", "--num_examples=2", f"--out={tmp_path / 'ev'}"],
-                       cwd=ROOT, capture_output=True, text=True)
+  out = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "unified_io.evaluate",
+      f"--workdir={workdir}",
+      "--tasks=builtin_vqa",
+      "--num_examples=2",
+      f"--out={tmp_path / 'ev'}",
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
   assert list(metrics["tasks"]) == ["builtin_vqa"]
@@ -172,17 +221,25 @@ def test_tiny_config_evaluates_its_mixture():
 def test_headline_counts_tasks_per_group_in_the_paper_order():
   def result(group, score, baseline, lower_is_better=False):
     return results_lib.TaskResult(
-        group=group, score=results_lib.Score("m", score, baseline, "b", lower_is_better),
-        loss=0.0, num_examples=1)
+      group=group,
+      score=results_lib.Score("m", score, baseline, "b", lower_is_better),
+      loss=0.0,
+      num_examples=1,
+    )
+
   results = {
-      "depth": result("dense_labelling", 2.5, 3.0, lower_is_better=True),     # beats
-      "normals": result("dense_labelling", 9.0, 8.0, lower_is_better=True),   # does not
-      "nan": result("dense_labelling", float("nan"), 8.0, lower_is_better=True),  # never
-      "refexp": result("sparse_labelling", 0.1, 0.0),                         # beats
-      "tie": result("image_classification", 0.625, 0.625),                    # a tie does not
+    "depth": result("dense_labelling", 2.5, 3.0, lower_is_better=True),  # beats
+    "normals": result("dense_labelling", 9.0, 8.0, lower_is_better=True),  # does not
+    "nan": result("dense_labelling", float("nan"), 8.0, lower_is_better=True),  # never
+    "refexp": result("sparse_labelling", 0.1, 0.0),  # beats
+    "tie": result("image_classification", 0.625, 0.625),  # a tie does not
   }
   assert results_lib.group_counts(results) == {
-      "sparse_labelling": (1, 1), "dense_labelling": (1, 3), "image_classification": (0, 1)}
+    "sparse_labelling": (1, 1),
+    "dense_labelling": (1, 3),
+    "image_classification": (0, 1),
+  }
   assert results_lib.headline(results) == (
-      "2/5 tasks beat their baseline (sparse_labelling 1/1, dense_labelling 1/3, "
-      "image_classification 0/1)")
+    "2/5 tasks beat their baseline (sparse_labelling 1/1, dense_labelling 1/3, "
+    "image_classification 0/1)"
+  )

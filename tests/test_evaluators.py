@@ -1,5 +1,6 @@
 """config.evals plug-ins: settings checked before training, and evaluation split across
 hosts (2 processes on 127.0.0.1 give the metrics of 1 process, each predicting half)."""
+
 import json
 import os
 import socket
@@ -21,9 +22,14 @@ RUNNER = os.path.join(ROOT, "tests", "eval_runner.py")
 
 def test_host_rows_cover_every_example_once_in_balanced_parts():
   # 7 examples over 3 hosts: 7*h//3 for h = 0..3 is 0, 2, 4, 7.
-  assert [host_split.host_rows(7, h, 3) for h in range(3)] == [range(0, 2), range(2, 4),
-                                                              range(4, 7)]
-  assert host_split.host_rows(1, 1, 2) == range(0, 1) and host_split.host_rows(1, 0, 2) == range(0, 0)
+  assert [host_split.host_rows(7, h, 3) for h in range(3)] == [
+    range(0, 2),
+    range(2, 4),
+    range(4, 7),
+  ]
+  assert host_split.host_rows(1, 1, 2) == range(0, 1) and host_split.host_rows(1, 0, 2) == range(
+    0, 0
+  )
   with pytest.raises(ValueError, match="process_index 2"):
     host_split.host_rows(4, 2, 2)
 
@@ -43,18 +49,24 @@ def _config(**evals):
   return config
 
 
-@pytest.mark.parametrize("evals, message", [
-    ({"tasks": dict(split="valdation")},
-     "config.evals.tasks.split='valdation': task builtin_"),
+@pytest.mark.parametrize(
+  "evals, message",
+  [
+    ({"tasks": dict(split="valdation")}, "config.evals.tasks.split='valdation': task builtin_"),
     ({"tasks": dict(num_exampels=3)}, "config.evals.tasks: unknown keys ['num_exampels']"),
-    ({"coco": dict(kind="coco_sce")}, "config.evals.coco.kind='coco_sce': evaluators are grit, "
-                                     "tasks"),
+    (
+      {"coco": dict(kind="coco_sce")},
+      "config.evals.coco.kind='coco_sce': evaluators are grit, tasks",
+    ),
     ({"tasks": dict(every_steps=-1)}, "config.evals.tasks.every_steps must be an int >= 0"),
     ({"tasks": dict(tasks="builtin_vqa,no_such_task")}, "Unknown task 'no_such_task'"),
-    ({"grit": dict(grit_dir="/nonexistent")}, "config.evals.grit.grit_dir='/nonexistent' must "
-                                             "be a GRIT folder"),
+    (
+      {"grit": dict(grit_dir="/nonexistent")},
+      "config.evals.grit.grit_dir='/nonexistent' must be a GRIT folder",
+    ),
     ({"grit": dict(grit_dir="/tmp", split="val")}, "config.evals.grit: GRIT splits are"),
-])
+  ],
+)
 def test_bad_settings_are_named_before_anything_runs(evals, message):
   with pytest.raises(evaluators.EvaluatorError) as e:
     evaluators.build(_config(**evals), "/tmp/unused")
@@ -63,9 +75,13 @@ def test_bad_settings_are_named_before_anything_runs(evals, message):
 
 def test_every_evaluator_of_the_config_is_built_with_its_own_schedule(tmp_path):
   (tmp_path / "grit" / "samples").mkdir(parents=True)
-  built = evaluators.build(_config(
+  built = evaluators.build(
+    _config(
       tasks=dict(every_steps=10, tasks="builtin_vqa"),
-      grit=dict(every_steps=0, grit_dir=str(tmp_path / "grit"), tasks="vqa")), str(tmp_path))
+      grit=dict(every_steps=0, grit_dir=str(tmp_path / "grit"), tasks="vqa"),
+    ),
+    str(tmp_path),
+  )
   assert [(e.name, e.every_steps) for e in built] == [("grit", 0), ("tasks", 10)]
   assert built[1].task_names == ["builtin_vqa"] and built[0].tasks == ["vqa"]
   assert built[1].has_report(10) is None  # nothing written yet
@@ -79,8 +95,13 @@ def _free_port():
 
 def _run(out, data_dir, process=""):
   args = [sys.executable, RUNNER, f"--data_dir={data_dir}", f"--out={out}"]
-  return subprocess.Popen(args + ([f"--process={process}"] if process else []), cwd=ROOT,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  return subprocess.Popen(
+    args + ([f"--process={process}"] if process else []),
+    cwd=ROOT,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
 
 
 @pytest.mark.slow

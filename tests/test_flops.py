@@ -1,4 +1,5 @@
 """FLOP accounting used by the trainer's progress line and the step benchmark."""
+
 import jax
 import jax.numpy as jnp
 

@@ -21,7 +21,9 @@ def setup():
 
 
 def _greedy(model, params, inputs, max_len=8, **kw):
-  fn = jax.jit(functools.partial(generation.generate_text, model, max_len=max_len, eos_id=tiny.EOS, **kw))
+  fn = jax.jit(
+    functools.partial(generation.generate_text, model, max_len=max_len, eos_id=tiny.EOS, **kw)
+  )
   return fn(params, inputs)
 
 
@@ -65,13 +67,17 @@ def test_sampling_needs_rng_and_unknown_method_is_named(setup):
 
 def test_image_generation_emits_only_image_codes_and_matches_full_forward(setup):
   model, inputs, params = setup
-  fn = jax.jit(functools.partial(generation.generate_image, model, eos_id=tiny.EOS, text_len=2,
-                                 top_p=1.0, top_k=1))  # top_k=1: deterministic, checkable
+  fn = jax.jit(
+    functools.partial(
+      generation.generate_image, model, eos_id=tiny.EOS, text_len=2, top_p=1.0, top_k=1
+    )
+  )  # top_k=1: deterministic, checkable
   text, image = fn(params, inputs, rng=jax.random.key(0))
   assert image.shape == (2, 16)
   assert ((image >= tiny.PADDED_TEXT) & (image < tiny.PADDED_TEXT + tiny.IMAGE_CODES)).all()
-  _, image_logits = model.apply({"params": params},
-                                dict(inputs, text_targets=text, image_targets=image))
+  _, image_logits = model.apply(
+    {"params": params}, dict(inputs, text_targets=text, image_targets=image)
+  )
   np.testing.assert_array_equal(jnp.argmax(image_logits, -1), image)
   # Sampling with a different seed gives different images.
   sampled = jax.jit(functools.partial(generation.generate_image, model, eos_id=tiny.EOS))

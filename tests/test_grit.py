@@ -3,6 +3,7 @@
 Every test builds a tiny GRIT folder in tmp_path in the official layout (GRIT/images,
 GRIT/samples/{split}/{task}.json) and checks against hand-computed numbers.
 """
+
 import json
 import math
 import os
@@ -38,18 +39,41 @@ def _write_samples(grit_dir, split, task, samples):
       _png(os.path.join(grit_dir, "images", image_id))
 
 
-def _gt_sample(task, example_id, output, new_src=False, new_cpt=False, query=None, bbox=None,
-               options=None, concepts=(), dist=False):
+def _gt_sample(
+  task,
+  example_id,
+  output,
+  new_src=False,
+  new_cpt=False,
+  query=None,
+  bbox=None,
+  options=None,
+  concepts=(),
+  dist=False,
+):
   """One sample in the layout grit_official's evaluate.py reads (input/output/meta)."""
   base = example_id[:-5] if dist else example_id
   image_id = f"coco/test2015/{base}.png"
   if dist:
     image_id = f"distorted/{task}/{image_id}"
-  return {"input": {"example_id": example_id, "image_id": image_id, "task_name": task,
-                    "task_query": query, "task_bbox": bbox, "output_options": options},
-          "output": dict(example_id=example_id, **output),
-          "meta": {"is_new_source": new_src, "has_new_concept": new_cpt, "is_distorted": dist,
-                   "data_source": "coco", "concepts": [{"lemma": c} for c in concepts]}}
+  return {
+    "input": {
+      "example_id": example_id,
+      "image_id": image_id,
+      "task_name": task,
+      "task_query": query,
+      "task_bbox": bbox,
+      "output_options": options,
+    },
+    "output": dict(example_id=example_id, **output),
+    "meta": {
+      "is_new_source": new_src,
+      "has_new_concept": new_cpt,
+      "is_distorted": dist,
+      "data_source": "coco",
+      "concepts": [{"lemma": c} for c in concepts],
+    },
+  }
 
 
 # Surface normals: four stripes tilted 25 degrees from +z at azimuths 0, 90, 180, 270.
@@ -58,8 +82,14 @@ def _gt_sample(task, example_id, output, new_src=False, new_cpt=False, query=Non
 def _stripe_normals(hw=(16, 16)):
   tilt = math.radians(25)
   azimuth = np.radians(90.0 * (np.arange(hw[1]) * 4 // hw[1]))
-  n = np.stack([np.sin(tilt) * np.cos(azimuth), np.sin(tilt) * np.sin(azimuth),
-                np.full_like(azimuth, np.cos(tilt))], -1)
+  n = np.stack(
+    [
+      np.sin(tilt) * np.cos(azimuth),
+      np.sin(tilt) * np.sin(azimuth),
+      np.full_like(azimuth, np.cos(tilt)),
+    ],
+    -1,
+  )
   return np.broadcast_to(n, hw + (3,))
 
 
@@ -73,16 +103,23 @@ def _to_rgb(normals):
 
 def test_load_public_samples_with_skips(tmp_path):
   grit_dir = str(tmp_path / "GRIT")
-  good = {"example_id": "coco_cat_1", "image_id": "coco/test2015/1.png",
-          "task_name": "categorization", "task_query": None, "task_bbox": [1, 2, 8, 9],
-          "output_options": "coco_categories"}
-  samples = [good,
-             dict(good, example_id="coco_cat_2_dist", image_id="distorted/categorization/x.png"),
-             dict(good, example_id=""),  # no id
-             dict(good, example_id="a", task_name="vqa"),  # wrong task
-             dict(good, example_id="b", task_bbox=None),  # categorization needs a box
-             dict(good, example_id="c", task_bbox=[5, 5, 1, 1]),  # x2 < x1
-             dict(good)]  # repeated id
+  good = {
+    "example_id": "coco_cat_1",
+    "image_id": "coco/test2015/1.png",
+    "task_name": "categorization",
+    "task_query": None,
+    "task_bbox": [1, 2, 8, 9],
+    "output_options": "coco_categories",
+  }
+  samples = [
+    good,
+    dict(good, example_id="coco_cat_2_dist", image_id="distorted/categorization/x.png"),
+    dict(good, example_id=""),  # no id
+    dict(good, example_id="a", task_name="vqa"),  # wrong task
+    dict(good, example_id="b", task_bbox=None),  # categorization needs a box
+    dict(good, example_id="c", task_bbox=[5, 5, 1, 1]),  # x2 < x1
+    dict(good),
+  ]  # repeated id
   _write_samples(grit_dir, "test", "categorization", samples)
   stats = {}
   loaded = grit.load_samples(grit_dir, "categorization", "test", stats=stats)
@@ -121,26 +158,35 @@ def test_load_output_options(tmp_path):
   path.parent.mkdir(parents=True)
   path.write_text(json.dumps([{"id": 1, "name": "person"}, {"id": 2, "name": "bicycle"}]))
   assert grit.load_output_options(str(tmp_path / "GRIT"), "coco_categories") == [
-      "person", "bicycle"]
+    "person",
+    "bicycle",
+  ]
 
 
 def test_prompts():
   cat = {"task_name": "categorization", "task_bbox": [0, 0, 50, 100], "task_query": None}
   prompt = grit.prompt_for(cat, image_hw=(100, 200))
   # y1 x1 y2 x2 bins over the longer side (200): 0 0 499 249, as <extra_id_{100 + bin}>.
-  assert prompt == ('What is the category of region " <extra_id_100> <extra_id_100> '
-                    '<extra_id_599> <extra_id_349> " ?')
+  assert prompt == (
+    'What is the category of region " <extra_id_100> <extra_id_100> '
+    '<extra_id_599> <extra_id_349> " ?'
+  )
   assert grit.prompt_for({"task_name": "vqa", "task_query": "What Color?"}) == "what color?"
   assert grit.prompt_for({"task_name": "refexp", "task_query": "man in red"}) == (
-      'Which region does the text " man in red " describe ?')
+    'Which region does the text " man in red " describe ?'
+  )
   assert grit.prompt_for({"task_name": "segmentation", "task_query": "sky (Stuff)"}) == (
-      'What is the segmentation of " sky " ?')
+    'What is the segmentation of " sky " ?'
+  )
   assert grit.prompt_for({"task_name": "normal", "task_query": None}) == (
-      "What is the surface normal of the image ?")
+    "What is the surface normal of the image ?"
+  )
   assert grit.prompt_for({"task_name": "keypoint", "task_query": "person"}) == (
-      'Which regions does the text " person " describe ?')
+    'Which regions does the text " person " describe ?'
+  )
   assert grit.keypoint_region_prompt([0, 0, 200, 100], (100, 200)).startswith(
-      'Find the human joints in the region " <extra_id_100> <extra_id_100> <extra_id_599> ')
+    'Find the human joints in the region " <extra_id_100> <extra_id_100> <extra_id_599> '
+  )
 
 
 # ---------------------------------------------------------------------------------------
@@ -153,30 +199,32 @@ def test_write_predictions_all_tasks(tmp_path):
   mask[1:4, 2:6] = 1
   normal = _to_rgb(_stripe_normals((4, 4)))
   preds = {
-      "categorization": [{"example_id": "a", "confidence": np.float32(0.5), "words": "cat"}],
-      "vqa": [{"example_id": "a", "confidence": 1, "words": "2", "extra": 1}],
-      "localization": [{"example_id": "a", "confidence": 0.1, "bboxes": np.array([[1, 2, 3, 4]])}],
-      "refexp": [{"example_id": "a", "confidence": 0.1, "bboxes": [[1.5, 2, 3, 4]]}],
-      "segmentation": [{"example_id": "a", "confidence": 0.3, "masks": [mask, _rle(mask)]}],
-      "keypoint": [{"example_id": "a", "confidence": 0.3, "points": [np.ones((17, 2))]}],
-      "normal": [{"example_id": "a", "confidence": 0.3, "normal": normal}],
+    "categorization": [{"example_id": "a", "confidence": np.float32(0.5), "words": "cat"}],
+    "vqa": [{"example_id": "a", "confidence": 1, "words": "2", "extra": 1}],
+    "localization": [{"example_id": "a", "confidence": 0.1, "bboxes": np.array([[1, 2, 3, 4]])}],
+    "refexp": [{"example_id": "a", "confidence": 0.1, "bboxes": [[1.5, 2, 3, 4]]}],
+    "segmentation": [{"example_id": "a", "confidence": 0.3, "masks": [mask, _rle(mask)]}],
+    "keypoint": [{"example_id": "a", "confidence": 0.3, "points": [np.ones((17, 2))]}],
+    "normal": [{"example_id": "a", "confidence": 0.3, "normal": normal}],
   }
   for task, p in preds.items():
     path = grit.write_predictions(out, task, p)
     assert path == os.path.join(out, f"{task}.json")
-    row, = json.load(open(path))
+    (row,) = json.load(open(path))
     assert set(row) == {"example_id", "confidence", grit.PREDICTION_FIELD[task]}
-  seg, = json.load(open(os.path.join(out, "segmentation.json")))
+  (seg,) = json.load(open(os.path.join(out, "segmentation.json")))
   for rle in seg["masks"]:
     assert rle["size"] == [6, 8]
     np.testing.assert_array_equal(
-        mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()}), mask)
-  kp, = json.load(open(os.path.join(out, "keypoint.json")))
+      mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()}), mask
+    )
+  (kp,) = json.load(open(os.path.join(out, "keypoint.json")))
   assert kp["points"] == [[1.0, 1.0, 2.0] * 17]
-  sn, = json.load(open(os.path.join(out, "normal.json")))
+  (sn,) = json.load(open(os.path.join(out, "normal.json")))
   assert sn["normal"] == "0.png"
-  np.testing.assert_array_equal(np.asarray(Image.open(os.path.join(out, "normals", "0.png"))),
-                                normal)
+  np.testing.assert_array_equal(
+    np.asarray(Image.open(os.path.join(out, "normals", "0.png"))), normal
+  )
   assert json.load(open(os.path.join(out, "localization.json")))[0]["bboxes"] == [[1, 2, 3, 4]]
 
   grit.write_params(out, 241.4)
@@ -187,7 +235,9 @@ def test_write_predictions_all_tasks(tmp_path):
   assert "ablation/params.json" in names and "ablation/normals/0.png" in names
 
 
-@pytest.mark.parametrize("task,pred,match", [
+@pytest.mark.parametrize(
+  "task,pred,match",
+  [
     ("vqa", {"example_id": "a", "words": "x"}, "needs 'confidence'"),
     ("vqa", {"example_id": "a", "confidence": 1.5, "words": "x"}, "outside"),
     ("vqa", {"example_id": "a", "confidence": float("nan"), "words": "x"}, "finite"),
@@ -197,7 +247,8 @@ def test_write_predictions_all_tasks(tmp_path):
     ("keypoint", {"example_id": "a", "confidence": 1, "points": [[1, 2]]}, "17"),
     ("normal", {"example_id": "a", "confidence": 1, "normal": np.zeros((4, 4, 3))}, "uint8"),
     ("normal", {"example_id": "a", "confidence": 1, "normal": "missing.png"}, "not in"),
-])
+  ],
+)
 def test_write_predictions_rejects(tmp_path, task, pred, match):
   with pytest.raises(ValueError, match=match):
     grit.write_predictions(str(tmp_path / "ablation"), task, [pred])
@@ -307,10 +358,10 @@ def test_normal_metric():
   assert gm.normal_score(gt_rgb, gt_rgb) == pytest.approx(1.0)
   # A global 90 degree turn about the view axis maps each stripe onto the next; identity
   # scores 0 but RANSAC recovers the rotation.
-  turned = gt_normals @ np.array([[0., -1, 0], [1, 0, 0], [0, 0, 1]]).T
+  turned = gt_normals @ np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]]).T
   assert gm.normal_score(_to_rgb(turned), gt_rgb) == pytest.approx(1.0)
   # A constant prediction can at best be rotated onto one stripe of four.
-  flat = _to_rgb(np.broadcast_to(np.array([0., 0, 1]), gt_normals.shape))
+  flat = _to_rgb(np.broadcast_to(np.array([0.0, 0, 1]), gt_normals.shape))
   assert gm.normal_score(flat, gt_rgb) == pytest.approx(0.25)
   # Fill colours mark pixels without ground truth; the jump from a fill colour's "normal"
   # to the stripes also masks row 3 where it exceeds 40 degrees (a sharp edge).
@@ -332,22 +383,22 @@ def _categorization_dir(tmp_path):
   grit_dir = str(tmp_path / "GRIT")
   kw = dict(bbox=[0, 0, 4, 4], options="coco_categories")
   samples = [
-      _gt_sample("categorization", "c0", {"words": ["cat"]}, concepts=["cat"], **kw),
-      _gt_sample("categorization", "c1", {"words": ["dog"]}, new_cpt=True, concepts=["dog"],
-                 **kw),
-      _gt_sample("categorization", "c2", {"words": ["bird"]}, new_src=True,
-                 concepts=["bird"], **kw),
-      _gt_sample("categorization", "c3", {"words": ["cow"]}, new_src=True, new_cpt=True,
-                 concepts=["cow"], **kw),
-      _gt_sample("categorization", "c0_dist", {"words": ["cat"]}, dist=True,
-                 concepts=["cat"], **kw),
+    _gt_sample("categorization", "c0", {"words": ["cat"]}, concepts=["cat"], **kw),
+    _gt_sample("categorization", "c1", {"words": ["dog"]}, new_cpt=True, concepts=["dog"], **kw),
+    _gt_sample("categorization", "c2", {"words": ["bird"]}, new_src=True, concepts=["bird"], **kw),
+    _gt_sample(
+      "categorization", "c3", {"words": ["cow"]}, new_src=True, new_cpt=True, concepts=["cow"], **kw
+    ),
+    _gt_sample("categorization", "c0_dist", {"words": ["cat"]}, dist=True, concepts=["cat"], **kw),
   ]
   _write_samples(grit_dir, "ablation", "categorization", samples)
-  preds = [{"example_id": "c0", "confidence": 0.9, "words": "cat"},
-           {"example_id": "c1", "confidence": 0.5, "words": "dog"},
-           {"example_id": "c2", "confidence": 0.2, "words": "horse"},
-           {"example_id": "c3", "confidence": 1.0, "words": "cow"},
-           {"example_id": "c0_dist", "confidence": 0.5, "words": "dog"}]
+  preds = [
+    {"example_id": "c0", "confidence": 0.9, "words": "cat"},
+    {"example_id": "c1", "confidence": 0.5, "words": "dog"},
+    {"example_id": "c2", "confidence": 0.2, "words": "horse"},
+    {"example_id": "c3", "confidence": 1.0, "words": "cow"},
+    {"example_id": "c0_dist", "confidence": 0.5, "words": "dog"},
+  ]
   return grit_dir, preds
 
 
@@ -357,16 +408,24 @@ def test_evaluate_partitions_hand_computed(tmp_path):
   out = grit.evaluate(grit_dir, preds, "categorization", "ablation", lemma2groups=groups)
   # Scores: c0 1, c1 1, c2 0, c3 1, c0_dist 0.
   expected = {
-      "acc.any.sameSrc.cat": 100, "acc.any.newSrc.cat": 50, "acc.any.agg.cat": 75,
-      "acc.any.sameCpt.cat": 50, "acc.any.newCpt.cat": 100, "acc.any.dist.cat": 0,
-      "acc.any.undist.cat": 100, "acc.any.deldist.cat": 100, "acc.any.pooled.cat": 60,
-      "conf.any.sameSrc.cat": 70, "inf.any.sameSrc.cat": 70, "misinf.any.newSrc.cat": 10,
-      "sa.any.newSrc.cat": 90,
-      "rmse.any.newSrc.cat": math.sqrt((20 ** 2 + 0) / 2),
-      # agg of rmse averages the two mean squared errors: c0 10^2, c1 50^2 | c2 20^2, c3 0.
-      "rmse.any.agg.cat": math.sqrt(((10 ** 2 + 50 ** 2) / 2 + (20 ** 2) / 2) / 2),
-      # Group "animals": sameSrc c0, c1 (100), newSrc c2 (0).
-      "acc.animals.agg.cat": 50,
+    "acc.any.sameSrc.cat": 100,
+    "acc.any.newSrc.cat": 50,
+    "acc.any.agg.cat": 75,
+    "acc.any.sameCpt.cat": 50,
+    "acc.any.newCpt.cat": 100,
+    "acc.any.dist.cat": 0,
+    "acc.any.undist.cat": 100,
+    "acc.any.deldist.cat": 100,
+    "acc.any.pooled.cat": 60,
+    "conf.any.sameSrc.cat": 70,
+    "inf.any.sameSrc.cat": 70,
+    "misinf.any.newSrc.cat": 10,
+    "sa.any.newSrc.cat": 90,
+    "rmse.any.newSrc.cat": math.sqrt((20**2 + 0) / 2),
+    # agg of rmse averages the two mean squared errors: c0 10^2, c1 50^2 | c2 20^2, c3 0.
+    "rmse.any.agg.cat": math.sqrt(((10**2 + 50**2) / 2 + (20**2) / 2) / 2),
+    # Group "animals": sameSrc c0, c1 (100), newSrc c2 (0).
+    "acc.animals.agg.cat": 50,
   }
   for key, value in expected.items():
     assert out[key + ".mean"] == pytest.approx(value), key
@@ -383,9 +442,21 @@ def test_evaluate_partitions_hand_computed(tmp_path):
 
 def test_evaluate_needs_ground_truth(tmp_path):
   grit_dir = str(tmp_path / "GRIT")
-  _write_samples(grit_dir, "test", "vqa", [
-      {"example_id": "v0", "image_id": "vg/0.png", "task_name": "vqa",
-       "task_query": "what?", "task_bbox": None, "output_options": None}])
+  _write_samples(
+    grit_dir,
+    "test",
+    "vqa",
+    [
+      {
+        "example_id": "v0",
+        "image_id": "vg/0.png",
+        "task_name": "vqa",
+        "task_query": "what?",
+        "task_bbox": None,
+        "output_options": None,
+      }
+    ],
+  )
   with pytest.raises(ValueError, match="no ground truth"):
     grit.evaluate(grit_dir, [], "vqa", "test")
 
@@ -404,31 +475,48 @@ def _perfect_submission(tmp_path):
     _png(os.path.join(grit_dir, "images", "normals_gt", f"{i}.png"))
     Image.fromarray(normals).save(os.path.join(grit_dir, "images", "normals_gt", f"{i}.png"))
   outputs = {
-      "categorization": [{"words": ["cat"]}, {"words": ["dog"]}],
-      "localization": [{"bboxes": [[1, 1, 5, 5], [6, 6, 9, 9]]}, {"bboxes": []}],
-      "vqa": [{"words": ["yes"] * 10}, {"words": ["2"] * 3 + ["3"] * 7}],
-      "refexp": [{"bboxes": [[0, 0, 6, 6]]}, {"bboxes": [[2, 2, 8, 9]]}],
-      "segmentation": [{"masks": [_rle(square), _rle(other)]}, {"masks": [_rle(square)]}],
-      "keypoint": [{"points": [person.ravel().tolist()]}, {"points": []}],
-      "normal": [{"out_image_name": "normals_gt/0.png"},
-                 {"out_image_name": "normals_gt/1.png"}],
+    "categorization": [{"words": ["cat"]}, {"words": ["dog"]}],
+    "localization": [{"bboxes": [[1, 1, 5, 5], [6, 6, 9, 9]]}, {"bboxes": []}],
+    "vqa": [{"words": ["yes"] * 10}, {"words": ["2"] * 3 + ["3"] * 7}],
+    "refexp": [{"bboxes": [[0, 0, 6, 6]]}, {"bboxes": [[2, 2, 8, 9]]}],
+    "segmentation": [{"masks": [_rle(square), _rle(other)]}, {"masks": [_rle(square)]}],
+    "keypoint": [{"points": [person.ravel().tolist()]}, {"points": []}],
+    "normal": [{"out_image_name": "normals_gt/0.png"}, {"out_image_name": "normals_gt/1.png"}],
   }
-  queries = {"categorization": None, "localization": "cat", "vqa": "what?",
-             "refexp": "left cat", "segmentation": "grass (Stuff)", "keypoint": "person",
-             "normal": None}
+  queries = {
+    "categorization": None,
+    "localization": "cat",
+    "vqa": "what?",
+    "refexp": "left cat",
+    "segmentation": "grass (Stuff)",
+    "keypoint": "person",
+    "normal": None,
+  }
   sub = str(tmp_path / "sub" / "ablation")
   for task, outs in outputs.items():
-    samples = [_gt_sample(task, f"{task}{i}", o, new_src=bool(i), query=queries[task],
-                          bbox=[0, 0, 4, 4] if task == "categorization" else None,
-                          options="coco_categories" if task == "categorization" else None)
-               for i, o in enumerate(outs)]
+    samples = [
+      _gt_sample(
+        task,
+        f"{task}{i}",
+        o,
+        new_src=bool(i),
+        query=queries[task],
+        bbox=[0, 0, 4, 4] if task == "categorization" else None,
+        options="coco_categories" if task == "categorization" else None,
+      )
+      for i, o in enumerate(outs)
+    ]
     _write_samples(grit_dir, "ablation", task, samples)
     key = grit.PREDICTION_FIELD[task]
     preds = []
     for i, o in enumerate(outs):
-      value = {"words": lambda: o["words"][-1], "bboxes": lambda: o["bboxes"],
-               "masks": lambda: o["masks"], "points": lambda: o["points"],
-               "normal": lambda: normals}[key]()
+      value = {
+        "words": lambda: o["words"][-1],
+        "bboxes": lambda: o["bboxes"],
+        "masks": lambda: o["masks"],
+        "points": lambda: o["points"],
+        "normal": lambda: normals,
+      }[key]()
       preds.append({"example_id": f"{task}{i}", "confidence": 1.0, key: value})
     grit.write_predictions(sub, task, preds)
   return grit_dir, sub
@@ -452,9 +540,14 @@ def test_perfect_predictions_score_100(tmp_path):
 def test_evaluate_imperfect_submission_file(tmp_path):
   grit_dir, sub = _perfect_submission(tmp_path)
   # refexp: first sample's box moved to IoU 0.4 fails; the second still passes.
-  grit.write_predictions(sub, "refexp", [
+  grit.write_predictions(
+    sub,
+    "refexp",
+    [
       {"example_id": "refexp0", "confidence": 0.5, "bboxes": [[0, 0, 6, 2.4]]},
-      {"example_id": "refexp1", "confidence": 0.5, "bboxes": [[2, 2, 8, 9]]}])
+      {"example_id": "refexp1", "confidence": 0.5, "bboxes": [[2, 2, 8, 9]]},
+    ],
+  )
   out = grit.evaluate(grit_dir, os.path.join(sub, "refexp.json"), "refexp")
   assert out["acc.any.sameSrc.ref.mean"] == 0 and out["acc.any.newSrc.ref.mean"] == 100
   assert out["acc.any.agg.ref.mean"] == pytest.approx(50)
@@ -464,10 +557,14 @@ def test_evaluate_imperfect_submission_file(tmp_path):
   merged[7:11, 10:15] = 1
   square = merged.copy()
   square[7:] = 0
-  out = grit.evaluate(grit_dir, [
+  out = grit.evaluate(
+    grit_dir,
+    [
       {"example_id": "segmentation0", "confidence": 1, "masks": [merged]},
-      {"example_id": "segmentation1", "confidence": 1, "masks": [square, merged]}],
-      "segmentation")
+      {"example_id": "segmentation1", "confidence": 1, "masks": [square, merged]},
+    ],
+    "segmentation",
+  )
   # Sample 1: stuff merges the two predictions into `merged`, IoU 24 / 44 with the square.
   assert out["acc.any.sameSrc.seg.mean"] == pytest.approx(100, rel=1e-6)
   assert out["acc.any.newSrc.seg.mean"] == pytest.approx(100 * 24 / 44, rel=1e-6)

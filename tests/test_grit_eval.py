@@ -6,6 +6,7 @@ output parsed, written and scored), not the scores.
 
   .venv/bin/python -m pytest tests/test_grit_eval.py
 """
+
 import json
 import math
 import os
@@ -44,14 +45,14 @@ def params():
 def _grit_dir(tmp_path):
   """test_grit's two samples per task with ground truth, a label set, and a third VQA
   sample whose image is not an image."""
-  grit_dir, _ = test_grit._perfect_submission(tmp_path)  # pylint: disable=protected-access
+  grit_dir, _ = test_grit._perfect_submission(tmp_path)
   options = os.path.join(grit_dir, "output_options", "coco_categories.json")
   os.makedirs(os.path.dirname(options))
   with open(options, "w") as f:
     json.dump([{"id": i, "name": n} for i, n in enumerate(OPTIONS)], f)
   path = grit.samples_path(grit_dir, "vqa", "ablation")
   samples = json.load(open(path))
-  broken = test_grit._gt_sample("vqa", "vqa_broken", {"words": ["yes"]}, query="what?")  # pylint: disable=protected-access
+  broken = test_grit._gt_sample("vqa", "vqa_broken", {"words": ["yes"]}, query="what?")
   assert broken["input"]["image_id"] == BROKEN
   with open(path, "w") as f:
     json.dump(samples + [broken], f)
@@ -74,8 +75,9 @@ def test_predict_grit_all_tasks(tmp_path, params):
   predictor = predictor_lib.Predictor(config, p)
   grit_dir = _grit_dir(tmp_path)
   lines = []
-  split_dir, _ = grit_eval.predict_grit(predictor, grit_dir, "ablation", grit.GRIT_TASKS,
-                                        str(tmp_path / "out"), progress=lines.append)
+  split_dir, _ = grit_eval.predict_grit(
+    predictor, grit_dir, "ablation", grit.GRIT_TASKS, str(tmp_path / "out"), progress=lines.append
+  )
   assert split_dir == str(tmp_path / "out" / "ablation")
   n_params = json.load(open(os.path.join(split_dir, "params.json")))["params_in_millions"]
   assert n_params == round(grit_eval.params_in_millions(predictor))
@@ -119,18 +121,24 @@ def test_boxes_and_keypoint_stages(tmp_path, params, monkeypatch):
       stage_two.append(float(np.exp(out[2][0])))
       return out
     tokens = np.repeat(ids[None], len(features["text_inputs"]), 0)
-    return ([predictor.decode_text(t) for t in tokens], tokens,
-            np.full(len(tokens), np.log(0.5)))
+    return ([predictor.decode_text(t) for t in tokens], tokens, np.full(len(tokens), np.log(0.5)))
+
   monkeypatch.setattr(predictor, "text_with_scores", text)
   grit_dir = _grit_dir(tmp_path)
-  split_dir, _ = grit_eval.predict_grit(predictor, grit_dir, "ablation",
-                                        ["localization", "refexp", "keypoint"],
-                                        str(tmp_path / "out"), limit=1, progress=lambda _: None)
+  split_dir, _ = grit_eval.predict_grit(
+    predictor,
+    grit_dir,
+    "ablation",
+    ["localization", "refexp", "keypoint"],
+    str(tmp_path / "out"),
+    limit=1,
+    progress=lambda _: None,
+  )
   for task in ("localization", "refexp"):
-    row, = grit.load_predictions(split_dir, task)
+    (row,) = grit.load_predictions(split_dir, task)
     np.testing.assert_allclose(row["bboxes"], [box], atol=0.1)  # original-image pixels
     assert row["confidence"] == pytest.approx(0.5)  # the output sequence's probability
-  row, = grit.load_predictions(split_dir, "keypoint")
+  (row,) = grit.load_predictions(split_dir, "keypoint")
   assert len(row["points"]) == 1 and len(row["points"][0]) == 51
   assert len(stage_two) == 1 and 0 < stage_two[0] < 1
   assert row["confidence"] == pytest.approx(0.5 * stage_two[0])  # person box x its joints
@@ -138,9 +146,19 @@ def test_boxes_and_keypoint_stages(tmp_path, params, monkeypatch):
 
 
 def _evaluate(*args):
-  return subprocess.run([sys.executable, "-m", "unified_io.evaluate", "--benchmark=grit",
-                         "--config=configs/tiny.py", *args], cwd=ROOT, capture_output=True,
-                        text=True)
+  return subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "unified_io.evaluate",
+      "--benchmark=grit",
+      "--config=configs/tiny.py",
+      *args,
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+  )
 
 
 @pytest.mark.slow
@@ -150,13 +168,21 @@ def test_evaluate_cli_grit(tmp_path, params):
   convert.save_params(checkpoint, p)
   grit_dir = _grit_dir(tmp_path)
   out = tmp_path / "cli"
-  run = _evaluate(f"--checkpoint={checkpoint}", f"--grit_dir={grit_dir}",
-                  "--tasks=categorization,refexp", "--num_examples=1", f"--out={out}")
+  run = _evaluate(
+    f"--checkpoint={checkpoint}",
+    f"--grit_dir={grit_dir}",
+    "--tasks=categorization,refexp",
+    "--num_examples=1",
+    f"--out={out}",
+  )
   assert run.returncode == 0, run.stderr[-3000:]
   assert "grit ablation refexp: 1 predictions" in run.stdout
   assert (out / "ablation.zip").is_file() and (out / "ablation" / "params.json").is_file()
-  assert sorted(os.listdir(out / "ablation")) == ["categorization.json", "params.json",
-                                                  "refexp.json"]
+  assert sorted(os.listdir(out / "ablation")) == [
+    "categorization.json",
+    "params.json",
+    "refexp.json",
+  ]
   metrics = _check_metrics(out / "metrics.json")
   # --num_examples=1: only the sample run is scored; no leaderboard "overall" for a subset.
   assert metrics["refexp.num_samples"] == 1 and metrics["refexp.num_missing_predictions"] == 0
@@ -172,8 +198,9 @@ def test_text_log_likelihood_is_the_teacher_forced_score(params):
   config, p = params
   predictor = predictor_lib.Predictor(config, p)
   image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-  features = predictor.features([predict_lib.raw_input("what colour is the circle ?", image)],
-                                names=["q"])
+  features = predictor.features(
+    [predict_lib.raw_input("what colour is the circle ?", image)], names=["q"]
+  )
   _, tokens, scores = predictor.text_with_scores(features)
   row = tokens[0]
   assert (row != 0).any()
@@ -181,13 +208,13 @@ def test_text_log_likelihood_is_the_teacher_forced_score(params):
   assert (row[:length] != 0).all()  # no pad id inside the output: score_options would skip it
   table = np.zeros((1, 1, len(row)), np.int32)
   table[0, 0, :length] = row[:length]
-  batch = predictor._model_inputs(features)  # pylint: disable=protected-access
+  batch = predictor._model_inputs(features)
   teacher_forced = generation.score_options(predictor.model, predictor.params, batch, table)
   assert scores[0] < 0
   np.testing.assert_allclose(scores[0], float(teacher_forced[0, 0]), rtol=1e-4, atol=1e-3)
   result = predict_lib.predict(predictor, image, "what colour is the circle ?", "vqa")
   assert result["log_likelihood"] == pytest.approx(scores[0], rel=1e-5)
-  assert grit_eval._probability(result) == pytest.approx(np.exp(scores[0]))  # pylint: disable=protected-access
+  assert grit_eval._probability(result) == pytest.approx(np.exp(scores[0]))
 
 
 def test_regression_maps_average_samples(params):
@@ -196,17 +223,17 @@ def test_regression_maps_average_samples(params):
   config, p = params
   predictor = predictor_lib.Predictor(config, p)
   image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
-  features = predictor.features([predict_lib.raw_input("What is the depth map of the image ?",
-                                                       image)])
-  O = outputs.Output  # pylint: disable=invalid-name
+  features = predictor.features(
+    [predict_lib.raw_input("What is the depth map of the image ?", image)]
+  )
+  O = outputs.Output
   for output in (O.DEPTH, O.NORMALS):
     assert outputs.get(output).image_decoding == dict(temperature=1.0, top_p=0.9, num_samples=4)
   for output in (O.SEGMENTATION, O.IMAGE, O.TEXT_MASK):
     assert outputs.get(output).image_decoding["num_samples"] == 1
   singles = [predictor.image(features, seed=7 + k, top_p=0.9) for k in range(3)]
   mean, codes = predictor.image(features, seed=7, top_p=0.9, num_samples=3)
-  np.testing.assert_allclose(mean, np.mean([images for images, _ in singles], axis=0),
-                             atol=1e-6)
+  np.testing.assert_allclose(mean, np.mean([images for images, _ in singles], axis=0), atol=1e-6)
   np.testing.assert_array_equal(codes, singles[0][1])
   assert not np.array_equal(singles[0][1], singles[1][1])  # the samples do differ
   with pytest.raises(ValueError, match="num_samples"):

@@ -6,6 +6,7 @@ training -> command lines. A module may import its own layer and the layers belo
 function-level imports count as much as top-level ones. The graph is read from the source
 with `ast`, nothing is imported.
 """
+
 import ast
 import os
 
@@ -16,15 +17,25 @@ PACKAGES = ("unified_io", "vqgan")
 
 # (layer, module prefixes); the longest matching prefix decides a module's layer.
 LAYERS = (
-    ("common", ("unified_io.common",)),
-    ("vqgan", ("vqgan",)),
-    ("model", ("unified_io.model",)),
-    ("data", ("unified_io.data",)),
-    ("inputs", ("unified_io.data.from_config", "vqgan.data")),
-    ("eval", ("unified_io.eval",)),
-    ("train", ("unified_io.train", "vqgan.train")),
-    ("cli", ("unified_io", "unified_io.evaluate", "unified_io.predict", "unified_io.convert",
-             "unified_io.data.show", "unified_io.train.__main__", "unified_io.model.__main__")),
+  ("common", ("unified_io.common",)),
+  ("vqgan", ("vqgan",)),
+  ("model", ("unified_io.model",)),
+  ("data", ("unified_io.data",)),
+  ("inputs", ("unified_io.data.from_config", "vqgan.data")),
+  ("eval", ("unified_io.eval",)),
+  ("train", ("unified_io.train", "vqgan.train")),
+  (
+    "cli",
+    (
+      "unified_io",
+      "unified_io.evaluate",
+      "unified_io.predict",
+      "unified_io.convert",
+      "unified_io.data.show",
+      "unified_io.train.__main__",
+      "unified_io.model.__main__",
+    ),
+  ),
 )
 RANK = {name: i for i, (name, _) in enumerate(LAYERS)}
 
@@ -49,8 +60,9 @@ def module_files(root=ROOT):
         if name.endswith(".py"):
           rel = os.path.relpath(os.path.join(dirpath, name), root)[:-3]
           module = rel.replace(os.sep, ".")
-          found[module[:-len(".__init__")] if module.endswith(".__init__") else module] = (
-              os.path.join(dirpath, name))
+          found[module[: -len(".__init__")] if module.endswith(".__init__") else module] = (
+            os.path.join(dirpath, name)
+          )
   return found
 
 
@@ -65,9 +77,10 @@ def imports_of(source: str, module: str, is_package: bool, known) -> set:
       base = node.module or ""
       if node.level:
         parts = package.split(".")
-        base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
-      names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
-               for alias in node.names]
+        base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+      names = [
+        f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names
+      ]
     else:
       continue
     for name in names:
@@ -88,9 +101,12 @@ def import_graph(root=ROOT):
 
 
 def upward_imports(graph):
-  return sorted(f"{a} ({layer_of(a)}) imports {b} ({layer_of(b)})"
-                for a, targets in graph.items() for b in targets
-                if RANK[layer_of(b)] > RANK[layer_of(a)])
+  return sorted(
+    f"{a} ({layer_of(a)}) imports {b} ({layer_of(b)})"
+    for a, targets in graph.items()
+    for b in targets
+    if RANK[layer_of(b)] > RANK[layer_of(a)]
+  )
 
 
 def cycles(graph):
@@ -147,20 +163,21 @@ def test_no_import_cycles():
 def test_checker_finds_an_upward_import_and_a_cycle(tmp_path):
   """The checks above can fail: a fabricated tree with one upward import and one cycle."""
   for rel, text in {
-      "unified_io/__init__.py": "",
-      "unified_io/common/__init__.py": "",
-      "unified_io/common/vocab.py": "def f():\n  from unified_io.eval import metrics\n",
-      "unified_io/eval/__init__.py": "",
-      "unified_io/eval/metrics.py": "from unified_io.eval import report\n",
-      "unified_io/eval/report.py": "from . import metrics\n",
-      "vqgan/__init__.py": "",
+    "unified_io/__init__.py": "",
+    "unified_io/common/__init__.py": "",
+    "unified_io/common/vocab.py": "def f():\n  from unified_io.eval import metrics\n",
+    "unified_io/eval/__init__.py": "",
+    "unified_io/eval/metrics.py": "from unified_io.eval import report\n",
+    "unified_io/eval/report.py": "from . import metrics\n",
+    "vqgan/__init__.py": "",
   }.items():
     path = tmp_path / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
   graph = import_graph(str(tmp_path))
   assert upward_imports(graph) == [
-      "unified_io.common.vocab (common) imports unified_io.eval.metrics (eval)"]
+    "unified_io.common.vocab (common) imports unified_io.eval.metrics (eval)"
+  ]
   assert cycles(graph) == [["unified_io.eval.metrics", "unified_io.eval.report"]]
 
 
@@ -169,6 +186,7 @@ def test_known_former_cycles_are_gone(module):
   """The registry no longer imports its task modules; the report no longer imports the
   evaluation loop (both were hidden cycles)."""
   graph = import_graph()
-  assert not any(b.startswith("unified_io.data.tasks.") for b in graph[module]
-                 if module.endswith("registry"))
+  assert not any(
+    b.startswith("unified_io.data.tasks.") for b in graph[module] if module.endswith("registry")
+  )
   assert "unified_io.eval.task_eval" not in graph[module]

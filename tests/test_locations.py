@@ -31,30 +31,33 @@ def test_known_box_bins_and_ids():
 
 def test_known_box_text():
   assert locations.box_to_text(BOX, IMAGE_HW) == (
-      "<extra_id_178> <extra_id_256> <extra_id_724> <extra_id_568>")
+    "<extra_id_178> <extra_id_256> <extra_id_724> <extra_id_568>"
+  )
   assert locations.box_to_text(BOX, IMAGE_HW, TINY) == locations.box_to_text(BOX, IMAGE_HW)
 
 
 def test_known_box_decodes_to_bin_centres():
   box = locations.location_ids_to_box(BOX_OFFICIAL_IDS, IMAGE_HW, OFFICIAL)
   np.testing.assert_allclose(box, BOX_DECODED, rtol=0, atol=1e-9)
-  np.testing.assert_allclose(locations.location_ids_to_box(BOX_TINY_IDS, IMAGE_HW, TINY),
-                             BOX_DECODED, rtol=0, atol=1e-9)
+  np.testing.assert_allclose(
+    locations.location_ids_to_box(BOX_TINY_IDS, IMAGE_HW, TINY), BOX_DECODED, rtol=0, atol=1e-9
+  )
 
 
 def test_whole_image_box_uses_the_edge_bins():
   # x2 = 640 = S -> 999; y2 = 480 -> 480 / 640 * 999 = 749.25 -> 749.
-  np.testing.assert_array_equal(locations.box_to_bins([0, 0, 640, 480], IMAGE_HW),
-                                [0, 0, 749, 999])
+  np.testing.assert_array_equal(locations.box_to_bins([0, 0, 640, 480], IMAGE_HW), [0, 0, 749, 999])
   # Decoding clips the last bin's centre (999.5 / 999 * 640 > 640) to the image edge, and
   # y2's centre 749.5 / 999 * 640 = 480.16 to the height.
   box = locations.location_ids_to_box(
-      locations.box_to_location_ids([0, 0, 640, 480], IMAGE_HW, OFFICIAL), IMAGE_HW, OFFICIAL)
+    locations.box_to_location_ids([0, 0, 640, 480], IMAGE_HW, OFFICIAL), IMAGE_HW, OFFICIAL
+  )
   np.testing.assert_allclose(box, [0.5 * 640 / 999, 0.5 * 640 / 999, 640, 480], atol=1e-9)
 
 
-@pytest.mark.parametrize("image_hw", [(480, 640), (640, 480), (300, 1000), (1333, 800),
-                                      (7, 5), (512, 512)])
+@pytest.mark.parametrize(
+  "image_hw", [(480, 640), (640, 480), (300, 1000), (1333, 800), (7, 5), (512, 512)]
+)
 def test_random_boxes_round_trip_within_one_bin(image_hw):
   height, width = image_hw
   bin_width = max(height, width) / 999
@@ -84,8 +87,11 @@ def test_points_are_y_then_x():
   ids = locations.points_to_location_ids([100, 50], IMAGE_HW, OFFICIAL)
   np.testing.assert_array_equal(ids, [32921, 32843])
   assert locations.point_to_text([100, 50], IMAGE_HW) == "<extra_id_178> <extra_id_256>"
-  np.testing.assert_allclose(locations.location_ids_to_points(ids, IMAGE_HW, OFFICIAL),
-                             [156.5 * 640 / 999, 78.5 * 640 / 999], atol=1e-9)
+  np.testing.assert_allclose(
+    locations.location_ids_to_points(ids, IMAGE_HW, OFFICIAL),
+    [156.5 * 640 / 999, 78.5 * 640 / 999],
+    atol=1e-9,
+  )
 
 
 def test_keypoints_batch_round_trip():
@@ -101,12 +107,15 @@ def test_keypoints_batch_round_trip():
 def test_tolerance_at_the_border():
   # 0.4 px outside is clipped onto the border; 0.6 px is an error.
   np.testing.assert_array_equal(
-      locations.box_to_bins([-0.4, -0.4, 640.4, 480.4], IMAGE_HW), [0, 0, 749, 999])
+    locations.box_to_bins([-0.4, -0.4, 640.4, 480.4], IMAGE_HW), [0, 0, 749, 999]
+  )
   with pytest.raises(ValueError, match=r"box x = 640.6 is outside the image"):
     locations.box_to_bins([0, 0, 640.6, 480], IMAGE_HW)
 
 
-@pytest.mark.parametrize("box, image_hw, message", [
+@pytest.mark.parametrize(
+  "box, image_hw, message",
+  [
     ([0, 0, 700, 100], IMAGE_HW, r"box x = 700.0 is outside the image \(x in \[0, 640.0\]"),
     ([0, 0, 100, 500], IMAGE_HW, r"box y = 500.0 is outside the image"),
     ([0, -5, 100, 100], IMAGE_HW, r"box y = -5.0 is outside"),
@@ -118,15 +127,17 @@ def test_tolerance_at_the_border():
     (BOX, (0, 640), r"image size \(height, width\) = \(0.0, 640.0\) must be finite and > 0"),
     (BOX, (480, -1), r"must be finite and > 0"),
     (BOX, (480,), r"image_hw must be \(height, width\)"),
-])
+  ],
+)
 def test_bad_boxes(box, image_hw, message):
   with pytest.raises(ValueError, match=message):
     locations.box_to_location_ids(box, image_hw, OFFICIAL)
 
 
 def test_zero_size_box_is_allowed():
-  np.testing.assert_array_equal(locations.box_to_bins([100, 50, 100, 50], IMAGE_HW),
-                                [78, 156, 78, 156])
+  np.testing.assert_array_equal(
+    locations.box_to_bins([100, 50, 100, 50], IMAGE_HW), [78, 156, 78, 156]
+  )
 
 
 def test_bad_points():

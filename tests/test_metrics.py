@@ -1,4 +1,5 @@
 """Tests for unified_io.eval.metrics: hand-computed values and the reference libraries."""
+
 import contextlib
 import io
 import json
@@ -18,14 +19,17 @@ def _answers(n_match, match="two", other="3", total=10):
   return [match] * n_match + [other] * (total - n_match)
 
 
-@pytest.mark.parametrize("n_match, expected", [
+@pytest.mark.parametrize(
+  "n_match, expected",
+  [
     # Leave one annotator out, 10 subsets of 9; each scores min(matches / 3, 1).
-    (4, 1.0),                        # every subset keeps >= 3 matches
+    (4, 1.0),  # every subset keeps >= 3 matches
     (3, (3 * (2 / 3) + 7 * 1) / 10),  # 0.9: dropping a matching annotator leaves 2
     (2, (2 * (1 / 3) + 8 * (2 / 3)) / 10),  # 0.6
     (1, (1 * 0 + 9 * (1 / 3)) / 10),  # 0.3
     (0, 0.0),
-])
+  ],
+)
 def test_vqa_subset_average_by_hand(n_match, expected):
   # "two" normalises to "2", so the prediction "2" matches those annotators.
   assert metrics.vqa_accuracy(["2"], [_answers(n_match)]) == pytest.approx(expected)
@@ -36,11 +40,21 @@ def test_vqa_hand_values_are_the_expected_numbers():
   assert metrics.vqa_accuracy(["2"], [_answers(2)]) == pytest.approx(0.6)
 
 
-@pytest.mark.parametrize("prediction, answer", [
-    ("Yes.", "yes"), ("a dog", "dog"), ("The Dog!", "dog"), ("dont", "don't"),
-    ("two", "2"), ("black/white", "black white"), ("1,000", "1000"), ("2.5", "2.5"),
-    ("  red\n", "red"), ("none", "0"),
-])
+@pytest.mark.parametrize(
+  "prediction, answer",
+  [
+    ("Yes.", "yes"),
+    ("a dog", "dog"),
+    ("The Dog!", "dog"),
+    ("dont", "don't"),
+    ("two", "2"),
+    ("black/white", "black white"),
+    ("1,000", "1000"),
+    ("2.5", "2.5"),
+    ("  red\n", "red"),
+    ("none", "0"),
+  ],
+)
 def test_vqa_normalisation(prediction, answer):
   assert metrics.normalize_vqa_answer(prediction) == metrics.normalize_vqa_answer(answer)
   assert metrics.vqa_accuracy([prediction], [[answer] * 10]) == 1.0
@@ -49,8 +63,7 @@ def test_vqa_normalisation(prediction, answer):
 def test_vqa_official_gt_processing_keeps_raw_number_words():
   # The official script only strips punctuation from gt answers: raw "two" never matches.
   assert metrics.vqa_accuracy(["2"], [_answers(4)], official_gt_processing=True) == 0.0
-  assert metrics.vqa_accuracy(["2"], [_answers(4, match="2")],
-                              official_gt_processing=True) == 1.0
+  assert metrics.vqa_accuracy(["2"], [_answers(4, match="2")], official_gt_processing=True) == 1.0
   # And with unanimous annotators it does not normalise them at all.
   assert metrics.vqa_accuracy(["yes"], [["Yes"] * 10], official_gt_processing=True) == 0.0
 
@@ -61,7 +74,8 @@ def test_vqa_fewer_answers():
   assert metrics.vqa_accuracy(["cat"], [["cat", "cat", "cat"]]) == 1.0
   # threshold = n - 1 = 2 of the other annotators
   assert metrics.vqa_accuracy(["cat"], [["cat", "cat", "dog"]]) == pytest.approx(
-      (0.5 + 0.5 + 1.0) / 3)
+    (0.5 + 0.5 + 1.0) / 3
+  )
   assert metrics.vqa_scores(["a", "b"], [["a"] * 10, ["c"] * 10]) == [1.0, 0.0]
 
 
@@ -159,8 +173,9 @@ def test_mask_iou_and_segmentation_iou_by_hand():
   c = np.zeros((4, 4), bool)
   c[3, 3] = True
   assert metrics.mask_iou(a, b) == pytest.approx(0.5)
-  np.testing.assert_allclose(metrics.mask_iou(np.stack([a, c]), np.stack([b, c, a])),
-                             [[0.5, 0, 1], [0, 1, 0]])
+  np.testing.assert_allclose(
+    metrics.mask_iou(np.stack([a, c]), np.stack([b, c, a])), [[0.5, 0, 1], [0, 1, 0]]
+  )
   assert metrics.mask_iou(np.zeros((4, 4)), np.zeros((4, 4))) == 0.0
   # Matched IoUs over (#pred + #missed gt).
   assert metrics.segmentation_iou([a, c], [a, c]) == pytest.approx(1.0)
@@ -181,6 +196,7 @@ def test_mask_iou_and_segmentation_iou_by_hand():
 def _pycocotools_stats(tmp_path, dataset, detections, iou_type):
   from pycocotools.coco import COCO
   from pycocotools.cocoeval import COCOeval
+
   gt_file, dt_file = tmp_path / "gt.json", tmp_path / "dt.json"
   gt_file.write_text(json.dumps(dataset))
   dt_file.write_text(json.dumps(detections))
@@ -208,8 +224,11 @@ def test_detection_map_matches_pycocotools(tmp_path):
   rng = np.random.default_rng(0)
   names = ["cat", "dog", "car"]
   gt_boxes, gt_labels, pred_boxes, pred_scores, pred_labels = [], [], [], [], []
-  dataset = {"images": [], "annotations": [],
-             "categories": [{"id": k + 1, "name": n} for k, n in enumerate(names)]}
+  dataset = {
+    "images": [],
+    "annotations": [],
+    "categories": [{"id": k + 1, "name": n} for k, n in enumerate(names)],
+  }
   detections = []
   for image in range(4):
     boxes = [_random_box(rng) for _ in range(rng.integers(1, 5))]
@@ -223,13 +242,25 @@ def test_detection_map_matches_pycocotools(tmp_path):
     pred_boxes.append(preds), pred_scores.append(scores), pred_labels.append(plabels)
     dataset["images"].append({"id": image + 1})
     for b, l in zip(boxes, labels):
-      dataset["annotations"].append({
-          "id": len(dataset["annotations"]) + 1, "image_id": image + 1, "iscrowd": 0,
-          "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "area": (b[2] - b[0]) * (b[3] - b[1]),
-          "category_id": names.index(l) + 1})
+      dataset["annotations"].append(
+        {
+          "id": len(dataset["annotations"]) + 1,
+          "image_id": image + 1,
+          "iscrowd": 0,
+          "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+          "area": (b[2] - b[0]) * (b[3] - b[1]),
+          "category_id": names.index(l) + 1,
+        }
+      )
     for b, s, l in zip(preds, scores, plabels):
-      detections.append({"image_id": image + 1, "score": s, "category_id": names.index(l) + 1,
-                         "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]})
+      detections.append(
+        {
+          "image_id": image + 1,
+          "score": s,
+          "category_id": names.index(l) + 1,
+          "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+        }
+      )
   reference = _pycocotools_stats(tmp_path, dataset, detections, "bbox")
   ours = metrics.detection_map(pred_boxes, pred_scores, pred_labels, gt_boxes, gt_labels)
   assert 0.0 < ours["AP"] < 1.0
@@ -242,8 +273,11 @@ def test_detection_map_perfect_empty_and_errors():
   gt = [np.array([[0, 0, 50, 50], [60, 60, 100, 120]]), np.zeros((0, 4))]
   labels = [[1, 2], []]
   perfect = metrics.detection_map(gt, [[0.9, 0.8], []], labels, gt, labels)
-  assert perfect == {"AP": pytest.approx(1.0), "AP50": pytest.approx(1.0),
-                     "AP75": pytest.approx(1.0)}
+  assert perfect == {
+    "AP": pytest.approx(1.0),
+    "AP50": pytest.approx(1.0),
+    "AP75": pytest.approx(1.0),
+  }
   assert metrics.detection_map([[], []], [[], []], [[], []], gt, labels)["AP"] == 0.0
   with pytest.raises(ValueError, match=r"pred_scores\[0\]"):
     metrics.detection_map(gt, [[0.9], []], labels, gt, labels)
@@ -253,32 +287,50 @@ def test_detection_map_perfect_empty_and_errors():
 
 def _pose(rng, box):
   x1, y1, x2, y2 = box
-  points = np.stack([rng.uniform(x1, x2, 17), rng.uniform(y1, y2, 17),
-                     rng.choice([0, 1, 2], 17, p=[0.2, 0.2, 0.6])], -1)
+  points = np.stack(
+    [
+      rng.uniform(x1, x2, 17),
+      rng.uniform(y1, y2, 17),
+      rng.choice([0, 1, 2], 17, p=[0.2, 0.2, 0.6]),
+    ],
+    -1,
+  )
   points[points[:, 2] == 0, :2] = 0
   return points
 
 
 def test_keypoint_oks_matches_cocoeval():
   from pycocotools.cocoeval import COCOeval
+
   rng = np.random.default_rng(1)
   boxes = [[10, 10, 60, 110], [100, 20, 150, 140], [0, 0, 30, 30]]
   gts = [_pose(rng, b) for b in boxes]
   gts[2][:, 2] = 0  # no labelled joints: COCO's box-distance fallback
   gts[2][:, :2] = 0
   preds = [g.copy() for g in gts[:2]]
-  preds = [np.concatenate([p[:, :2] + rng.normal(0, 3, (17, 2)), np.ones((17, 1))], -1)
-           for p in preds] + [_pose(rng, [0, 0, 40, 40])]
+  preds = [
+    np.concatenate([p[:, :2] + rng.normal(0, 3, (17, 2)), np.ones((17, 1))], -1) for p in preds
+  ] + [_pose(rng, [0, 0, 40, 40])]
   preds[2][:, 2] = 1
   areas = [40 * 90.0, 2000.0, 900.0]
   ours = metrics.keypoint_oks(np.stack(preds), np.stack(gts), areas, gt_boxes=boxes)
 
   ev = COCOeval(iouType="keypoints")
-  ev._gts = {(1, 1): [{"keypoints": g.reshape(-1).tolist(), "area": a,
-                       "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]}
-                      for g, a, b in zip(gts, areas, boxes)]}
-  ev._dts = {(1, 1): [{"keypoints": p.reshape(-1).tolist(), "score": 1.0 - 0.1 * i}
-                      for i, p in enumerate(preds)]}
+  ev._gts = {
+    (1, 1): [
+      {
+        "keypoints": g.reshape(-1).tolist(),
+        "area": a,
+        "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+      }
+      for g, a, b in zip(gts, areas, boxes)
+    ]
+  }
+  ev._dts = {
+    (1, 1): [
+      {"keypoints": p.reshape(-1).tolist(), "score": 1.0 - 0.1 * i} for i, p in enumerate(preds)
+    ]
+  }
   ev.params.imgIds, ev.params.catIds = [1], [1]
   reference = ev.computeOks(1, 1)
   np.testing.assert_allclose(ours, reference, rtol=1e-10)
@@ -298,22 +350,31 @@ def test_keypoint_ap_matches_pycocotools(tmp_path):
     boxes = [_random_box(rng, 400) for _ in range(rng.integers(1, 4))]
     poses = [_pose(rng, b) for b in boxes]
     areas = [(b[2] - b[0]) * (b[3] - b[1]) * 0.6 for b in boxes]
-    preds = [np.concatenate([p[:, :2] + rng.normal(0, 4, (17, 2)), np.ones((17, 1))], -1)
-             for p in poses]
+    preds = [
+      np.concatenate([p[:, :2] + rng.normal(0, 4, (17, 2)), np.ones((17, 1))], -1) for p in poses
+    ]
     preds.append(_pose(rng, _random_box(rng, 400)))
     scores = list(rng.uniform(0, 1, len(preds)))
     gt_kps.append(poses), gt_boxes.append(boxes), gt_areas.append(areas)
     pred_kps.append(preds), pred_scores.append(scores)
     dataset["images"].append({"id": image + 1})
     for p, b, a in zip(poses, boxes, areas):
-      dataset["annotations"].append({
-          "id": len(dataset["annotations"]) + 1, "image_id": image + 1, "category_id": 1,
-          "iscrowd": 0, "keypoints": p.reshape(-1).tolist(), "area": a,
+      dataset["annotations"].append(
+        {
+          "id": len(dataset["annotations"]) + 1,
+          "image_id": image + 1,
+          "category_id": 1,
+          "iscrowd": 0,
+          "keypoints": p.reshape(-1).tolist(),
+          "area": a,
           "num_keypoints": int((p[:, 2] > 0).sum()),
-          "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]})
+          "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+        }
+      )
     for p, s in zip(preds, scores):
-      detections.append({"image_id": image + 1, "category_id": 1, "score": s,
-                         "keypoints": p.reshape(-1).tolist()})
+      detections.append(
+        {"image_id": image + 1, "category_id": 1, "score": s, "keypoints": p.reshape(-1).tolist()}
+      )
   reference = _pycocotools_stats(tmp_path, dataset, detections, "keypoints")
   ours = metrics.keypoint_ap(pred_kps, pred_scores, gt_kps, gt_boxes, gt_areas)
   assert 0.0 < ours["AP"] <= 1.0
@@ -325,13 +386,17 @@ def test_keypoint_ap_matches_pycocotools(tmp_path):
 # Captioning against pycocoevalcap
 # ---------------------------------------------------------------------------------------
 
-CAPTIONS = ["a man riding a horse on a beach", "two dogs play in the snow",
-            "a plate of food with broccoli", "a red bus parked on the street"]
+CAPTIONS = [
+  "a man riding a horse on a beach",
+  "two dogs play in the snow",
+  "a plate of food with broccoli",
+  "a red bus parked on the street",
+]
 REFERENCES = [
-    ["a man rides a horse along the beach", "a person on a horse near the ocean"],
-    ["two dogs playing in snow", "dogs run through the snow together", "two puppies in snow"],
-    ["a plate with broccoli and rice", "food on a white plate"],
-    ["a red double decker bus on a street", "a bus parked by the road"],
+  ["a man rides a horse along the beach", "a person on a horse near the ocean"],
+  ["two dogs playing in snow", "dogs run through the snow together", "two puppies in snow"],
+  ["a plate with broccoli and rice", "food on a white plate"],
+  ["a red double decker bus on a street", "a bus parked by the road"],
 ]
 
 
@@ -346,6 +411,7 @@ def test_cider_bleu_rouge_match_pycocoevalcap():
   from pycocoevalcap.bleu.bleu import Bleu
   from pycocoevalcap.cider.cider import Cider
   from pycocoevalcap.rouge.rouge import Rouge
+
   # The inputs are already tokenised, so our tokenisation must leave them unchanged.
   assert all(metrics.tokenize_caption(c) == c for c in CAPTIONS)
   assert metrics.cider(CAPTIONS, REFERENCES) == pytest.approx(_direct(Cider()))
@@ -368,15 +434,21 @@ def test_caption_errors_name_the_argument():
 def test_tokenize_caption():
   assert metrics.tokenize_caption("A man's dog doesn't bark.") == "a man 's dog does n't bark"
   assert metrics.tokenize_caption('The "black-and-white" cat, (2.5 kg)!') == (
-      "the black-and-white cat -lrb- 2.5 kg -rrb-")
+    "the black-and-white cat -lrb- 2.5 kg -rrb-"
+  )
 
 
 @pytest.mark.skipif(not metrics.java_available(), reason="PTBTokenizer needs Java")
 def test_tokenize_caption_agrees_with_ptb_tokenizer():
   from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
-  sentences = ["A man's dog doesn't bark.", "Two people, standing in a kitchen!",
-               "A black-and-white photo of a 2.5 ton truck.", "It's 5 o'clock; time for tea?",
-               'The sign says "STOP" (in red).']
+
+  sentences = [
+    "A man's dog doesn't bark.",
+    "Two people, standing in a kitchen!",
+    "A black-and-white photo of a 2.5 ton truck.",
+    "It's 5 o'clock; time for tea?",
+    'The sign says "STOP" (in red).',
+  ]
   with contextlib.redirect_stdout(io.StringIO()):
     ptb = PTBTokenizer().tokenize({i: [{"caption": s}] for i, s in enumerate(sentences)})
   for i, s in enumerate(sentences):
@@ -390,8 +462,10 @@ def test_caption_metrics_reports_omissions():
 
 
 # Loading METEOR's paraphrase table takes about a minute, too slow for the default run.
-@pytest.mark.skipif(not (metrics.java_available() and os.environ.get("UIO_JAVA_METRIC_TESTS")),
-                    reason="needs Java and UIO_JAVA_METRIC_TESTS=1 (slow)")
+@pytest.mark.skipif(
+  not (metrics.java_available() and os.environ.get("UIO_JAVA_METRIC_TESTS")),
+  reason="needs Java and UIO_JAVA_METRIC_TESTS=1 (slow)",
+)
 def test_meteor_with_java():
   same = metrics.meteor(["a man riding a horse"], [["a man riding a horse"]])
   different = metrics.meteor(["a plate of food"], [["a man riding a horse"]])
@@ -459,8 +533,9 @@ def test_mask_iou_resize_and_union_epsilon():
   np.testing.assert_array_equal(metrics.resize_mask_bilinear(small, (4, 4)), full)
   assert metrics.mask_iou(small, full, resize_a=True) == 1.0
   assert metrics.mask_iou(full, full, union_epsilon=1e-6) == 4 / (4 + 1e-6)
-  np.testing.assert_allclose(metrics.mask_iou(np.stack([small, ~small]), full[None],
-                                              resize_a=True), [[1.0], [0.0]])
+  np.testing.assert_allclose(
+    metrics.mask_iou(np.stack([small, ~small]), full[None], resize_a=True), [[1.0], [0.0]]
+  )
 
 
 def test_segmentation_iou_resize_and_union_epsilon():
@@ -486,8 +561,7 @@ def test_keypoint_oks_keypoint_box_area():
   coco = (np.exp(-1 / variance / 400 / 2) + 2) / 3  # the given segment area, 400
   grit = (np.exp(-1 / variance / 200 / 2) + 2) / 3  # the labelled points' box, 200
   assert metrics.keypoint_oks(pred, gt, [400])[0, 0] == pytest.approx(coco)
-  assert metrics.keypoint_oks(pred, gt, None, keypoint_box_area=True)[0, 0] == pytest.approx(
-      grit)
+  assert metrics.keypoint_oks(pred, gt, None, keypoint_box_area=True)[0, 0] == pytest.approx(grit)
   # No labelled keypoint: COCO falls back on the gt box; GRIT's box is undefined -> 0.
   blank = np.zeros((17, 3))
   with pytest.raises(ValueError, match="gt_boxes"):

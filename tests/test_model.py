@@ -13,35 +13,61 @@ from unified_io.model import builder as model_lib
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def hand_count(emb, heads, enc_layers, dec_layers, mlp, vocab, segments=2, head_dim=64,
-               enc_text=256, enc_image=576, patch_features=16 * 16 * 3, dec_positions=512):
+def hand_count(
+  emb,
+  heads,
+  enc_layers,
+  dec_layers,
+  mlp,
+  vocab,
+  segments=2,
+  head_dim=64,
+  enc_text=256,
+  enc_image=576,
+  patch_features=16 * 16 * 3,
+  dec_positions=512,
+):
   """Parameter count of the released architecture, written out from its module list."""
   hd = heads * head_dim
   relpos = heads * (32 + 4 * 8 * 8)  # text buckets + 2-D image buckets
   attention = 4 * emb * hd  # query, key, value, out
   gated_mlp = 3 * emb * mlp  # wi_0, wi_1, wo
-  encoder = (segments * emb + (enc_text + enc_image) * emb + relpos + patch_features * emb
-             + 3 * emb  # text, image and position-embedding norms
-             + 2 * emb * hd  # absolute-position query/key projections
-             + enc_layers * (attention + gated_mlp + 2 * emb) + emb)
-  decoder = (relpos + dec_positions * emb + segments * emb + 2 * emb + 4 * emb * hd
-             + dec_layers * (2 * attention + gated_mlp + 3 * emb) + emb)
+  encoder = (
+    segments * emb
+    + (enc_text + enc_image) * emb
+    + relpos
+    + patch_features * emb
+    + 3 * emb  # text, image and position-embedding norms
+    + 2 * emb * hd  # absolute-position query/key projections
+    + enc_layers * (attention + gated_mlp + 2 * emb)
+    + emb
+  )
+  decoder = (
+    relpos
+    + dec_positions * emb
+    + segments * emb
+    + 2 * emb
+    + 4 * emb * hd
+    + dec_layers * (2 * attention + gated_mlp + 3 * emb)
+    + emb
+  )
   return {"token_embedder": vocab * emb, "encoder": encoder, "decoder": decoder}
 
 
 PAPER_SIZES = {  # Table 2 of the paper: dims and total parameters (VQ-GAN excluded)
-    "small": (small, dict(emb=512, heads=6, enc_layers=8, dec_layers=8, mlp=1024), 71e6),
-    "base": (base, dict(emb=768, heads=12, enc_layers=12, dec_layers=12, mlp=2048), 241e6),
-    "large": (large, dict(emb=1024, heads=16, enc_layers=24, dec_layers=24, mlp=2816), 776e6),
-    "xl": (xl, dict(emb=2048, heads=32, enc_layers=24, dec_layers=24, mlp=5120, segments=8),
-           2925e6),
+  "small": (small, dict(emb=512, heads=6, enc_layers=8, dec_layers=8, mlp=1024), 71e6),
+  "base": (base, dict(emb=768, heads=12, enc_layers=12, dec_layers=12, mlp=2048), 241e6),
+  "large": (large, dict(emb=1024, heads=16, enc_layers=24, dec_layers=24, mlp=2816), 776e6),
+  "xl": (xl, dict(emb=2048, heads=32, enc_layers=24, dec_layers=24, mlp=5120, segments=8), 2925e6),
 }
 
 
 @pytest.mark.parametrize("name", ["small", "base", "large"])
 def test_parameter_counts_match_paper(name):
   module, dims, paper_total = PAPER_SIZES[name]
-  counts = model_lib.parameter_counts(model_lib.abstract_params(model_lib.build(module.get_config())))
+  counts = model_lib.parameter_counts(
+    model_lib.abstract_params(model_lib.build(module.get_config()))
+  )
   assert counts["modules"] == hand_count(vocab=49536, **dims)
   assert abs(counts["total"] - paper_total) / paper_total < 0.01
 
@@ -51,8 +77,13 @@ def test_xl_count_from_cli_without_allocating():
   # The XL network alone is 2849M parameters; the paper's 2925M also counts the
   # VQ-GAN (see README), which the released 10.9 GiB float32 checkpoint confirms.
   module, dims, _ = PAPER_SIZES["xl"]
-  out = subprocess.run([sys.executable, "-m", "unified_io.model", "--config=configs/xl.py", "--json"],
-                       cwd=ROOT, capture_output=True, text=True, check=True).stdout
+  out = subprocess.run(
+    [sys.executable, "-m", "unified_io.model", "--config=configs/xl.py", "--json"],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    check=True,
+  ).stdout
   counts = json.loads(out)
   expected = hand_count(vocab=49536, **dims)
   assert counts["modules"] == expected
@@ -84,8 +115,9 @@ def model_cli(monkeypatch):
   Its flags are removed again afterwards (and FLAGS left unparsed if it was), so that
   another in-process CLI test may define a flag of the same name.
   """
-  import importlib  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
+  import importlib
+  from absl import flags
+
   monkeypatch.chdir(ROOT)
   was_parsed = flags.FLAGS.is_parsed()
   name = "unified_io.model.__main__"
@@ -104,14 +136,15 @@ def test_unknown_config_file_is_named(model_cli):
   cli, flag_values = model_cli
   argv = flag_values(["unified_io.model", "--config=configs/huge.py"])
   with pytest.raises(OSError, match="configs/huge.py"):
-    cli._main(argv)  # pylint: disable=protected-access
+    cli._main(argv)
 
 
 def test_location_bins_come_from_the_config():
   # A config with 64 bins (one per pixel of a 64x64 image) must quantise boxes with 64 bins
   # in the data pipeline (the tokenizer's layout) and in the model and predictor alike.
-  from unified_io.common import locations  # pylint: disable=g-import-not-at-top
-  from unified_io.data import from_config  # pylint: disable=g-import-not-at-top
+  from unified_io.common import locations
+  from unified_io.data import from_config
+
   config = tiny_config.get_config()
   config.vocab.location_bins = 64
   layout = model_lib.vocab_layout(config)
@@ -120,19 +153,24 @@ def test_location_bins_come_from_the_config():
   # bin = floor(coord / 64 * 63): y1 = 32 -> 31, x1 = 0 -> 0, y2 = 48 -> 47, x2 = 64 -> 63;
   # bin b is <extra_id_{100 + b}>.
   assert locations.box_to_text([0, 32, 64, 48], (64, 64), layout) == (
-      "<extra_id_131> <extra_id_100> <extra_id_147> <extra_id_163>")
+    "<extra_id_131> <extra_id_100> <extra_id_147> <extra_id_163>"
+  )
   # Bin centres come back: (31 + 0.5) / 63 * 64 = 32, (47 + 0.5) / 63 * 64 = 3040 / 63.
   ids = layout.location_id([31, 0, 47, 63])
-  np.testing.assert_allclose(locations.location_ids_to_box(ids, (64, 64), layout),
-                             [32 / 63, 32.0, 64.0, 3040 / 63], atol=1e-4)
+  np.testing.assert_allclose(
+    locations.location_ids_to_box(ids, (64, 64), layout),
+    [32 / 63, 32.0, 64.0, 3040 / 63],
+    atol=1e-4,
+  )
   # Configs saved before the key existed keep the released models' 1000 bins.
   del config.vocab.location_bins
   assert model_lib.vocab_layout(config).num_location_bins == 1000
 
 
 def test_geometric_init_gives_location_rows_a_shared_coordinate_code():
-  import flax.linen as nn  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
+  import flax.linen as nn
+  import jax
+
   config = tiny_config.get_config()  # 64 location bins, 8x8 input patches, 8x8 output codes
   params = nn.unbox(model_lib.init_params(model_lib.build(config), jax.random.key(0)))
   new = model_lib.geometric_init(params, config)
@@ -155,7 +193,9 @@ def test_geometric_init_gives_location_rows_a_shared_coordinate_code():
   # and column centre at 1/16: sqrt(2) sin(pi / 16) = 0.275899.
   enc = np.asarray(new["encoder"]["position_embedding"]["embedding"])
   assert abs(enc[144, 0] - 0.275899) < 1e-5 and abs(enc[144, 64] - 0.275899) < 1e-5
-  np.testing.assert_array_equal(enc[:144], params["encoder"]["position_embedding"]["embedding"][:144])
+  np.testing.assert_array_equal(
+    enc[:144], params["encoder"]["position_embedding"]["embedding"][:144]
+  )
   dec = np.asarray(new["decoder"]["position_embedding"]["embedding"])
   np.testing.assert_allclose(dec[72:136], enc[144:208])  # both grids are 8x8
   # Neighbouring bins start out more alike than distant ones.

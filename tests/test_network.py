@@ -42,14 +42,14 @@ def test_image_buckets_hand_computed():
   dy = jnp.array([0, 0, 0, 2, 3, 1, -30, -3])
   got = position_bias.image_bucket(dx, dy)
   expected = [
-      0,                  # same patch
-      2 * 64 + 1,         # key right: qx=-1<0, qy=0 -> quadrant 2; x bucket 1
-      1 * 64 + 1,         # key left: qx=1>0, qy=0 -> quadrant 1
-      3 * 64 + 8 * 2,     # key below: qx=0, qy=-2 -> quadrant 3; y bucket 2
-      3 * 64 + 2 + 8 * 3,
-      1 * 64 + 4 + 8 * 1,  # |dx|=5: 4 + int(log(1.25)/log(5)*4) = 4 + int(0.55) = 4
-      2 * 64 + 7 + 8 * 7,  # qx=-30<0, qy=30>=0 -> quadrant 2; both saturate at 7
-      0 * 64 + 2 + 8 * 3,  # qx=2>0, qy=3>0 -> quadrant 0
+    0,  # same patch
+    2 * 64 + 1,  # key right: qx=-1<0, qy=0 -> quadrant 2; x bucket 1
+    1 * 64 + 1,  # key left: qx=1>0, qy=0 -> quadrant 1
+    3 * 64 + 8 * 2,  # key below: qx=0, qy=-2 -> quadrant 3; y bucket 2
+    3 * 64 + 2 + 8 * 3,
+    1 * 64 + 4 + 8 * 1,  # |dx|=5: 4 + int(log(1.25)/log(5)*4) = 4 + int(0.55) = 4
+    2 * 64 + 7 + 8 * 7,  # qx=-30<0, qy=30>=0 -> quadrant 2; both saturate at 7
+    0 * 64 + 2 + 8 * 3,  # qx=2>0, qy=3>0 -> quadrant 0
   ]
   np.testing.assert_array_equal(got, expected)
 
@@ -59,9 +59,9 @@ def test_output_shapes_and_modality_masks(setup):
   text_logits, image_logits = _logits(model, params, batch)
   assert text_logits.shape == (2, 5, tiny.PADDED_TEXT + tiny.IMAGE_CODES)
   assert image_logits.shape == (2, 16, tiny.PADDED_TEXT + tiny.IMAGE_CODES)
-  assert np.all(np.asarray(text_logits[..., tiny.PADDED_TEXT:]) <= -1e9)
-  assert np.all(np.asarray(image_logits[..., :tiny.PADDED_TEXT]) <= -1e9)
-  assert np.all(np.abs(np.asarray(text_logits[..., :tiny.PADDED_TEXT])) < 1e3)
+  assert np.all(np.asarray(text_logits[..., tiny.PADDED_TEXT :]) <= -1e9)
+  assert np.all(np.asarray(image_logits[..., : tiny.PADDED_TEXT]) <= -1e9)
+  assert np.all(np.abs(np.asarray(text_logits[..., : tiny.PADDED_TEXT])) < 1e3)
 
 
 def test_decoder_is_causal(setup):
@@ -113,17 +113,31 @@ def test_text_only_batch(setup):
 
 def _teacher_forced_cached_logits(model, params, batch):
   encoded, pe, emask = model.apply({"params": params}, batch, method=network.UnifiedIO.encode)
-  ids, _, text_len, image_len = model.apply({"params": params}, batch,
-                                            method=network.UnifiedIO.decoder_inputs)
-  self_bias, cross_bias = model.apply({"params": params}, text_len, image_len, pe,
-                                      method=network.UnifiedIO.decoder_biases)
+  ids, _, text_len, image_len = model.apply(
+    {"params": params}, batch, method=network.UnifiedIO.decoder_inputs
+  )
+  self_bias, cross_bias = model.apply(
+    {"params": params}, text_len, image_len, pe, method=network.UnifiedIO.decoder_biases
+  )
   cache = network.init_decode_cache(model.config, ids.shape[0], text_len + image_len)
-  step_fn = jax.jit(lambda i, s, c: model.apply(
-      {"params": params}, i, s, c, encoded, emask, self_bias, cross_bias, text_len, tiny.EOS,
-      method=network.UnifiedIO.decode_step))
+  step_fn = jax.jit(
+    lambda i, s, c: model.apply(
+      {"params": params},
+      i,
+      s,
+      c,
+      encoded,
+      emask,
+      self_bias,
+      cross_bias,
+      text_len,
+      tiny.EOS,
+      method=network.UnifiedIO.decode_step,
+    )
+  )
   out = []
   for s in range(text_len + image_len):
-    logits, cache = step_fn(ids[:, s:s + 1], jnp.int32(s), cache)
+    logits, cache = step_fn(ids[:, s : s + 1], jnp.int32(s), cache)
     out.append(logits)
   return jnp.stack(out, axis=1), text_len
 
@@ -138,20 +152,27 @@ def test_cached_decoding_equals_full_forward(setup, scan):
   cached, text_len = _teacher_forced_cached_logits(model, params, batch)
   valid = np.asarray(batch["text_targets"] > 0)
   for b in range(2):
-    np.testing.assert_allclose(cached[b, :text_len][valid[b]], text_logits[b][valid[b]],
-                               rtol=1e-5, atol=2e-5)
+    np.testing.assert_allclose(
+      cached[b, :text_len][valid[b]], text_logits[b][valid[b]], rtol=1e-5, atol=2e-5
+    )
   np.testing.assert_allclose(cached[:, text_len:], image_logits, rtol=1e-5, atol=2e-5)
 
 
 def test_scan_and_remat_keep_outputs(setup):
   model, batch, params = setup
   reference = _logits(model, params, batch)
-  for overrides in (dict(scan_layers=True), dict(scan_layers=True, remat_policy="full"),
-                    dict(remat_policy="minimal")):
+  for overrides in (
+    dict(scan_layers=True),
+    dict(scan_layers=True, remat_policy="full"),
+    dict(remat_policy="minimal"),
+  ):
     variant = tiny.make_model(**overrides)
     p = network.stack_layers(params) if overrides.get("scan_layers") else params
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5),
-                 reference, _logits(variant, p, batch))
+    jax.tree.map(
+      lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5),
+      reference,
+      _logits(variant, p, batch),
+    )
   # Scanned parameters have the stacked layout and convert back exactly.
   scanned = tiny.init(tiny.make_model(scan_layers=True), batch)
   assert scanned["encoder"]["layers"]["mlp"]["wi_0"]["kernel"].shape == (2, 32, 48)
@@ -168,8 +189,9 @@ def test_patch_subsampling_keeps_valid_patches_and_positions(setup):
   sampled = sub.apply({"params": params}, batch, train=True, rngs={"patches": jax.random.key(3)})
   np.testing.assert_allclose(full[0][1], sampled[0][1], rtol=1e-5, atol=2e-5)
   patches = jnp.arange(2 * 16 * 3, dtype=jnp.float32).reshape(2, 16, 3)
-  kept, mask, pos = network.subsample_image_patches(jax.random.key(0), patches,
-                                                    batch["image_input_mask"], 8)
+  kept, mask, pos = network.subsample_image_patches(
+    jax.random.key(0), patches, batch["image_input_mask"], 8
+  )
   assert mask.all()
   assert set(np.asarray(pos[1]).tolist()) == set(range(8))
   np.testing.assert_array_equal(kept, jnp.take_along_axis(patches, pos[..., None], axis=1))
@@ -184,12 +206,15 @@ def test_dropout_needs_rng_and_changes_outputs(setup):
   assert not np.allclose(a[0], b[0])
 
 
-@pytest.mark.parametrize("key,value,message", [
+@pytest.mark.parametrize(
+  "key,value,message",
+  [
     ("image_inputs", jnp.zeros((2, 64, 64)), "image_inputs must have shape"),
     ("image_inputs", jnp.zeros((2, 64, 64, 4)), "image_inputs must have shape"),
     ("text_inputs", jnp.ones((2, 17), jnp.int32), "exceeds encoder_max_text_length"),
     ("image_input_mask", jnp.ones((2, 9), bool), "image_input_mask must have shape"),
-])
+  ],
+)
 def test_bad_inputs_name_the_field(setup, key, value, message):
   model, batch, params = setup
   with pytest.raises(ValueError, match=message):

@@ -1,5 +1,6 @@
 """Output kinds: every kind is implemented, tasks are checked when declared, and every scorer
 gives hand-derived values on tiny fabricated perfect, wrong and baseline predictions."""
+
 import types
 
 import numpy as np
@@ -29,8 +30,9 @@ def ctx(tok):
 
 def _examples(metas, targets=None, target_images=None):
   """What a scorer reads: raw examples (ground truth in meta) and batched features."""
-  raws = [{"meta": m, "target_text": t, "prompt": ""}
-          for m, t in zip(metas, targets or [""] * len(metas))]
+  raws = [
+    {"meta": m, "target_text": t, "prompt": ""} for m, t in zip(metas, targets or [""] * len(metas))
+  ]
   features = {}
   if target_images is not None:
     features["image_target_pixels"] = np.stack(target_images) * 2.0 - 1.0  # [-1, 1]
@@ -63,8 +65,9 @@ def test_every_output_kind_is_implemented_with_exactly_its_metrics():
 
 
 def _task(**kw):
-  return tasks_lib.Task(name="my_task", group="nlp", builder="b", preprocess=lambda *a: {},
-                        prompts=("p",), **kw)
+  return tasks_lib.Task(
+    name="my_task", group="nlp", builder="b", preprocess=lambda *a: {}, prompts=("p",), **kw
+  )
 
 
 def test_task_kinds_and_metrics_are_checked_when_declared():
@@ -110,8 +113,11 @@ def test_exact_match_normalises_case_period_and_spaces():
   assert _score(O.TEXT, M.EXACT_MATCH, ex, _texts(["london"] * 3), None).value == 0.0
 
 
-CAPTIONS = ["red circle near blue square", "green triangle under yellow star",
-            "small purple hexagon beside orange disc"]
+CAPTIONS = [
+  "red circle near blue square",
+  "green triangle under yellow star",
+  "small purple hexagon beside orange disc",
+]
 
 
 def test_cider():
@@ -176,8 +182,10 @@ def test_refexp_accuracy(tok, ctx):
 
 
 def test_detection_ap50(tok, ctx):
-  metas = [{"boxes": [A], "labels": ["circle"], "image_hw": HW},
-           {"boxes": [B], "labels": ["circle"], "image_hw": HW}]
+  metas = [
+    {"boxes": [A], "labels": ["circle"], "image_hw": HW},
+    {"boxes": [B], "labels": ["circle"], "image_hw": HW},
+  ]
   ex = _examples(metas)
   perfect = [{"tokens": _box_tokens(tok, [b], "circle"), "text": ""} for b in (A, B)]
   s = _score(O.BOXES, M.DETECTION_MAP, ex, perfect, ctx)
@@ -191,20 +199,29 @@ def test_detection_ap50(tok, ctx):
   # Localization (meta class_name): every box counts as the asked class, labels or not.
   local = [dict(m, class_name="circle") for m in metas]
   unlabelled = [{"tokens": _box_tokens(tok, [b]), "text": ""} for b in (A, B)]
-  assert _score(O.BOXES, M.DETECTION_MAP, _examples(local), unlabelled,
-                ctx).value == pytest.approx(1.0)
+  assert _score(O.BOXES, M.DETECTION_MAP, _examples(local), unlabelled, ctx).value == pytest.approx(
+    1.0
+  )
 
 
 def test_keypoint_oks(tok, ctx):
   hw, box = (64, 64), np.array([16.0, 16.0, 48.0, 48.0])
   rng = np.random.default_rng(0)
   joints = rng.uniform(20, 44, (K, 2))
-  meta = {"keypoints": joints, "visibility": np.full(K, 2), "box": box, "area": 1024.0,
-          "image_hw": hw}
+  meta = {
+    "keypoints": joints,
+    "visibility": np.full(K, 2),
+    "box": box,
+    "area": 1024.0,
+    "image_hw": hw,
+  }
+
   def tokens(points):
-    text = postprocess.keypoints_to_text(np.concatenate([points, np.full((K, 1), 2)], 1), hw,
-                                         tok.layout)
+    text = postprocess.keypoints_to_text(
+      np.concatenate([points, np.full((K, 1), 2)], 1), hw, tok.layout
+    )
     return np.asarray(tok.encode(text), np.int32)
+
   ex = _examples([meta])
   s = _score(O.KEYPOINTS, M.KEYPOINT_OKS, ex, [{"tokens": tokens(joints), "text": ""}], ctx)
   # Exact up to location bins (a fraction of a pixel against sqrt(area) = 32 px): OKS ~1.
@@ -213,13 +230,16 @@ def test_keypoint_oks(tok, ctx):
   # [20, 44]): d^2 / (2 area k^2) >= 784 / (2 * 1024 * (2 * 0.107)^2) = 8.4 even for the hips
   # (the largest sigma, 0.107), so each joint scores below exp(-8.4) = 2e-4.
   corner = np.zeros((K, 2))
-  assert _score(O.KEYPOINTS, M.KEYPOINT_OKS, ex, [{"tokens": tokens(corner), "text": ""}],
-                ctx).value < 1e-3
+  assert (
+    _score(O.KEYPOINTS, M.KEYPOINT_OKS, ex, [{"tokens": tokens(corner), "text": ""}], ctx).value
+    < 1e-3
+  )
   # The baseline puts every joint at the box centre: a person whose joints all are there
   # scores 1 for it.
   centred = dict(meta, keypoints=np.full((K, 2), 32.0))
-  assert _score(O.KEYPOINTS, M.KEYPOINT_OKS, _examples([centred]),
-                [{"tokens": tokens(joints), "text": ""}], ctx).baseline == pytest.approx(1.0)
+  assert _score(
+    O.KEYPOINTS, M.KEYPOINT_OKS, _examples([centred]), [{"tokens": tokens(joints), "text": ""}], ctx
+  ).baseline == pytest.approx(1.0)
 
 
 # -------------------------------------------------------------------------------- images
@@ -228,14 +248,17 @@ def test_keypoint_oks(tok, ctx):
 def test_depth_rmse(ctx):
   gts = [np.full((16, 16), 2.0, np.float32), np.full((16, 16), 4.0, np.float32)]
   ex = _examples([{"depth": g, "image_hw": (16, 16)} for g in gts])
+
   def preds(depths):
     return [{"image": dense_labels.depth_to_image(d, ctx.max_depth), "text": ""} for d in depths]
+
   s = _score(O.DEPTH, M.DEPTH_RMSE, ex, preds(gts), ctx)
   # Perfect: exact up to the float32 grey level. Baseline: the mean depth 3 m, 1 m off
   # everywhere in both images: RMSE 1.
   assert s.value < 1e-3 and s.baseline == pytest.approx(1.0, abs=1e-5) and s.lower_is_better
-  assert _score(O.DEPTH, M.DEPTH_RMSE, ex, preds([g + 1.5 for g in gts]),
-                ctx).value == pytest.approx(1.5, abs=1e-3)  # 1.5 m off everywhere
+  assert _score(
+    O.DEPTH, M.DEPTH_RMSE, ex, preds([g + 1.5 for g in gts]), ctx
+  ).value == pytest.approx(1.5, abs=1e-3)  # 1.5 m off everywhere
   assert s.beats_baseline
 
 
@@ -243,14 +266,17 @@ def test_normal_angle(ctx):
   up, right = np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0])
   gts = [np.broadcast_to(n, (8, 8, 3)).astype(np.float32) for n in (up, right)]
   ex = _examples([{"normals": g, "image_hw": (8, 8)} for g in gts])
+
   def preds(normals):
     return [{"image": dense_labels.normals_to_image(n), "text": ""} for n in normals]
+
   s = _score(O.NORMALS, M.NORMAL_ANGLE, ex, preds(gts), ctx)
   # Perfect: 0 degrees. Baseline: the mean normal (1, 0, 1) / sqrt 2 is 45 degrees from both.
   assert s.value < 0.1 and s.baseline == pytest.approx(45.0, abs=1e-3) and s.lower_is_better
   # Swapped: up against right, 90 degrees everywhere.
-  assert _score(O.NORMALS, M.NORMAL_ANGLE, ex, preds(gts[::-1]),
-                ctx).value == pytest.approx(90.0, abs=0.1)
+  assert _score(O.NORMALS, M.NORMAL_ANGLE, ex, preds(gts[::-1]), ctx).value == pytest.approx(
+    90.0, abs=0.1
+  )
 
 
 def test_segmentation_iou(ctx):
@@ -258,10 +284,12 @@ def test_segmentation_iou(ctx):
   gt[0, :16, :16] = True
   ex = _examples([{"masks": gt, "image_hw": (32, 32)}])
   colour = np.asarray(dense_labels.NAMED_COLORS[0][1], np.float32) / 255.0
+
   def painted(mask):
     image = np.zeros((32, 32, 3), np.float32)
     image[mask] = colour
     return [{"image": image, "text": ""}]
+
   s = _score(O.SEGMENTATION, M.SEGMENTATION_IOU, ex, painted(gt[0]), ctx)
   # Perfect: one mask matched at IoU 1 over (1 prediction + 0 unmatched gt) = 1. Baseline:
   # the whole image, IoU 256 / 1024 = 0.25, over 1 prediction = 0.25.
@@ -269,8 +297,9 @@ def test_segmentation_iou(ctx):
   other = np.zeros((32, 32), bool)
   other[16:, 16:] = True  # disjoint: matched at IoU 0
   assert _score(O.SEGMENTATION, M.SEGMENTATION_IOU, ex, painted(other), ctx).value == 0.0
-  assert _score(O.SEGMENTATION, M.SEGMENTATION_IOU, ex, painted(np.zeros_like(other)),
-                ctx).value == 0.0  # all background: no mask, 0 / (0 + 1 unmatched gt)
+  assert (
+    _score(O.SEGMENTATION, M.SEGMENTATION_IOU, ex, painted(np.zeros_like(other)), ctx).value == 0.0
+  )  # all background: no mask, 0 / (0 + 1 unmatched gt)
 
 
 def test_image_psnr():

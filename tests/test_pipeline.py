@@ -1,5 +1,6 @@
 """Input pipeline: exact rates, epochs without replacement, host sharding, O(1) resume,
 counted skips and truncations, and the unified example's shapes and values."""
+
 import collections
 
 import numpy as np
@@ -18,9 +19,12 @@ NUM_EXAMPLES = 12
 def _caption(example, rng, ctx):
   del ctx
   captions = example["captions"]
-  return {"prompt": "What does the image describe ?", "image": example["image"],
-          "target_text": captions[int(rng.integers(len(captions)))].decode(),
-          "target_image": None}
+  return {
+    "prompt": "What does the image describe ?",
+    "image": example["image"],
+    "target_text": captions[int(rng.integers(len(captions)))].decode(),
+    "target_image": None,
+  }
 
 
 def _picky(example, rng, ctx):
@@ -44,11 +48,21 @@ def _never(example, rng, ctx):
   raise tasks_lib.SkipExample("never usable")
 
 
-for _name, _fn in (("test_caption", _caption), ("test_picky", _picky), ("test_rare", _rare),
-                   ("test_never", _never)):
-  tasks_lib.register(tasks_lib.Task(name=_name, group="image_captioning",
-                                    builder="uio_builtin_scenes/scenes", preprocess=_fn,
-                                    prompts=("What does the image describe ?",)))
+for _name, _fn in (
+  ("test_caption", _caption),
+  ("test_picky", _picky),
+  ("test_rare", _rare),
+  ("test_never", _never),
+):
+  tasks_lib.register(
+    tasks_lib.Task(
+      name=_name,
+      group="image_captioning",
+      builder="uio_builtin_scenes/scenes",
+      preprocess=_fn,
+      prompts=("What does the image describe ?",),
+    )
+  )
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +75,20 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def spec():
   return pipeline.ExampleSpec(
-      tokenizer=text_tokenizer.TextTokenizer(TOKENIZER, 512, expected_text_size=2000),
-      text_inputs=16, text_targets=8, input_image_size=64, patch_size=16,
-      target_image_size=64, target_downsample=8)
+    tokenizer=text_tokenizer.TextTokenizer(TOKENIZER, 512, expected_text_size=2000),
+    text_inputs=16,
+    text_targets=8,
+    input_image_size=64,
+    patch_size=16,
+    target_image_size=64,
+    target_downsample=8,
+  )
 
 
 def _stream(spec, data_dir, rates=(0.5, 0.5), **kwargs):
-  return pipeline.MixtureStream(["test_caption", "test_picky"], list(rates), spec, seed=3,
-                                data_dir=data_dir, **kwargs)
+  return pipeline.MixtureStream(
+    ["test_caption", "test_picky"], list(rates), spec, seed=3, data_dir=data_dir, **kwargs
+  )
 
 
 def test_block_counts_meet_rates_exactly():
@@ -83,7 +103,7 @@ def test_schedule_rates_and_draw_numbers():
   schedule = pipeline.Schedule(["a", "b"], [0.25, 0.75], seed=0, block=8)
   picks = [schedule(e) for e in range(16)]
   for block in range(2):
-    tasks = [t for t, _ in picks[block * 8:(block + 1) * 8]]
+    tasks = [t for t, _ in picks[block * 8 : (block + 1) * 8]]
     assert collections.Counter(tasks) == {0: 2, 1: 6}
   # Draw numbers of each task count 0, 1, 2, ... in stream order.
   for task in (0, 1):
@@ -106,8 +126,8 @@ def test_finalize_shapes_and_values(spec, data_dir):
   features, cut = pipeline.finalize(raw, spec)
   assert features["text_inputs"].shape == (16,) and features["text_targets"].shape == (8,)
   ids = spec.tokenizer.encode(raw["prompt"], add_eos=True)
-  np.testing.assert_array_equal(features["text_inputs"][:len(ids)], ids)
-  assert not features["text_inputs"][len(ids):].any()
+  np.testing.assert_array_equal(features["text_inputs"][: len(ids)], ids)
+  assert not features["text_inputs"][len(ids) :].any()
   expected, _ = image_preprocessing.preprocess_image(record["image"], image_size=64)
   np.testing.assert_allclose(features["image_inputs"], expected)
   assert features["image_input_mask"].all()
@@ -118,8 +138,10 @@ def test_finalize_shapes_and_values(spec, data_dir):
   np.testing.assert_allclose(pixels[32:], -1.0)
   assert features["image_target_mask"].reshape(8, 8)[:4].all()
   assert not features["image_target_mask"].reshape(8, 8)[4:].any()
-  assert cut == {"text_inputs": False, "text_targets": len(
-      spec.tokenizer.encode(raw["target_text"], add_eos=True)) > 8}
+  assert cut == {
+    "text_inputs": False,
+    "text_targets": len(spec.tokenizer.encode(raw["target_text"], add_eos=True)) > 8,
+  }
 
 
 def test_stream_is_deterministic_and_counts_skips(spec, data_dir):
@@ -136,7 +158,8 @@ def test_stream_is_deterministic_and_counts_skips(spec, data_dir):
   # Every picky target is cut to 8 tokens and still ends in EOS.
   truncated = first.counters.truncated[("test_picky", "text_targets")]
   assert truncated == sum(first.schedule(e)[0] == 1 for e in range(40)) + (
-      sum(first.schedule(e)[0] == 1 for e in (0, 5, 17)))
+    sum(first.schedule(e)[0] == 1 for e in (0, 5, 17))
+  )
   picky = next(first.element(e) for e in range(40) if first.schedule(e)[0] == 1)
   assert picky["text_targets"][-1] == 1 and picky["task_index"] == 1
   assert "skipped" in first.counters.summary()
@@ -144,8 +167,9 @@ def test_stream_is_deterministic_and_counts_skips(spec, data_dir):
 
 def test_host_shards_concatenate_to_the_single_host_batch(spec, data_dir):
   single = pipeline.Batches(_stream(spec, data_dir), 4)
-  hosts = [pipeline.Batches(_stream(spec, data_dir), 4, process_index=i, process_count=2)
-           for i in range(2)]
+  hosts = [
+    pipeline.Batches(_stream(spec, data_dir), 4, process_index=i, process_count=2) for i in range(2)
+  ]
   for _ in range(2):
     whole = next(single)
     parts = [next(h) for h in hosts]
@@ -177,7 +201,8 @@ def test_unknown_dataset_and_split_errors(data_dir):
 
 
 def _corrupt_image(serialized: bytes) -> bytes:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+
   example = tf.train.Example.FromString(serialized)
   example.features.feature["image"].bytes_list.value[:] = [b"\x89PNG but not really"]
   return example.SerializeToString()
@@ -194,8 +219,9 @@ def test_undecodable_records_are_skipped_counted_and_named(spec, data_dir, monke
   assert "record 0 cannot be decoded" in caplog.text and src.name in caplog.text
   for index in range(8):
     assert stream.element(index)["text_targets"].any()
-  skips = {reason: n for (task, reason), n in stream.counters.skipped.items()
-           if task == "test_caption"}
+  skips = {
+    reason: n for (task, reason), n in stream.counters.skipped.items() if task == "test_caption"
+  }
   assert list(skips) and all(r.startswith("undecodable record") for r in skips)
   # Every corrupt record visited was skipped; a fallback always found a readable one.
   assert sum(skips.values()) >= 1
@@ -205,8 +231,9 @@ def test_rarely_usable_tasks_fall_back_until_a_record_fits(spec, data_dir):
   """With 1 in 6 records usable, 17 skips in a row (the old fallback limit) come once in
   about 22 draws; 500 draws must all find a usable record."""
   counters = pipeline.Counters()
-  stream = pipeline.MixtureStream(["test_rare"], [1.0], spec, seed=0, data_dir=data_dir,
-                                  counters=counters)
+  stream = pipeline.MixtureStream(
+    ["test_rare"], [1.0], spec, seed=0, data_dir=data_dir, counters=counters
+  )
   usable = [i for i in range(NUM_EXAMPLES) if str(i).endswith("0")]
   assert len(usable) == 2
   for index in range(500):
@@ -217,6 +244,9 @@ def test_rarely_usable_tasks_fall_back_until_a_record_fits(spec, data_dir):
 
 def test_a_task_no_record_fits_names_itself(spec, data_dir):
   stream = pipeline.MixtureStream(["test_never"], [1.0], spec, seed=0, data_dir=data_dir)
-  with pytest.raises(RuntimeError, match=r"test_never: 101 records in a row were skipped at "
-                                         r"stream element 0 \(does the task fit uio_builtin"):
+  with pytest.raises(
+    RuntimeError,
+    match=r"test_never: 101 records in a row were skipped at "
+    r"stream element 0 \(does the task fit uio_builtin",
+  ):
     stream.element(0)

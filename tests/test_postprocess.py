@@ -1,4 +1,5 @@
 """Tests for unified_io.eval.postprocess on hand-made token sequences and images."""
+
 import os
 
 import numpy as np
@@ -42,8 +43,9 @@ def test_boxes_round_trip_within_one_bin():
   for box, name in zip(boxes, names):
     ids += box_ids(box) + [IDS[w] for w in name]
   ids += [vocab.EOS_ID, 0, 0]
-  parsed, labels, n_malformed = postprocess.parse_boxes(np.asarray(ids, np.int32), LAYOUT,
-                                                        IMAGE_HW, fake_decode)
+  parsed, labels, n_malformed = postprocess.parse_boxes(
+    np.asarray(ids, np.int32), LAYOUT, IMAGE_HW, fake_decode
+  )
   assert n_malformed == 0
   assert labels == [" ".join(n) for n in names]
   assert parsed.shape == (6, 4)
@@ -56,8 +58,9 @@ def test_boxes_without_labels_and_without_decoder():
   assert labels == [""] and n_malformed == 0
   np.testing.assert_allclose(parsed[0], box, atol=BIN_PX)
   # Two boxes back to back (refexp style): both kept, the label goes to the second.
-  parsed, labels, _ = postprocess.parse_boxes(box_ids(box) + box_ids(box) + [IDS["cat"]],
-                                              LAYOUT, IMAGE_HW, fake_decode)
+  parsed, labels, _ = postprocess.parse_boxes(
+    box_ids(box) + box_ids(box) + [IDS["cat"]], LAYOUT, IMAGE_HW, fake_decode
+  )
   assert len(parsed) == 2 and labels == ["", "cat"]
 
 
@@ -66,20 +69,28 @@ def test_malformed_box_sequences_are_counted_not_fatal():
   reversed_box = box_ids([10, 10, 50, 50])
   reversed_box[0], reversed_box[2] = reversed_box[2], reversed_box[0]  # y2 < y1
   image_token = LAYOUT.image_id(5)
-  ids = ([IDS["x"]]                       # leading text: ignored
-         + good + [IDS["cat"]]
-         + good[:3] + [IDS["dog"]]          # partial box, its label dropped with it
-         + reversed_box + [IDS["cat"]]      # x2 < x1 or y2 < y1
-         + good + [image_token, -7, 10 ** 6, IDS["dog"]]  # garbage ids inside a label
-         + good[:2])                        # trailing partial box
+  ids = (
+    [IDS["x"]]  # leading text: ignored
+    + good
+    + [IDS["cat"]]
+    + good[:3]
+    + [IDS["dog"]]  # partial box, its label dropped with it
+    + reversed_box
+    + [IDS["cat"]]  # x2 < x1 or y2 < y1
+    + good
+    + [image_token, -7, 10**6, IDS["dog"]]  # garbage ids inside a label
+    + good[:2]
+  )  # trailing partial box
   parsed, labels, n_malformed = postprocess.parse_boxes(ids, LAYOUT, IMAGE_HW, fake_decode)
   assert labels == ["cat", "dog"]
   assert len(parsed) == 2
   assert n_malformed == 3
 
 
-@pytest.mark.parametrize("ids", [[], [vocab.EOS_ID] + [LAYOUT.location_id(3)] * 4,
-                                 [LAYOUT.image_id(1)] * 9, [IDS["cat"]] * 3])
+@pytest.mark.parametrize(
+  "ids",
+  [[], [vocab.EOS_ID] + [LAYOUT.location_id(3)] * 4, [LAYOUT.image_id(1)] * 9, [IDS["cat"]] * 3],
+)
 def test_no_boxes(ids):
   parsed, labels, n_malformed = postprocess.parse_boxes(ids, LAYOUT, IMAGE_HW, fake_decode)
   assert parsed.shape == (0, 4) and labels == [] and n_malformed == 0
@@ -98,8 +109,13 @@ def test_parse_boxes_rejects_bad_arguments():
 
 
 def _person(rng):
-  keypoints = np.concatenate([rng.uniform([100, 50], [400, 450], (17, 2)),
-                              rng.choice([0, 1, 2], (17, 1), p=[0.25, 0.25, 0.5])], -1)
+  keypoints = np.concatenate(
+    [
+      rng.uniform([100, 50], [400, 450], (17, 2)),
+      rng.choice([0, 1, 2], (17, 1), p=[0.25, 0.25, 0.5]),
+    ],
+    -1,
+  )
   keypoints[0, 2], keypoints[1, 2] = 2, 0
   keypoints[keypoints[:, 2] == 0, :2] = 0.0
   return keypoints
@@ -126,8 +142,8 @@ def test_keypoint_text_format():
 @pytest.fixture(scope="module")
 def tokenizer():
   from unified_io.common.text_tokenizer import TextTokenizer
-  return TextTokenizer(os.path.join(ROOT, "tokenizers", "uio_tiny_2k.model"),
-                       image_vocab_size=512)
+
+  return TextTokenizer(os.path.join(ROOT, "tokenizers", "uio_tiny_2k.model"), image_vocab_size=512)
 
 
 def test_keypoints_round_trip_through_the_tokenizer(tokenizer):
@@ -141,17 +157,20 @@ def test_keypoints_round_trip_through_the_tokenizer(tokenizer):
   labelled = keypoints[:, 2] > 0
   assert np.abs(parsed[labelled, :2] - keypoints[labelled, :2]).max() <= BIN_PX
   # Unlabelled joints get the mean of the located ones.
-  np.testing.assert_allclose(parsed[~labelled, :2],
-                             np.broadcast_to(parsed[labelled, :2].mean(0), (sum(~labelled), 2)))
+  np.testing.assert_allclose(
+    parsed[~labelled, :2], np.broadcast_to(parsed[labelled, :2].mean(0), (sum(~labelled), 2))
+  )
 
 
 def test_keypoint_text_matches_the_task_encoder():
   vision_tasks = pytest.importorskip("unified_io.data.tasks.builtin_vision")
   from unified_io.data.tasks import registry as tasks
+
   keypoints = _person(np.random.default_rng(2))
   ours = postprocess.keypoints_to_text(keypoints, IMAGE_HW, LAYOUT)
-  theirs = vision_tasks.keypoints_text(keypoints[:, :2], keypoints[:, 2].astype(int), IMAGE_HW,
-                                       tasks.TaskContext(layout=LAYOUT))
+  theirs = vision_tasks.keypoints_text(
+    keypoints[:, :2], keypoints[:, 2].astype(int), IMAGE_HW, tasks.TaskContext(layout=LAYOUT)
+  )
   assert ours == theirs
 
 
@@ -162,11 +181,14 @@ def _joint(point, label):
 def test_malformed_keypoint_sequences():
   nv = postprocess.not_visible_id(LAYOUT)
   loc = LAYOUT.location_id(500)
-  ids = (_joint([100.0, 100.0], "3") + _joint([200.0, 300.0], "2")
-         + [nv, nv, IDS["1"]]             # not visible: filled with the mean
-         + [loc, nv, IDS["3"]]            # mixed pair: no point (1)
-         + _joint([50.0, 60.0], "x")      # unreadable label (1), located -> v 2
-         + [loc, loc, loc, IDS["3"]])     # odd run (1), its label dropped (1)
+  ids = (
+    _joint([100.0, 100.0], "3")
+    + _joint([200.0, 300.0], "2")
+    + [nv, nv, IDS["1"]]  # not visible: filled with the mean
+    + [loc, nv, IDS["3"]]  # mixed pair: no point (1)
+    + _joint([50.0, 60.0], "x")  # unreadable label (1), located -> v 2
+    + [loc, loc, loc, IDS["3"]]
+  )  # odd run (1), its label dropped (1)
   parsed, n_malformed = postprocess.parse_keypoints(ids, LAYOUT, IMAGE_HW, fake_decode)
   assert parsed.shape == (17, 3)
   # 6 joints read, 11 missing.
@@ -174,8 +196,9 @@ def test_malformed_keypoint_sequences():
   np.testing.assert_array_equal(parsed[:6, 2], [2, 1, 0, 0, 2, 2])
   located = [0, 1, 4, 5]
   mean = parsed[located, :2].mean(0)
-  np.testing.assert_allclose(parsed[[2, 3] + list(range(6, 17)), :2],
-                             np.broadcast_to(mean, (13, 2)))
+  np.testing.assert_allclose(
+    parsed[[2, 3] + list(range(6, 17)), :2], np.broadcast_to(mean, (13, 2))
+  )
   # Surplus joints are cut and counted; no decoder means located joints are visible.
   many = _joint([10.0, 10.0], "3") * 19
   parsed, n_malformed = postprocess.parse_keypoints(many, LAYOUT, IMAGE_HW)
@@ -183,8 +206,9 @@ def test_malformed_keypoint_sequences():
 
 
 def test_keypoints_with_nothing_located_use_the_region_centre():
-  parsed, n_malformed = postprocess.parse_keypoints([], LAYOUT, IMAGE_HW,
-                                                    region=[100, 200, 300, 400])
+  parsed, n_malformed = postprocess.parse_keypoints(
+    [], LAYOUT, IMAGE_HW, region=[100, 200, 300, 400]
+  )
   assert n_malformed == 17
   np.testing.assert_allclose(parsed, np.tile([200.0, 300.0, 0.0], (17, 1)))
   parsed, _ = postprocess.parse_keypoints([LAYOUT.image_id(3)] * 5, LAYOUT, IMAGE_HW)
@@ -197,7 +221,8 @@ def test_not_visible_logit_mask():
   mask = postprocess.not_visible_logit_mask(LAYOUT)
   assert mask.shape == (LAYOUT.total_size,) and not mask[nv] and mask.sum() == mask.size - 1
   assert postprocess.not_visible_logit_mask(LAYOUT, vocab_size=LAYOUT.total_size + 64).size == (
-      LAYOUT.total_size + 64)
+    LAYOUT.total_size + 64
+  )
 
 
 # ---------------------------------------------------------------------------------------
@@ -217,7 +242,8 @@ def test_segmentation_two_squares_and_a_speck():
   # The VQ-GAN never reproduces colours exactly.
   image = np.clip(image + rng.normal(0, 0.06, image.shape), 0, 1)
   masks, names, classes = postprocess.segmentation_masks(
-      image, (64, 64), color_names_to_class={"red": "apple"})
+    image, (64, 64), color_names_to_class={"red": "apple"}
+  )
   assert names == ["red", "blue"] and classes == ["apple", None]
   expected_red = np.zeros((64, 64), bool)
   expected_red[5:20, 5:20] = True
@@ -226,8 +252,9 @@ def test_segmentation_two_squares_and_a_speck():
   np.testing.assert_array_equal(masks[0], expected_red)
   np.testing.assert_array_equal(masks[1], expected_blue)
   # Without a mapping the classes are the colour names; uint8 input works the same.
-  masks8, _, classes = postprocess.segmentation_masks((image * 255).round().astype(np.uint8),
-                                                      (64, 64))
+  masks8, _, classes = postprocess.segmentation_masks(
+    (image * 255).round().astype(np.uint8), (64, 64)
+  )
   assert classes == ["red", "blue"]
   np.testing.assert_array_equal(masks8, masks)
 

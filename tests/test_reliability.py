@@ -2,6 +2,7 @@
 config.checkpoint.restore_step, non-finite states never saved, config.json kept when a
 resume is refused, and the workdir lease. The trainer runs in-process on the synthetic copy
 task with a shrunk tiny config; the runs that refuse to start compile nothing."""
+
 import glob
 import hashlib
 import json
@@ -28,10 +29,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _config(total_steps, **checkpoint):
   config = tiny.get_config()
   config.data.source = "synthetic"
-  config.model.update(dict(emb_dim=32, num_heads=2, head_dim=16, num_encoder_layers=1,
-                           num_decoder_layers=1, mlp_dim=64))
-  config.train.update(dict(total_steps=total_steps, batch_size=2, log_every=1,
-                           tensorboard=False, geometric_init=False))
+  config.model.update(
+    dict(
+      emb_dim=32, num_heads=2, head_dim=16, num_encoder_layers=1, num_decoder_layers=1, mlp_dim=64
+    )
+  )
+  config.train.update(
+    dict(
+      total_steps=total_steps, batch_size=2, log_every=1, tensorboard=False, geometric_init=False
+    )
+  )
   config.checkpoint.update(dict(every_steps=2, keep=3, async_save=False))
   for key, value in checkpoint.items():
     config.checkpoint[key] = value
@@ -125,8 +132,9 @@ def test_corruption_is_caught_after_async_saves(tmp_path):
   step_dir = os.path.join(ckpt.directory, "2")
   assert os.path.exists(os.path.join(step_dir, checkpointing.MANIFEST_PREFIX + "0.json"))
   _overwrite_4k(step_dir)
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
-                          state(0))
+  abstract = jax.tree.map(
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state(0)
+  )
   with pytest.raises(checkpointing.CheckpointError, match=f"{step_dir} is corrupt.*sha256"):
     checkpointing.Checkpointer(str(tmp_path)).restore(abstract)
   restored, _ = checkpointing.Checkpointer(str(tmp_path)).restore(abstract, step=1)
@@ -148,12 +156,15 @@ def test_a_non_finite_checkpoint_is_refused_on_restore(tmp_path):
   # Written around the checks (as by older code): the value check still catches it.
   state = {"params": {"w": jnp.full((8, 8), jnp.nan)}, "step": jnp.int32(3)}
   ckpt = checkpointing.Checkpointer(str(tmp_path), every_steps=1, async_save=False)
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  ckpt.manager.save(3, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                data=ocp.args.JsonSave({})))
+  import orbax.checkpoint as ocp
+
+  ckpt.manager.save(
+    3, args=ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave({}))
+  )
   ckpt.close()
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
-                          state)
+  abstract = jax.tree.map(
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
+  )
   with pytest.raises(checkpointing.CheckpointError, match="checkpoints/3 holds non-finite"):
     checkpointing.Checkpointer(str(tmp_path)).restore(abstract)
 
@@ -215,8 +226,16 @@ def test_stale_lease_of_a_dead_process_is_taken_over(workdir):
   lock = os.path.join(workdir, workdir_lock.LOCK_NAME)
   pid = _dead_pid()
   with open(lock, "w") as f:
-    json.dump({"host": socket.gethostname(), "pid": pid, "start_time": time.time(),
-               "heartbeat_time": time.time(), "token": "x"}, f)
+    json.dump(
+      {
+        "host": socket.gethostname(),
+        "pid": pid,
+        "start_time": time.time(),
+        "heartbeat_time": time.time(),
+        "token": "x",
+      },
+      f,
+    )
   trainer.train(_config(4), workdir)  # already at step 4: restores, trains nothing
   log = _read(os.path.join(workdir, "log.txt"))
   assert f"Took over the stale lease {lock}" in log and f"process {pid}" in log
@@ -231,14 +250,30 @@ def test_lease_heartbeat_and_timeout(tmp_path):
     assert _read(lock, as_json=True)["heartbeat_time"] > first
   # A holder on another machine whose heartbeat stopped 11 minutes ago.
   with open(lock, "w") as f:
-    json.dump({"host": "elsewhere", "pid": 1, "start_time": 0,
-               "heartbeat_time": time.time() - 660, "token": "x"}, f)
+    json.dump(
+      {
+        "host": "elsewhere",
+        "pid": 1,
+        "start_time": 0,
+        "heartbeat_time": time.time() - 660,
+        "token": "x",
+      },
+      f,
+    )
   with workdir_lock.Lease(str(tmp_path)) as lease:
     assert "no heartbeat for 6" in lease.message
   # Another machine with a recent heartbeat: refused.
   with open(lock, "w") as f:
-    json.dump({"host": "elsewhere", "pid": 1, "start_time": 0,
-               "heartbeat_time": time.time() - 60, "token": "x"}, f)
+    json.dump(
+      {
+        "host": "elsewhere",
+        "pid": 1,
+        "start_time": 0,
+        "heartbeat_time": time.time() - 60,
+        "token": "x",
+      },
+      f,
+    )
   with pytest.raises(workdir_lock.WorkdirLockedError, match="host elsewhere pid 1"):
     workdir_lock.Lease(str(tmp_path)).acquire()
 

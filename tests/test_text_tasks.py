@@ -1,4 +1,5 @@
 """Span corruption, masked image denoising, text-task preprocessors and mixture rates."""
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -76,9 +77,16 @@ def text_source(tmp_path_factory):
   return path
 
 
-@pytest.mark.parametrize("name", ["builtin_entailment", "builtin_sentiment",
-                                  "builtin_question_answering", "builtin_summarization",
-                                  "builtin_masked_lm"])
+@pytest.mark.parametrize(
+  "name",
+  [
+    "builtin_entailment",
+    "builtin_sentiment",
+    "builtin_question_answering",
+    "builtin_summarization",
+    "builtin_masked_lm",
+  ],
+)
 def test_builtin_text_tasks_read_only_their_kind(name, text_source):
   task = tasks_lib.get(name)
   src = pipeline.source(task.builder, "train", text_source, task.record_filter)
@@ -99,13 +107,18 @@ def test_glue_and_squad_adapters_on_tfds_structures():
   mnli = {"premise": b"A man sleeps.", "hypothesis": b"A person rests.", "label": 0, "idx": 3}
   raw = tasks_lib.get("glue_mnli").preprocess(mnli, rng, ctx)
   assert raw["target_text"] == "entailment"
-  assert raw["prompt"] == ("context: A man sleeps. A person rests. question: Does this sentence "
-                           "entail the following sentence?")
+  assert raw["prompt"] == (
+    "context: A man sleeps. A person rests. question: Does this sentence "
+    "entail the following sentence?"
+  )
   with pytest.raises(tasks_lib.SkipExample):
     tasks_lib.get("glue_mnli").preprocess(dict(mnli, label=-1), rng, ctx)
-  squad = {"context": b"Paris is the capital of France.", "question": b"What is the capital?",
-           "answers": {"text": np.array([b"Paris"], object), "answer_start": np.array([0])},
-           "id": b"q1"}
+  squad = {
+    "context": b"Paris is the capital of France.",
+    "question": b"What is the capital?",
+    "answers": {"text": np.array([b"Paris"], object), "answer_start": np.array([0])},
+    "id": b"q1",
+  }
   raw = tasks_lib.get("squad").preprocess(squad, rng, ctx)
   assert raw["target_text"] == "Paris" and "What is the capital?" in raw["prompt"]
 
@@ -115,14 +128,23 @@ def test_glue_and_squad_adapters_on_tfds_structures():
 CTX = tasks_lib.TaskContext()
 # Splits of the real builders (TFDS catalog; each builder's _split_generators).
 REAL_SPLITS = {
-    "glue/mnli": {"train", "validation_matched", "validation_mismatched", "test_matched",
-                  "test_mismatched"},
-    "glue/sst2": {"train", "validation", "test"},
-    "squad/v1.1": {"train", "validation"},
-    "cnn_dailymail": {"train", "validation", "test"},
+  "glue/mnli": {
+    "train",
+    "validation_matched",
+    "validation_mismatched",
+    "test_matched",
+    "test_mismatched",
+  },
+  "glue/sst2": {"train", "validation", "test"},
+  "squad/v1.1": {"train", "validation"},
+  "cnn_dailymail": {"train", "validation", "test"},
 }
-TEXT_TASKS = {"glue_mnli": "glue/mnli", "glue_sst2": "glue/sst2", "squad": "squad/v1.1",
-              "cnn_dailymail": "cnn_dailymail"}
+TEXT_TASKS = {
+  "glue_mnli": "glue/mnli",
+  "glue_sst2": "glue/sst2",
+  "squad": "squad/v1.1",
+  "cnn_dailymail": "cnn_dailymail",
+}
 
 
 def mock_example(builder, split="train", text_keys=()):
@@ -158,9 +180,11 @@ def test_mnli_on_mock_data():
   for label in [int(example["label"]), 0, 1, 2]:
     raw = run("glue_mnli", dict(example, label=np.int64(label)))
     assert raw["target_text"] == names[label] == raw["meta"]["label"]
-    assert raw["prompt"] == (f"context: {example['premise'].decode()} "
-                             f"{example['hypothesis'].decode()} question: Does this sentence "
-                             "entail the following sentence?")
+    assert raw["prompt"] == (
+      f"context: {example['premise'].decode()} "
+      f"{example['hypothesis'].decode()} question: Does this sentence "
+      "entail the following sentence?"
+    )
     assert raw["meta"]["example_id"] == str(example["idx"])
   test = mock_example("glue/mnli", "test_matched")
   with pytest.raises(tasks_lib.SkipExample, match="unlabelled"):
@@ -175,8 +199,9 @@ def test_sst2_on_mock_data():
   for label in [int(example["label"]), 0, 1]:
     raw = run("glue_sst2", dict(example, label=np.int64(label)))
     assert raw["target_text"] == names[label]
-    assert raw["prompt"] == (f"context: {example['sentence'].decode()} question: What is the "
-                             "sentiment of this sentence?")
+    assert raw["prompt"] == (
+      f"context: {example['sentence'].decode()} question: What is the sentiment of this sentence?"
+    )
   with pytest.raises(tasks_lib.SkipExample, match="unlabelled"):
     run("glue_sst2", dict(mock_example("glue/sst2", "test"), label=np.int64(-1)))
 
@@ -186,8 +211,10 @@ def test_squad_on_mock_data():
   example = mock_example("squad/v1.1", text_keys=("context", "question"))
   answers = [a.decode() for a in example["answers"]["text"] if a.strip()]
   if not answers:
-    example["answers"] = {"text": np.array([b"an answer"], object),
-                          "answer_start": np.array([0], np.int32)}
+    example["answers"] = {
+      "text": np.array([b"an answer"], object),
+      "answer_start": np.array([0], np.int32),
+    }
     answers = ["an answer"]
   context, question = example["context"].decode(), example["question"].decode()
   assert len(context.split()) <= text_tasks.QA_WINDOW_WORDS  # one window: the whole context
@@ -197,8 +224,10 @@ def test_squad_on_mock_data():
     assert raw["prompt"] == f"context: {' '.join(context.split())} question: {question}"
     assert raw["meta"]["example_id"] == example["id"].decode()
   for text in ([], [b"", b"  "]):
-    blank = dict(example, answers={"text": np.array(text, object),
-                                   "answer_start": np.zeros(len(text), np.int32)})
+    blank = dict(
+      example,
+      answers={"text": np.array(text, object), "answer_start": np.zeros(len(text), np.int32)},
+    )
     with pytest.raises(tasks_lib.SkipExample, match="no answer text"):
       run("squad", blank)
 
@@ -209,8 +238,9 @@ def test_cnn_dailymail_on_mock_data():
   article, highlights = example["article"].decode(), example["highlights"].decode()
   raw = run("cnn_dailymail", example)
   assert raw["target_text"] == highlights and raw["meta"]["captions"] == [highlights]
-  assert raw["prompt"] == (f"context: {article} question: What is a short summary of this "
-                           "document?")
+  assert raw["prompt"] == (
+    f"context: {article} question: What is a short summary of this document?"
+  )
   assert raw["meta"]["example_id"] == example["id"].decode()
   for key in ("article", "highlights"):
     with pytest.raises(tasks_lib.SkipExample, match="empty article or summary"):
@@ -223,13 +253,20 @@ def test_blank_text_fields_skip_or_tokenize(name):
   example = mock_example(TEXT_TASKS[name])
   example = {k: b"" if isinstance(v, bytes) else v for k, v in example.items()}
   spec = pipeline.ExampleSpec(
-      tokenizer=text_tokenizer.TextTokenizer("tokenizers/uio_tiny_2k.model", 512,
-                                             expected_text_size=2000),
-      text_inputs=32, text_targets=16, input_image_size=64, patch_size=16,
-      target_image_size=64, target_downsample=8)
+    tokenizer=text_tokenizer.TextTokenizer(
+      "tokenizers/uio_tiny_2k.model", 512, expected_text_size=2000
+    ),
+    text_inputs=32,
+    text_targets=16,
+    input_image_size=64,
+    patch_size=16,
+    target_image_size=64,
+    target_downsample=8,
+  )
   try:
-    features, _, _ = pipeline.prepare(tasks_lib.get(name), example, np.random.default_rng(0),
-                                      spec, spec.context(10.0))
+    features, _, _ = pipeline.prepare(
+      tasks_lib.get(name), example, np.random.default_rng(0), spec, spec.context(10.0)
+    )
   except tasks_lib.SkipExample as e:
     assert str(e)
   else:

@@ -24,11 +24,11 @@ LOCATION_BIN_250 = 2749  # <extra_id_350>
 LOCATION_BIN_999 = 2000  # <extra_id_1099>
 
 SENTENCES = [
-    "What does the image describe ?",
-    'What is the segmentation of " dog " ?',
-    "there are three red cars on the left of the picture .",
-    "It was a fine day, and I went to the school at eight o'clock.",
-    "Ünïcödé and 日本 fall back to bytes.",
+  "What does the image describe ?",
+  'What is the segmentation of " dog " ?',
+  "there are three red cars on the left of the picture .",
+  "It was a fine day, and I went to the school at eight o'clock.",
+  "Ünïcödé and 日本 fall back to bytes.",
 ]
 
 
@@ -46,7 +46,11 @@ def test_shipped_model_uses_t5_layout():
   processor = spm.SentencePieceProcessor(model_file=SHIPPED_MODEL)
   assert processor.get_piece_size() == 2000
   assert (processor.pad_id(), processor.eos_id(), processor.unk_id(), processor.bos_id()) == (
-      0, 1, 2, -1)
+    0,
+    1,
+    2,
+    -1,
+  )
   assert [processor.id_to_piece(i) for i in range(3)] == ["<pad>", "</s>", "<unk>"]
 
 
@@ -79,8 +83,12 @@ def test_extra_ids_encode_to_single_ids(tokenizer):
   with_location = tokenizer.encode("a <extra_id_100> b").tolist()
   assert with_location == [plain[0], LOCATION_BIN_0, plain[1]]
   region = tokenizer.encode("region <extra_id_350> <extra_id_100> <extra_id_1099> .").tolist()
-  assert region[-4:] == [LOCATION_BIN_250, LOCATION_BIN_0, LOCATION_BIN_999,
-                         tokenizer.encode(".")[0]]
+  assert region[-4:] == [
+    LOCATION_BIN_250,
+    LOCATION_BIN_0,
+    LOCATION_BIN_999,
+    tokenizer.encode(".")[0],
+  ]
 
 
 def test_extra_ids_decode_to_their_text(tokenizer):
@@ -105,14 +113,17 @@ def test_decode_stops_at_eos_and_skips_pad(tokenizer):
   assert tokenizer.decode([]) == ""
 
 
-@pytest.mark.parametrize("bad_id, why", [
+@pytest.mark.parametrize(
+  "bad_id, why",
+  [
     (3100, "vocabulary padding"),  # first id after the extra ids
     (3199, "image-decoder start"),
     (3200, "image token"),
     (3711, "image token"),
     (3712, "outside the 3712-id vocabulary"),
     (-1, "outside"),
-])
+  ],
+)
 def test_decode_rejects_non_text_ids(tokenizer, bad_id, why):
   ids = tokenizer.encode("the cat").tolist() + [bad_id]
   with pytest.raises(ValueError, match=rf"id {bad_id} at position {len(ids) - 1} .*{why}"):
@@ -126,18 +137,20 @@ def test_decode_rejects_batches(tokenizer):
 
 def test_batches(tokenizer):
   encoded = tokenizer.encode_batch(SENTENCES[:3], add_eos=True)
-  assert [e.tolist() for e in encoded] == [tokenizer.encode(s, add_eos=True).tolist()
-                                           for s in SENTENCES[:3]]
+  assert [e.tolist() for e in encoded] == [
+    tokenizer.encode(s, add_eos=True).tolist() for s in SENTENCES[:3]
+  ]
   padded = np.zeros((3, 20), np.int32)
   for row, ids in zip(padded, encoded):
-    row[:len(ids)] = ids
+    row[: len(ids)] = ids
   assert tokenizer.decode_batch(padded) == SENTENCES[:3]
 
 
 def test_tf_data_matches_numpy(tokenizer):
   texts = SENTENCES + ["a <extra_id_100> b", ""]
   dataset = tf.data.Dataset.from_tensor_slices(texts).map(
-      lambda text: tf_encode(tokenizer, text, add_eos=True))
+    lambda text: tf_encode(tokenizer, text, add_eos=True)
+  )
   assert dataset.element_spec == tf.TensorSpec([None], tf.int32)
   results = [ids.numpy().tolist() for ids in dataset]
   assert results == [tokenizer.encode(text, add_eos=True).tolist() for text in texts]
@@ -152,8 +165,9 @@ def test_tf_encode_rejects_non_scalar(tokenizer):
 def _train_default_layout_model(model_dir):
   # SentencePiece's own defaults: unk 0, bos 1, eos 2, no pad; not the T5 layout.
   prefix = os.path.join(model_dir, "default_ids")
-  spm.SentencePieceTrainer.train(input=EXTRA_TEXT, model_prefix=prefix, vocab_size=120,
-                                 num_threads=1, minloglevel=2)
+  spm.SentencePieceTrainer.train(
+    input=EXTRA_TEXT, model_prefix=prefix, vocab_size=120, num_threads=1, minloglevel=2
+  )
   return prefix + ".model"
 
 
@@ -172,8 +186,11 @@ def test_rejects_model_that_already_has_extra_ids(tmp_path):
   proto = sentencepiece_model_pb2.ModelProto()
   with open(SHIPPED_MODEL, "rb") as f:
     proto.ParseFromString(f.read())
-  proto.pieces.add(piece="\u2581<extra_id_0>", score=0.0,
-                   type=sentencepiece_model_pb2.ModelProto.SentencePiece.USER_DEFINED)
+  proto.pieces.add(
+    piece="\u2581<extra_id_0>",
+    score=0.0,
+    type=sentencepiece_model_pb2.ModelProto.SentencePiece.USER_DEFINED,
+  )
   path = tmp_path / "with_extra.model"
   path.write_bytes(proto.SerializeToString())
   with pytest.raises(ValueError, match="already contains <extra_id_0>"):

@@ -1,6 +1,7 @@
 """Trainer tests: exact resume after SIGKILL, sharded = unsharded, multi-host = single host,
 restore onto another mesh, freezing, non-finite skips. Runs use the tiny config in fresh
 processes (tests/train_runner.py) so fake CPU device counts apply."""
+
 import functools
 import json
 import os
@@ -27,9 +28,12 @@ RUNNER = [sys.executable, os.path.join(ROOT, "tests", "train_runner.py")]
 
 
 def run(workdir, steps, mesh_model, devices=1, extra=()):
-  out = subprocess.run(RUNNER + [str(workdir), str(steps), str(mesh_model), "--devices",
-                                 str(devices), *extra],
-                       capture_output=True, text=True, cwd=ROOT)
+  out = subprocess.run(
+    RUNNER + [str(workdir), str(steps), str(mesh_model), "--devices", str(devices), *extra],
+    capture_output=True,
+    text=True,
+    cwd=ROOT,
+  )
   if out.returncode:
     raise AssertionError(f"runner failed:\n{out.stderr[-3000:]}")
   return dict(json.loads(out.stdout.strip().splitlines()[-1])["losses"])
@@ -44,8 +48,12 @@ def reference(tmp_path_factory):
 @pytest.mark.slow
 def test_resume_after_sigkill_is_exact(tmp_path, reference):
   workdir = tmp_path / "killed"
-  proc = subprocess.Popen(RUNNER + [str(workdir), "6", "1"], cwd=ROOT,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+    RUNNER + [str(workdir), "6", "1"],
+    cwd=ROOT,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   deadline = time.time() + 240
   ckpt = workdir / "checkpoints" / "2"
   while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
@@ -73,8 +81,9 @@ def eight_devices(tmp_path_factory):
 def test_sharded_losses_equal_unsharded(tmp_path, reference, eight_devices):
   two_by_four = run(tmp_path / "mp4", 6, 4, devices=8)
   for losses in (eight_devices, two_by_four):
-    np.testing.assert_allclose([losses[s] for s in range(1, 7)],
-                               [reference[s] for s in range(1, 7)], rtol=2e-5)
+    np.testing.assert_allclose(
+      [losses[s] for s in range(1, 7)], [reference[s] for s in range(1, 7)], rtol=2e-5
+    )
 
 
 @pytest.mark.slow
@@ -83,8 +92,9 @@ def test_restore_onto_another_mesh(tmp_path, eight_devices):
   run(workdir, 2, 1, devices=8)  # saved on (data=8, model=1)
   resumed = run(workdir, 6, 4, devices=8)  # restored onto (data=2, model=4)
   assert sorted(resumed) == [3, 4, 5, 6]
-  np.testing.assert_allclose([resumed[s] for s in range(3, 7)],
-                             [eight_devices[s] for s in range(3, 7)], rtol=2e-5)
+  np.testing.assert_allclose(
+    [resumed[s] for s in range(3, 7)], [eight_devices[s] for s in range(3, 7)], rtol=2e-5
+  )
 
 
 def _free_port():
@@ -94,10 +104,17 @@ def _free_port():
 
 
 def test_synthetic_hosts_split_the_global_batch():
-  from unified_io.data import synthetic as synthetic_batches  # pylint: disable=g-import-not-at-top
-  make = lambda i, n: next(synthetic_batches.SyntheticBatches(
-      tiny.make_model().config, tiny_config.get_config().lengths, 8, process_index=i,
-      process_count=n))
+  from unified_io.data import synthetic as synthetic_batches
+
+  make = lambda i, n: next(
+    synthetic_batches.SyntheticBatches(
+      tiny.make_model().config,
+      tiny_config.get_config().lengths,
+      8,
+      process_index=i,
+      process_count=n,
+    )
+  )
   whole, hosts = make(0, 1), [make(i, 2) for i in range(2)]
   for k, v in whole.items():
     np.testing.assert_array_equal(np.concatenate([h[k] for h in hosts]), v)
@@ -106,10 +123,16 @@ def test_synthetic_hosts_split_the_global_batch():
 @pytest.mark.slow
 def test_two_processes_equal_one_process(tmp_path, eight_devices):
   port = _free_port()
-  procs = [subprocess.Popen(RUNNER + [str(tmp_path / "mh"), "6", "1", "--devices", "4",
-                                      "--process", f"{i}/2@{port}"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-           for i in range(2)]
+  procs = [
+    subprocess.Popen(
+      RUNNER + [str(tmp_path / "mh"), "6", "1", "--devices", "4", "--process", f"{i}/2@{port}"],
+      cwd=ROOT,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in range(2)
+  ]
   try:
     outs = [p.communicate(timeout=400) for p in procs]
   finally:
@@ -119,8 +142,9 @@ def test_two_processes_equal_one_process(tmp_path, eight_devices):
   for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
   losses = dict(json.loads(outs[0][0].strip().splitlines()[-1])["losses"])
-  np.testing.assert_allclose([losses[s] for s in range(1, 7)],
-                             [eight_devices[s] for s in range(1, 7)], rtol=2e-5)
+  np.testing.assert_allclose(
+    [losses[s] for s in range(1, 7)], [eight_devices[s] for s in range(1, 7)], rtol=2e-5
+  )
 
 
 # ------------------------------------------------------------ in-process step behaviour
@@ -132,11 +156,19 @@ def _state_and_step(freeze=""):
   config = tiny_config.get_config()
   params = tiny.init(model, batch)
   optimizer, schedule = optim.build(config.optimizer, params, freeze)
-  state = {"params": params, "opt_state": optimizer.init(params), "step": jnp.int32(0),
-           "rng": jax.random.PRNGKey(0), "skipped": jnp.int32(0),
-           "consecutive_skips": jnp.int32(0)}
-  step = jax.jit(functools.partial(train.train_step, model=model, optimizer=optimizer,
-                                   schedule=schedule, z_loss=0.0))
+  state = {
+    "params": params,
+    "opt_state": optimizer.init(params),
+    "step": jnp.int32(0),
+    "rng": jax.random.PRNGKey(0),
+    "skipped": jnp.int32(0),
+    "consecutive_skips": jnp.int32(0),
+  }
+  step = jax.jit(
+    functools.partial(
+      train.train_step, model=model, optimizer=optimizer, schedule=schedule, z_loss=0.0
+    )
+  )
   return state, step, batch
 
 
@@ -145,8 +177,10 @@ def test_frozen_parameters_do_not_move_and_have_no_state():
   new_state, _ = step(state, batch)
   same = jax.tree.map(np.array_equal, state["params"]["encoder"], new_state["params"]["encoder"])
   assert all(jax.tree.leaves(same))
-  assert not np.array_equal(state["params"]["decoder"]["decoder_norm"]["scale"],
-                            new_state["params"]["decoder"]["decoder_norm"]["scale"])
+  assert not np.array_equal(
+    state["params"]["decoder"]["decoder_norm"]["scale"],
+    new_state["params"]["decoder"]["decoder_norm"]["scale"],
+  )
   # Optimizer state exists only for trainable parameters: freezing the encoder removes at
   # least its momentum (one value per parameter) from the state.
   frozen = sum(x.size for x in jax.tree.leaves(state["opt_state"]))
@@ -177,7 +211,8 @@ def test_learning_rate_schedule_follows_the_paper():
 
 
 def _paper_optimizer():
-  from configs import small  # pylint: disable=g-import-not-at-top
+  from configs import small
+
   return small.get_config().optimizer
 
 
@@ -197,9 +232,10 @@ def test_adafactor_second_moment_decay_is_paper_beta2():
   v, v_row, v_col = np.zeros((3, 4)), np.zeros(128), np.zeros(256)
   for k in range(1, 6):
     grads = {"w": rs.uniform(-0.1, 0.1, (3, 4)), "m": rs.uniform(-1e-3, 1e-3, (128, 256))}
-    _, state = optimizer.update(jax.tree.map(lambda g: jnp.asarray(g, jnp.float32), grads),
-                                state, params)
-    beta2 = 1 - k ** -0.8
+    _, state = optimizer.update(
+      jax.tree.map(lambda g: jnp.asarray(g, jnp.float32), grads), state, params
+    )
+    beta2 = 1 - k**-0.8
     w_sq, m_sq = grads["w"] ** 2 + 1e-30, grads["m"] ** 2 + 1e-30
     v = beta2 * v + (1 - beta2) * w_sq
     v_row = beta2 * v_row + (1 - beta2) * m_sq.mean(axis=1)
@@ -217,17 +253,23 @@ def _opt_state_shardings_on_2x4(freeze=""):
 
   An abstract mesh: shardings are derived without 8 devices in this process.
   """
-  from unified_io.common import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
-  from unified_io.model import builder as model_lib  # pylint: disable=g-import-not-at-top
+  from unified_io.common import mesh as mesh_lib
+  from unified_io.model import builder as model_lib
+
   config = tiny_config.get_config()
   config.freeze = freeze
-  mesh = jax.sharding.AbstractMesh((2, 4), ("data", "model"),
-                                   axis_types=(jax.sharding.AxisType.Auto,) * 2)
+  mesh = jax.sharding.AbstractMesh(
+    (2, 4), ("data", "model"), axis_types=(jax.sharding.AxisType.Auto,) * 2
+  )
   _, abstract, shardings, _, _ = train.create_train_state(
-      config, model_lib.build(config), mesh, mesh_lib.logical_rules(config.mesh))
+    config, model_lib.build(config), mesh, mesh_lib.logical_rules(config.mesh)
+  )
+
   def of_type(tree, cls):
-    return [s for s in jax.tree.leaves(tree, is_leaf=lambda s: isinstance(s, cls))
-            if isinstance(s, cls)]
+    return [
+      s for s in jax.tree.leaves(tree, is_leaf=lambda s: isinstance(s, cls)) if isinstance(s, cls)
+    ]
+
   [stats] = of_type(shardings["opt_state"], optax.FactoredState)
   [momentum] = of_type(shardings["opt_state"], optax.EmaState)
   [stat_shapes] = of_type(abstract["opt_state"], optax.FactoredState)

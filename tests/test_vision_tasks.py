@@ -1,5 +1,6 @@
 """Vision task preprocessors: official prompts, target formats decoded back to the ground
 truth, skip reasons, and the real-dataset adapters on TFDS mock data (no download)."""
+
 import copy
 import re
 
@@ -29,18 +30,18 @@ MISSING = vt.KEYPOINT_MISSING_TOKEN
 
 # The released model's prompts, as the issue quotes them.
 OFFICIAL = {
-    "image_captioning": 'What does the image describe ?',
-    "depth": 'What is the depth map of the image ?',
-    "surface_normal": 'What is the surface normal of the image ?',
-    "segmentation": 'What is the segmentation of " {} " ?',
-    "image_generation": 'What is the complete image? Text: " {} " .',
-    "refexp": 'Which region does the text " {} " describe ?',
-    "region_captioning": 'What does the region " {} " describe ?',
-    "object_categorization": 'What is the category of region " {} " ?',
-    "image_classification": 'What is this in the image ?',
-    "image_inpainting": 'Filling the blank region " {} " ?',
-    "keypoint": 'Find the human joints in the region " {} " .',
-    "segmentation_based_generation": 'What is the complete image? Segmentation color: " {} "',
+  "image_captioning": 'What does the image describe ?',
+  "depth": 'What is the depth map of the image ?',
+  "surface_normal": 'What is the surface normal of the image ?',
+  "segmentation": 'What is the segmentation of " {} " ?',
+  "image_generation": 'What is the complete image? Text: " {} " .',
+  "refexp": 'Which region does the text " {} " describe ?',
+  "region_captioning": 'What does the region " {} " describe ?',
+  "object_categorization": 'What is the category of region " {} " ?',
+  "image_classification": 'What is this in the image ?',
+  "image_inpainting": 'Filling the blank region " {} " ?',
+  "keypoint": 'Find the human joints in the region " {} " .',
+  "segmentation_based_generation": 'What is the complete image? Segmentation color: " {} "',
 }
 
 
@@ -85,7 +86,7 @@ def decode(tokens, image_hw):
 
 
 def parse_labelled_boxes(text, image_hw):
-  """"<loc>x4 name words <loc>x4 name ..." -> [(box, name)]."""
+  """ "<loc>x4 name words <loc>x4 name ..." -> [(box, name)]."""
   tokens, out = text.split(), []
   while tokens:
     assert all(is_loc(t) for t in tokens[:4]), text
@@ -101,13 +102,15 @@ def quoted(prompt, template):
   """The argument of a one-argument template, e.g. the region inside " ... "."""
   head, tail = template.split("{}")
   assert prompt.startswith(head) and prompt.endswith(tail), (prompt, template)
-  return prompt[len(head):len(prompt) - len(tail)]
+  return prompt[len(head) : len(prompt) - len(tail)]
 
 
 def ground_truth(example):
   objects = example["objects"]
-  return (np.asarray(objects["pixel_box"], np.float64),
-          [scenes.SHAPES[i] for i in objects["label"]])
+  return (
+    np.asarray(objects["pixel_box"], np.float64),
+    [scenes.SHAPES[i] for i in objects["label"]],
+  )
 
 
 def assert_box_close(decoded, box, image_hw):
@@ -122,9 +125,15 @@ def test_official_prompts_character_for_character():
     assert prompts.official(key) == template
   assert prompts.official("detection") == "What objects are in the image ?"
   assert prompts.official("relationship") == (
-      'What is the relationship between " {} " and " {} " ?')
-  for key in ("text_classification", "question_answering", "summarization",
-              "masked_language_modelling", "span_denoising"):
+    'What is the relationship between " {} " and " {} " ?'
+  )
+  for key in (
+    "text_classification",
+    "question_answering",
+    "summarization",
+    "masked_language_modelling",
+    "span_denoising",
+  ):
     assert key in prompts.PROMPTS
   assert prompts.PROMPTS["question_answering"][1].format("ctx", "q?") == "question: q? context: ctx"
 
@@ -170,10 +179,16 @@ def test_builtin_task_follows_the_contract(examples, name):
 def test_builtin_tasks_become_unified_examples(examples):
   """Through the pipeline's tokenizer: location and missing-joint tokens are single ids."""
   spec = pipeline.ExampleSpec(
-      tokenizer=text_tokenizer.TextTokenizer("tokenizers/uio_tiny_2k.model", 512,
-                                             expected_text_size=2000),
-      text_inputs=64, text_targets=128, input_image_size=64, patch_size=16,
-      target_image_size=64, target_downsample=8)
+    tokenizer=text_tokenizer.TextTokenizer(
+      "tokenizers/uio_tiny_2k.model", 512, expected_text_size=2000
+    ),
+    text_inputs=64,
+    text_targets=128,
+    input_image_size=64,
+    patch_size=16,
+    target_image_size=64,
+    target_downsample=8,
+  )
   layout = spec.tokenizer.layout
   ctx = spec.context(max_depth=25.0)
   for name in vt.BUILTIN_TASK_NAMES:
@@ -182,8 +197,9 @@ def test_builtin_tasks_become_unified_examples(examples):
       if prepared == 3:  # a few per task: the image ops are slow on CPU
         break
       try:
-        features, raw, cut = pipeline.prepare(vt.TASKS[name], example,
-                                              np.random.default_rng(i), spec, ctx)
+        features, raw, cut = pipeline.prepare(
+          vt.TASKS[name], example, np.random.default_rng(i), spec, ctx
+        )
       except tasks.SkipExample:
         continue
       prepared += 1
@@ -206,8 +222,11 @@ def test_detection_target_decodes_to_every_object(examples):
     parsed = parse_labelled_boxes(raw["target_text"], hw)
     assert sorted(n for _, n in parsed) == sorted(names)
     for box, name in parsed:  # each decoded box matches a distinct object of its class
-      match = [i for i in range(len(boxes)) if names[i] == name
-               and np.all(np.abs(boxes[i] - box) <= one_bin(hw))]
+      match = [
+        i
+        for i in range(len(boxes))
+        if names[i] == name and np.all(np.abs(boxes[i] - box) <= one_bin(hw))
+      ]
       assert match, (box, name)
     if len(names) >= 3:
       for seed in range(4):
@@ -251,7 +270,7 @@ def test_keypoints_are_17_joints_in_the_paper_format(examples):
     tokens = raw["target_text"].split()
     assert len(tokens) == 17 * 3
     for k in range(17):
-      y_token, x_token, label = tokens[3 * k:3 * k + 3]
+      y_token, x_token, label = tokens[3 * k : 3 * k + 3]
       v = int(persons["visibility"][p][k])
       assert label == str(v + 1)  # 1 not visible, 2 occluded, 3 visible
       if v == 0:
@@ -287,8 +306,10 @@ def test_relationship_prompt_boxes_and_target(examples):
     hw = example["image"].shape[:2]
     sides = [parse_labelled_boxes(part, hw)[0] for part in pattern.match(raw["prompt"]).groups()]
     rel = example["relationships"]
-    triples = {(int(s), p.decode(), int(o)) for s, p, o in
-               zip(rel["subject"], rel["predicate"], rel["object"])}
+    triples = {
+      (int(s), p.decode(), int(o))
+      for s, p, o in zip(rel["subject"], rel["predicate"], rel["object"])
+    }
     (s_box, s_name), (o_box, o_name) = sides
     s = int(np.argmin(np.abs(boxes - s_box).sum(-1)))
     o = int(np.argmin(np.abs(boxes - o_box).sum(-1)))
@@ -332,8 +353,9 @@ def test_segmentation_paints_each_instance_of_the_class(examples):
     target = raw["target_image"]
     background = ~np.any(np.stack(expected), axis=0)
     assert np.all(target[background] == 0)
-    colours = [dense_labels.COLOR_VALUES[dense_labels.COLOR_NAMES.index(c)]
-               for c in raw["meta"]["colors"]]
+    colours = [
+      dense_labels.COLOR_VALUES[dense_labels.COLOR_NAMES.index(c)] for c in raw["meta"]["colors"]
+    ]
     assert len({tuple(c) for c in colours}) == len(colours)
     for mask, colour in zip(expected, colours):
       assert np.all(target[mask] == colour)
@@ -343,12 +365,15 @@ def test_segmentation_generation_lists_the_colours_of_the_input_map(examples):
   for example in examples[:10]:
     raw = run("builtin_segmentation_generation", example)
     _, names = ground_truth(example)
-    pairs = [p.split(" : ") for p in
-             quoted(raw["prompt"], OFFICIAL["segmentation_based_generation"]).split(" , ")]
+    pairs = [
+      p.split(" : ")
+      for p in quoted(raw["prompt"], OFFICIAL["segmentation_based_generation"]).split(" , ")
+    ]
     assert sorted(n for _, n in pairs) == sorted(names)
     for colour, name in pairs:
-      painted = np.all(raw["image"] == dense_labels.COLOR_VALUES[
-          dense_labels.COLOR_NAMES.index(colour)], axis=-1)
+      painted = np.all(
+        raw["image"] == dense_labels.COLOR_VALUES[dense_labels.COLOR_NAMES.index(colour)], axis=-1
+      )
       owners = set(example["instance_ids"][painted].tolist())
       assert len(owners) == 1 and names[owners.pop() - 1] == name
     np.testing.assert_array_equal(raw["target_image"], example["image"] / np.float32(255))
@@ -360,7 +385,7 @@ def test_inpainting_blanks_the_box_and_targets_the_image(examples):
     boxes, names = ground_truth(example)
     hw = example["image"].shape[:2]
     parsed = parse_labelled_boxes(quoted(raw["prompt"], OFFICIAL["image_inpainting"]), hw)
-    (box, name), = parsed
+    ((box, name),) = parsed
     i = int(np.argmin(np.abs(boxes - box).sum(-1)))
     assert name == names[i]
     x1, y1, x2, y2 = boxes[i].astype(int)  # built-in boxes are whole pixels
@@ -392,8 +417,10 @@ def test_image_level_text_tasks(examples):
 def test_vqa_and_grounded_vqa(examples):
   for example in examples[:10]:
     qa = example["vqa"]
-    pairs = {q.decode().lower(): (a.decode(), int(o)) for q, a, o in
-             zip(qa["question"], qa["answer"], qa["object_index"])}
+    pairs = {
+      q.decode().lower(): (a.decode(), int(o))
+      for q, a, o in zip(qa["question"], qa["answer"], qa["object_index"])
+    }
     raw = run("builtin_vqa", example)
     assert raw["target_text"] == pairs[raw["prompt"]][0]
     raw = run("builtin_grounded_vqa", example)
@@ -417,8 +444,13 @@ def test_unusable_examples_are_skipped_with_a_reason(examples):
   example = next(e for e in examples if len(e["persons"]["object_index"]))
   degenerate = copy.deepcopy(example)
   degenerate["objects"]["pixel_box"][:, 2] = degenerate["objects"]["pixel_box"][:, 0]
-  for name in ("builtin_detection", "builtin_localization", "builtin_inpainting",
-               "builtin_object_categorization", "builtin_segmentation"):
+  for name in (
+    "builtin_detection",
+    "builtin_localization",
+    "builtin_inpainting",
+    "builtin_object_categorization",
+    "builtin_segmentation",
+  ):
     assert skip_reason(name, degenerate) == "no object with a valid box"
   assert "keypoints" in skip_reason("builtin_keypoints", degenerate)
   outside = copy.deepcopy(example)
@@ -461,8 +493,9 @@ def consistent(sequence: dict, n: int) -> dict:
 
 def ordered_bbox(bbox):
   """Mock BBoxes are random numbers; real ones have ymin <= ymax and xmin <= xmax."""
-  return np.concatenate([np.minimum(bbox[:, :2], bbox[:, 2:]),
-                         np.maximum(bbox[:, :2], bbox[:, 2:]) + 0.01], axis=1).clip(0, 1)
+  return np.concatenate(
+    [np.minimum(bbox[:, :2], bbox[:, 2:]), np.maximum(bbox[:, :2], bbox[:, 2:]) + 0.01], axis=1
+  ).clip(0, 1)
 
 
 def test_coco_detection_and_localization_on_mock_data():
@@ -510,7 +543,8 @@ def test_refcoco_on_mock_data():
   objects["bbox"] = ordered_bbox(objects["bbox"])
   # Real nested sequences come as RaggedTensors from tfds.as_numpy.
   objects["refexp"]["raw"] = tf.ragged.constant(
-      [[b"man in solid black", b"left man"], [b"red car"], []])
+    [[b"man in solid black", b"left man"], [b"red car"], []]
+  )
   example["objects"] = objects
   hw = example["image"].shape[:2]
   height, width = hw
@@ -527,18 +561,21 @@ def test_nyu_depth_on_mock_data():
   assert example["depth"].dtype == np.float16
   raw = run("nyu_depth", example, ctx=tasks.TaskContext())
   back = dense_labels.image_to_depth(raw["target_image"], 10.0)
-  np.testing.assert_allclose(back, np.clip(example["depth"].astype(np.float32), 0, 10),
-                             atol=1e-4)
+  np.testing.assert_allclose(back, np.clip(example["depth"].astype(np.float32), 0, 10), atol=1e-4)
   example["depth"][0, 0] = np.nan
   with pytest.raises(tasks.SkipExample, match="non-finite"):
     run("nyu_depth", example)
 
 
 def test_real_tasks_are_registered_with_their_builders():
-  expected = {"coco_detection": "coco/2017", "coco_localization": "coco/2017",
-              "coco_captioning": "coco_captions/2014",
-              "coco_image_generation": "coco_captions/2014",
-              "refcoco_refexp": "ref_coco/refcoco_unc", "nyu_depth": "nyu_depth_v2"}
+  expected = {
+    "coco_detection": "coco/2017",
+    "coco_localization": "coco/2017",
+    "coco_captioning": "coco_captions/2014",
+    "coco_image_generation": "coco_captions/2014",
+    "refcoco_refexp": "ref_coco/refcoco_unc",
+    "nyu_depth": "nyu_depth_v2",
+  }
   for name, builder in expected.items():
     task = vt.TASKS[name]
     assert task.builder == builder and task.size and task.splits["train"] == "train"
@@ -550,6 +587,15 @@ def test_keypoints_text_by_hand():
   points[0], points[2] = (10, 20), (30, 40)
   visibility = np.array([2, 0, 1] + [0] * 14)
   text = vt.keypoints_text(points, visibility, (64, 64), CTX)
-  assert text.split()[:9] == ["<extra_id_412>", "<extra_id_256>", "3", MISSING, MISSING, "1",
-                              "<extra_id_724>", "<extra_id_568>", "2"]
+  assert text.split()[:9] == [
+    "<extra_id_412>",
+    "<extra_id_256>",
+    "3",
+    MISSING,
+    MISSING,
+    "1",
+    "<extra_id_724>",
+    "<extra_id_568>",
+    "2",
+  ]
   assert len(text.split()) == 51

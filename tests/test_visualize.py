@@ -36,8 +36,11 @@ def test_box_border_is_exactly_the_rectangle():
 
 def test_box_labels_and_scores_draw_a_tag_in_bounds():
   img = np.zeros((64, 64, 3), np.uint8)
-  out = np.asarray(vis.draw_boxes(img, [[0, 0, 30, 30], [20, 20, 60, 60]],
-                                  labels=["cat", b"dog"], scores=[0.9, 0.5], scale=1))
+  out = np.asarray(
+    vis.draw_boxes(
+      img, [[0, 0, 30, 30], [20, 20, 60, 60]], labels=["cat", b"dog"], scores=[0.9, 0.5], scale=1
+    )
+  )
   assert out.shape == (64, 64, 3)
   # The tag of the box at the top edge goes inside it, filled with its palette colour.
   assert np.all(out[1, 1] == vis.PALETTE[0])
@@ -46,10 +49,10 @@ def test_box_labels_and_scores_draw_a_tag_in_bounds():
 def test_keypoints_visibility_zero_not_drawn():
   img = np.zeros((100, 100, 3), np.uint8)
   kps = np.zeros((17, 3))
-  kps[5] = (20, 20, 2)   # left shoulder, visible
-  kps[6] = (80, 20, 2)   # right shoulder, visible: limb (5, 6) drawn
-  kps[7] = (20, 80, 0)   # left elbow, not labelled: no dot, no limb (5, 7)
-  kps[8] = (80, 80, 1)   # right elbow, occluded: outline dot and limb (6, 8)
+  kps[5] = (20, 20, 2)  # left shoulder, visible
+  kps[6] = (80, 20, 2)  # right shoulder, visible: limb (5, 6) drawn
+  kps[7] = (20, 80, 0)  # left elbow, not labelled: no dot, no limb (5, 7)
+  kps[8] = (80, 80, 1)  # right elbow, occluded: outline dot and limb (6, 8)
   out = np.asarray(vis.draw_keypoints(img, kps, radius=3, width=2))
   assert out[20, 50].any()  # shoulder limb
   assert out[50, 80].any()  # right upper arm
@@ -96,7 +99,8 @@ def test_to_uint8_ranges_and_errors():
   assert vis.to_uint8(u) is u
   np.testing.assert_array_equal(vis.to_uint8(np.array([0.0, 0.5, 1.0])), [0, 128, 255])
   np.testing.assert_array_equal(
-      vis.to_uint8(np.array([-1.0, 0.0, 1.0]), value_range=(-1, 1)), [0, 128, 255])
+    vis.to_uint8(np.array([-1.0, 0.0, 1.0]), value_range=(-1, 1)), [0, 128, 255]
+  )
   # Within 1e-3 of the range is rounding noise: clipped, not an error.
   np.testing.assert_array_equal(vis.to_uint8(np.array([-0.0005, 1.0005])), [0, 255])
   with pytest.raises(ValueError, match="my_input.*outside value_range"):
@@ -147,8 +151,7 @@ def test_grid_size_hand_computed():
   g = vis.grid([[(img, None), (img, None), (img, None)], [(img, None)]], tile_size=tile)
   assert g.size == (3 * 40, 2 * 30)
   # Padding and a row-title column.
-  g = vis.grid([[(img, None), None]], tile_size=tile, pad=5, row_titles=["vqa"],
-               row_title_width=50)
+  g = vis.grid([[(img, None), None]], tile_size=tile, pad=5, row_titles=["vqa"], row_title_width=50)
   assert g.size == (50 + 2 * 40 + 3 * 5, 30 + 2 * 5)
   # Captions add one band per row: lines * line_height + 4, for the longest caption.
   caption = "a long prompt that has to wrap onto several lines of text"

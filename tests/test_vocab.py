@@ -77,8 +77,9 @@ def test_vectorised_over_arrays():
   ids = OFFICIAL.location_id(bins)
   np.testing.assert_array_equal(ids, [[32999, 32998], [32001, 32000]])
   assert ids.dtype == np.int32 and ids.shape == (2, 2)
-  np.testing.assert_array_equal(OFFICIAL.location_bin(np.array([32999, 32500, 32000])),
-                                [0, 499, 999])
+  np.testing.assert_array_equal(
+    OFFICIAL.location_bin(np.array([32999, 32500, 32000])), [0, 499, 999]
+  )
   np.testing.assert_array_equal(OFFICIAL.image_id(np.array([0, 5])), [33152, 33157])
   np.testing.assert_array_equal(OFFICIAL.image_code(np.array([33152, 33157])), [0, 5])
   np.testing.assert_array_equal(OFFICIAL.sentinel_id(np.arange(3)), [33099, 33098, 33097])
@@ -87,16 +88,11 @@ def test_vectorised_over_arrays():
 
 def test_predicates_at_boundaries():
   ids = np.array([-1, 0, 31999, 32000, 32999, 33000, 33099, 33100, 33151, 33152, 49535, 49536])
-  np.testing.assert_array_equal(
-      OFFICIAL.is_text(ids), [0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0])
-  np.testing.assert_array_equal(
-      OFFICIAL.is_extra(ids), [0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0])
-  np.testing.assert_array_equal(
-      OFFICIAL.is_location(ids), [0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0])
-  np.testing.assert_array_equal(
-      OFFICIAL.is_sentinel(ids), [0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0])
-  np.testing.assert_array_equal(
-      OFFICIAL.is_image(ids), [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0])
+  np.testing.assert_array_equal(OFFICIAL.is_text(ids), [0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0])
+  np.testing.assert_array_equal(OFFICIAL.is_extra(ids), [0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0])
+  np.testing.assert_array_equal(OFFICIAL.is_location(ids), [0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0])
+  np.testing.assert_array_equal(OFFICIAL.is_sentinel(ids), [0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0])
+  np.testing.assert_array_equal(OFFICIAL.is_image(ids), [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0])
   assert OFFICIAL.is_image(33152) is True
   assert OFFICIAL.is_location(33000) is False
 
@@ -107,7 +103,9 @@ def test_predicates_work_on_jax_arrays():
   np.testing.assert_array_equal(np.asarray(result), [False, True, True, False])
 
 
-@pytest.mark.parametrize("call, message", [
+@pytest.mark.parametrize(
+  "call, message",
+  [
     (lambda: OFFICIAL.sentinel_id(100), "sentinel index 100 out of range"),
     (lambda: OFFICIAL.sentinel_id(-1), "sentinel index -1 out of range"),
     (lambda: OFFICIAL.location_id(1000), "location bin 1000 out of range"),
@@ -119,19 +117,23 @@ def test_predicates_work_on_jax_arrays():
     (lambda: OFFICIAL.image_code(33151), "image token id 33151 out of range"),
     (lambda: OFFICIAL.location_id(1.0), "location bin must be integers"),
     (lambda: OFFICIAL.image_id(True), "image code must be integers"),
-])
+  ],
+)
 def test_out_of_range_arguments_are_named(call, message):
   with pytest.raises(ValueError, match=message):
     call()
 
 
-@pytest.mark.parametrize("kwargs, message", [
+@pytest.mark.parametrize(
+  "kwargs, message",
+  [
     (dict(text_size=3, image_vocab_size=10), "text_size 3"),
     (dict(text_size=100, image_vocab_size=0), "image_vocab_size 0"),
     (dict(text_size=100, image_vocab_size=10, num_extra_ids=1099), "num_extra_ids 1099"),
     (dict(text_size=100, image_vocab_size=10, pad_multiple=0), "pad_multiple 0"),
     (dict(text_size=100.0, image_vocab_size=10), "text_size must be an int"),
-])
+  ],
+)
 def test_bad_layout_arguments(kwargs, message):
   with pytest.raises(ValueError, match=message):
     VocabLayout(**kwargs)

@@ -2,6 +2,7 @@
 
 Equivalence with the PyTorch original is in test_vqgan_torch_equivalence.py.
 """
+
 import json
 import os
 
@@ -18,8 +19,16 @@ from vqgan.model import VectorQuantizer, flatten, unflatten
 TINY = vqgan.PRESETS["tiny"]
 OFFICIAL = vqgan.PRESETS["official"]
 # Fewer ops than tiny, for the one test that runs the model op by op (slow without jit).
-SMALL = vqgan.VQGANConfig(resolution=16, ch=32, ch_mult=(1, 2), num_res_blocks=1,
-                          attn_resolutions=(8,), z_channels=8, embed_dim=4, n_codes=16)
+SMALL = vqgan.VQGANConfig(
+  resolution=16,
+  ch=32,
+  ch_mult=(1, 2),
+  num_res_blocks=1,
+  attn_resolutions=(8,),
+  z_channels=8,
+  embed_dim=4,
+  n_codes=16,
+)
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +83,20 @@ def reference_layout(cfg):
     block_in = cfg.ch * in_mult[lvl]
     block_out = cfg.ch * cfg.ch_mult[lvl]
     for i in range(cfg.num_res_blocks):
-      resblock(f"encoder/down_{lvl}_block_{i}", f"encoder.down.{lvl}.block.{i}", block_in,
-               block_out)
+      resblock(
+        f"encoder/down_{lvl}_block_{i}", f"encoder.down.{lvl}.block.{i}", block_in, block_out
+      )
       block_in = block_out
       if res in cfg.attn_resolutions:
         attn(f"encoder/down_{lvl}_attn_{i}", f"encoder.down.{lvl}.attn.{i}", block_in)
     if lvl != levels - 1:
-      conv(f"encoder/down_{lvl}_downsample/conv", f"encoder.down.{lvl}.downsample.conv", 3,
-           block_in, block_in)
+      conv(
+        f"encoder/down_{lvl}_downsample/conv",
+        f"encoder.down.{lvl}.downsample.conv",
+        3,
+        block_in,
+        block_in,
+      )
       res //= 2
   for part in ("encoder", "decoder"):
     c = cfg.ch * cfg.ch_mult[-1]
@@ -99,14 +114,14 @@ def reference_layout(cfg):
     step = levels - lvl - 1  # released i_idx; taming keeps the level index
     block_out = cfg.ch * cfg.ch_mult[lvl]
     for i in range(cfg.num_res_blocks + 1):
-      resblock(f"decoder/up_{step}_block_{i}", f"decoder.up.{lvl}.block.{i}", block_in,
-               block_out)
+      resblock(f"decoder/up_{step}_block_{i}", f"decoder.up.{lvl}.block.{i}", block_in, block_out)
       block_in = block_out
       if res in cfg.attn_resolutions:
         attn(f"decoder/up_{step}_attn_{i}", f"decoder.up.{lvl}.attn.{i}", block_in)
     if lvl != 0:
-      conv(f"decoder/up_{step}_upsample/conv", f"decoder.up.{lvl}.upsample.conv", 3, block_in,
-           block_in)
+      conv(
+        f"decoder/up_{step}_upsample/conv", f"decoder.up.{lvl}.upsample.conv", 3, block_in, block_in
+      )
       res *= 2
   norm("decoder/norm_out", "decoder.norm_out", block_in)
   conv("decoder/conv_out", "decoder.conv_out", 3, block_in, cfg.out_channels)
@@ -118,8 +133,9 @@ def reference_layout(cfg):
 
 def released_tree(cfg, seed=0):
   rs = np.random.RandomState(seed)
-  return unflatten({name: rs.randn(*shape).astype(np.float32)
-                    for name, _, shape in reference_layout(cfg)})
+  return unflatten(
+    {name: rs.randn(*shape).astype(np.float32) for name, _, shape in reference_layout(cfg)}
+  )
 
 
 # --- Shapes ------------------------------------------------------------------------------------
@@ -147,8 +163,11 @@ def test_tiny_codes_and_decode(tiny):
 
 
 def test_official_shapes_without_computing():
-  params = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s, jnp.float32),
-                        vqgan.model.param_shapes(OFFICIAL), is_leaf=lambda x: isinstance(x, tuple))
+  params = jax.tree.map(
+    lambda s: jax.ShapeDtypeStruct(s, jnp.float32),
+    vqgan.model.param_shapes(OFFICIAL),
+    is_leaf=lambda x: isinstance(x, tuple),
+  )
   pixels = jax.ShapeDtypeStruct((2, 256, 256, 3), jnp.float32)
   codes = jax.eval_shape(lambda p, x: vqgan.encode_codes(OFFICIAL, p, x), params, pixels)
   assert (codes.shape, codes.dtype) == ((2, 16, 16), jnp.int32)
@@ -160,27 +179,54 @@ def test_official_shapes_without_computing():
 def test_official_parameter_count_by_hand():
   conv = lambda k, cin, cout: k * k * cin * cout + cout  # noqa: E731
   norm = lambda c: 2 * c  # noqa: E731  (scale + bias)
-  res = lambda cin, cout: (norm(cin) + conv(3, cin, cout) + norm(cout) + conv(3, cout, cout)  # noqa
-                           + (conv(1, cin, cout) if cin != cout else 0))
+  res = lambda cin, cout: (
+    norm(cin)
+    + conv(3, cin, cout)
+    + norm(cout)
+    + conv(3, cout, cout)  # noqa
+    + (conv(1, cin, cout) if cin != cout else 0)
+  )
   attn = lambda c: norm(c) + 4 * conv(1, c, c)  # noqa: E731  (q, k, v, proj_out)
   # Channels per level 128, 128, 256, 256, 512; attention only at 16x16 (the last level).
-  encoder = (conv(3, 3, 128)
-             + 2 * res(128, 128) + conv(3, 128, 128)                  # 256x256, downsample
-             + 2 * res(128, 128) + conv(3, 128, 128)                  # 128x128
-             + res(128, 256) + res(256, 256) + conv(3, 256, 256)      # 64x64
-             + 2 * res(256, 256) + conv(3, 256, 256)                  # 32x32
-             + res(256, 512) + res(512, 512) + 2 * attn(512)          # 16x16
-             + 2 * res(512, 512) + attn(512)                          # middle
-             + norm(512) + conv(3, 512, 256))                         # to z_channels
-  decoder = (conv(3, 256, 512)
-             + 2 * res(512, 512) + attn(512)                          # middle
-             + 3 * res(512, 512) + 3 * attn(512) + conv(3, 512, 512)  # 16x16, upsample
-             + res(512, 256) + 2 * res(256, 256) + conv(3, 256, 256)  # 32x32
-             + 3 * res(256, 256) + conv(3, 256, 256)                  # 64x64
-             + res(256, 128) + 2 * res(128, 128) + conv(3, 128, 128)  # 128x128
-             + 3 * res(128, 128)                                      # 256x256
-             + norm(128) + conv(3, 128, 3))
-  quantizer = conv(1, 256, 256) * 2 + 16384 * 256                    # quant convs, codebook
+  encoder = (
+    conv(3, 3, 128)
+    + 2 * res(128, 128)
+    + conv(3, 128, 128)  # 256x256, downsample
+    + 2 * res(128, 128)
+    + conv(3, 128, 128)  # 128x128
+    + res(128, 256)
+    + res(256, 256)
+    + conv(3, 256, 256)  # 64x64
+    + 2 * res(256, 256)
+    + conv(3, 256, 256)  # 32x32
+    + res(256, 512)
+    + res(512, 512)
+    + 2 * attn(512)  # 16x16
+    + 2 * res(512, 512)
+    + attn(512)  # middle
+    + norm(512)
+    + conv(3, 512, 256)
+  )  # to z_channels
+  decoder = (
+    conv(3, 256, 512)
+    + 2 * res(512, 512)
+    + attn(512)  # middle
+    + 3 * res(512, 512)
+    + 3 * attn(512)
+    + conv(3, 512, 512)  # 16x16, upsample
+    + res(512, 256)
+    + 2 * res(256, 256)
+    + conv(3, 256, 256)  # 32x32
+    + 3 * res(256, 256)
+    + conv(3, 256, 256)  # 64x64
+    + res(256, 128)
+    + 2 * res(128, 128)
+    + conv(3, 128, 128)  # 128x128
+    + 3 * res(128, 128)  # 256x256
+    + norm(128)
+    + conv(3, 128, 3)
+  )
+  quantizer = conv(1, 256, 256) * 2 + 16384 * 256  # quant convs, codebook
   assert (encoder, decoder, quantizer) == (29_298_176, 42_449_795, 4_325_888)
   shapes = flatten(vqgan.model.param_shapes(OFFICIAL))
   assert sum(int(np.prod(s)) for s in shapes.values()) == encoder + decoder + quantizer
@@ -203,8 +249,9 @@ def test_quantizer_picks_nearest_code_on_hand_built_codebook():
   #   (0.2, 0.8):   0.68, 1.28, 0.08, 4.68  -> 2
   #   (0.6, 0.0):   0.36, 0.16, 1.36, 3.56  -> 1
   expected = np.array([1, 0, 0, 2, 1])
-  z_q, loss, codes = VectorQuantizer(4, 2, beta=0.25).apply({"params": {"embedding": CODEBOOK}},
-                                                             z[None])
+  z_q, loss, codes = VectorQuantizer(4, 2, beta=0.25).apply(
+    {"params": {"embedding": CODEBOOK}}, z[None]
+  )
   np.testing.assert_array_equal(np.asarray(codes)[0], expected)
   np.testing.assert_allclose(np.asarray(z_q)[0], CODEBOOK[expected], atol=1e-7)
   # Forward value of both loss terms is mean |z_q - z|^2: squared errors per row are
@@ -234,9 +281,9 @@ def test_codebook_and_commitment_gradients():
 
   d_codebook, d_z = jax.grad(loss, argnums=(0, 1))(jnp.asarray(CODEBOOK), z)
   # loss = mean((sg(e) - z)^2) + 0.25 * mean((e - sg(z))^2) over 2 numbers; e - z = (0.1, -0.1)
-  np.testing.assert_allclose(np.asarray(d_z)[0, 0], [-0.1, 0.1], atol=1e-6)          # 2/2 (z-e)
+  np.testing.assert_allclose(np.asarray(d_z)[0, 0], [-0.1, 0.1], atol=1e-6)  # 2/2 (z-e)
   expected_codebook = np.zeros((4, 2), np.float32)
-  expected_codebook[1] = [0.025, -0.025]                                                # 0.25 (e-z)
+  expected_codebook[1] = [0.025, -0.025]  # 0.25 (e-z)
   np.testing.assert_allclose(np.asarray(d_codebook), expected_codebook, atol=1e-6)
 
 
@@ -246,8 +293,9 @@ def test_codebook_and_commitment_gradients():
 def test_jit_and_eager_give_identical_codes():
   vq = vqgan.init(SMALL, 1)
   pixels = images(SMALL)
-  eager = VQGANModule(SMALL).apply({"params": vq.params}, pixels,
-                                   method=VQGANModule.encode_to_codes)
+  eager = VQGANModule(SMALL).apply(
+    {"params": vq.params}, pixels, method=VQGANModule.encode_to_codes
+  )
   np.testing.assert_array_equal(np.asarray(vq.encode(pixels)), np.asarray(eager))
 
 
@@ -256,8 +304,9 @@ def test_chunked_encode_and_decode_match_whole_batch(tiny):
   codes = tiny.encode(pixels)
   np.testing.assert_array_equal(np.asarray(tiny.encode(pixels, chunk_size=2)), np.asarray(codes))
   # XLA may pick other conv algorithms for another batch size: not bit-identical.
-  np.testing.assert_allclose(np.asarray(tiny.decode(codes, chunk_size=2)),
-                             np.asarray(tiny.decode(codes)), atol=1e-4)
+  np.testing.assert_allclose(
+    np.asarray(tiny.decode(codes, chunk_size=2)), np.asarray(tiny.decode(codes)), atol=1e-4
+  )
 
 
 def test_frozen_inside_a_jitted_train_step(tiny):
@@ -294,14 +343,17 @@ def test_save_load_round_trip(tiny, tmp_path):
 # --- Errors ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad, message", [
+@pytest.mark.parametrize(
+  "bad, message",
+  [
     (np.zeros((1, 64, 64, 3), np.uint8), r"dtype uint8.*images / 127.5 - 1"),
     (np.zeros((64, 64, 3), np.float32), r"shape \[batch, 64, 64, 3\], got \(64, 64, 3\)"),
     (np.zeros((1, 32, 32, 3), np.float32), r"got \(1, 32, 32, 3\)"),
     (np.zeros((1, 64, 64, 1), np.float32), r"got \(1, 64, 64, 1\)"),
     (np.full((1, 64, 64, 3), 255.0, np.float32), r"\[-1, 1\], got values in \[255, 255\]"),
     (np.full((1, 64, 64, 3), np.nan, np.float32), "NaN"),
-])
+  ],
+)
 def test_bad_images(tiny, bad, message):
   with pytest.raises(ValueError, match=message):
     tiny.encode(bad)
@@ -311,13 +363,16 @@ def test_small_overshoot_is_tolerated(tiny):
   assert tiny.encode(np.full((1, 64, 64, 3), 1.0005, np.float32)).shape == (1, 4, 4)
 
 
-@pytest.mark.parametrize("bad, message", [
+@pytest.mark.parametrize(
+  "bad, message",
+  [
     (np.full((1, 4, 4), 512), r"\[0, 512\), got ids in \[512, 512\]"),
     (np.full((1, 4, 4), -1), r"\[0, 512\), got ids in \[-1, -1\]"),
     (np.zeros((1, 4, 4), np.float32), "must be integers"),
     (np.zeros((1, 16, 16), np.int32), r"shape \[batch, 4, 4\], got \(1, 16, 16\)"),
     (np.zeros((16,), np.int32), r"got \(16,\)"),
-])
+  ],
+)
 def test_bad_codes(tiny, bad, message):
   with pytest.raises(ValueError, match=message):
     tiny.decode(bad)
@@ -343,14 +398,20 @@ def test_load_errors_name_the_path(tiny, tmp_path):
   record = json.loads((directory / "config.json").read_text())
   record["n_codes"] = 1024  # config no longer matches the saved codebook
   (directory / "config.json").write_text(json.dumps(record))
-  with pytest.raises(ValueError, match=r"params.msgpack.*\n.*quantize/embedding: \(512, 32\) "
-                                       r"!= expected \(1024, 32\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"params.msgpack.*\n.*quantize/embedding: \(512, 32\) "
+    r"!= expected \(1024, 32\)",
+  ):
     vqgan.load(str(directory))
   record.pop("n_codes")
   record["colour"] = "blue"
   (directory / "config.json").write_text(json.dumps(record))
-  with pytest.raises(ValueError, match=r"config.json: unknown VQ-GAN config keys \['colour'\], "
-                                       r"missing \['n_codes'\]"):
+  with pytest.raises(
+    ValueError,
+    match=r"config.json: unknown VQ-GAN config keys \['colour'\], "
+    r"missing \['n_codes'\]",
+  ):
     vqgan.load(str(directory))
   (directory / "config.json").write_text(json.dumps(TINY.to_dict()))
   (directory / "params.msgpack").write_bytes(b"not msgpack")
@@ -404,10 +465,13 @@ def test_taming_state_dict_maps_onto_released_names():
     expected = state[key].transpose(2, 3, 1, 0) if len(shape) == 4 else state[key]
     np.testing.assert_array_equal(params[name], expected, err_msg=f"{key} -> {name}")
   # Spot checks of the mappings that are easy to get wrong.
-  np.testing.assert_array_equal(params["decoder/up_0_block_0/conv1/kernel"],
-                                state["decoder.up.4.block.0.conv1.weight"].transpose(2, 3, 1, 0))
-  np.testing.assert_array_equal(params["decoder/up_4_block_1/norm2/scale"],
-                                state["decoder.up.0.block.1.norm2.weight"])
+  np.testing.assert_array_equal(
+    params["decoder/up_0_block_0/conv1/kernel"],
+    state["decoder.up.4.block.0.conv1.weight"].transpose(2, 3, 1, 0),
+  )
+  np.testing.assert_array_equal(
+    params["decoder/up_4_block_1/norm2/scale"], state["decoder.up.0.block.1.norm2.weight"]
+  )
   np.testing.assert_array_equal(params["quantize/embedding"], state["quantize.embedding.weight"])
 
   del state["encoder.conv_in.bias"]
@@ -418,26 +482,37 @@ def test_taming_state_dict_maps_onto_released_names():
   message = str(error.value)
   assert "unknown keys (1): encoder.extra.weight" in message
   assert "missing keys (1): encoder.conv_in.bias" in message
-  assert "quant_conv.weight -> quant_conv/kernel: (3, 3, 32, 32) != expected (1, 1, 32, 32)" \
-      in message
+  assert (
+    "quant_conv.weight -> quant_conv/kernel: (3, 3, 32, 32) != expected (1, 1, 32, 32)" in message
+  )
 
 
 def test_unified_io_cli_writes_a_loadable_directory(tmp_path, capsys):
   import flax
-  tree = {"params": {"token_embedder": {"embedding": np.zeros((2, 2), np.float32)},
-                     "discrete_vae": released_tree(TINY)}}
+
+  tree = {
+    "params": {
+      "token_embedder": {"embedding": np.zeros((2, 2), np.float32)},
+      "discrete_vae": released_tree(TINY),
+    }
+  }
   (tmp_path / "model.bin").write_bytes(flax.serialization.msgpack_serialize(tree))
-  convert.main(["--unified-io", str(tmp_path / "model.bin"), "--out", str(tmp_path / "vq"),
-                "--preset", "tiny"])
+  convert.main(
+    ["--unified-io", str(tmp_path / "model.bin"), "--out", str(tmp_path / "vq"), "--preset", "tiny"]
+  )
   assert json.loads(capsys.readouterr().out)["parameters"] == sum(
-      int(np.prod(s)) for _, _, s in reference_layout(TINY))
+    int(np.prod(s)) for _, _, s in reference_layout(TINY)
+  )
   loaded = vqgan.load(str(tmp_path / "vq"))
-  np.testing.assert_array_equal(np.asarray(loaded.params["quantize"]["embedding"]),
-                                tree["params"]["discrete_vae"]["quantize"]["embedding"])
+  np.testing.assert_array_equal(
+    np.asarray(loaded.params["quantize"]["embedding"]),
+    tree["params"]["discrete_vae"]["quantize"]["embedding"],
+  )
 
 
 def test_taming_reader_explains_missing_torch(monkeypatch, tmp_path):
   import builtins
+
   real_import = builtins.__import__
 
   def no_torch(name, *args, **kwargs):

@@ -14,16 +14,19 @@ checkpoint names them (with fake `loss.*` entries), converted with vqgan.convert
 models run on the same images: codes must be identical, latents and decodings agree to
 TOLERANCE relative to the output scale.
 """
+
 import argparse
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip(
-    "torch", reason="torch not installed: pip install --no-deps -r requirements-torch.txt")
+  "torch", reason="torch not installed: pip install --no-deps -r requirements-torch.txt"
+)
 taming_model = pytest.importorskip(
-    "taming.modules.diffusionmodules.model",
-    reason="taming-transformers not installed: pip install --no-deps -r requirements-torch.txt")
+  "taming.modules.diffusionmodules.model",
+  reason="taming-transformers not installed: pip install --no-deps -r requirements-torch.txt",
+)
 taming_quantize = pytest.importorskip("taming.modules.vqvae.quantize")
 
 import jax  # noqa: E402  (after the skips, so a missing torch skips before any work)
@@ -38,8 +41,16 @@ TOLERANCE = 1e-4
 
 # Two resolution levels with two blocks each, attention at two resolutions and z_channels !=
 # embed_dim: exercises block/attn indices, nin_shortcut and quant_conv shapes the presets miss.
-TWO_BLOCKS = vqgan.VQGANConfig(resolution=32, ch=32, ch_mult=(1, 2, 2), num_res_blocks=2,
-                               attn_resolutions=(16, 8), z_channels=16, embed_dim=8, n_codes=64)
+TWO_BLOCKS = vqgan.VQGANConfig(
+  resolution=32,
+  ch=32,
+  ch_mult=(1, 2, 2),
+  num_res_blocks=2,
+  attn_resolutions=(16, 8),
+  z_channels=16,
+  embed_dim=8,
+  n_codes=64,
+)
 
 
 class TamingVQModel:
@@ -47,17 +58,26 @@ class TamingVQModel:
 
   def __init__(self, config, seed):
     torch.manual_seed(seed)
-    dd = dict(double_z=False, z_channels=config.z_channels, resolution=config.resolution,
-              in_channels=config.in_channels, out_ch=config.out_channels, ch=config.ch,
-              ch_mult=list(config.ch_mult), num_res_blocks=config.num_res_blocks,
-              attn_resolutions=list(config.attn_resolutions), dropout=0.0)
+    dd = dict(
+      double_z=False,
+      z_channels=config.z_channels,
+      resolution=config.resolution,
+      in_channels=config.in_channels,
+      out_ch=config.out_channels,
+      ch=config.ch,
+      ch_mult=list(config.ch_mult),
+      num_res_blocks=config.num_res_blocks,
+      attn_resolutions=list(config.attn_resolutions),
+      dropout=0.0,
+    )
     self.parts = {
-        "encoder": taming_model.Encoder(**dd),
-        "decoder": taming_model.Decoder(**dd),
-        "quantize": taming_quantize.VectorQuantizer(config.n_codes, config.embed_dim,
-                                                    beta=config.beta),
-        "quant_conv": torch.nn.Conv2d(config.z_channels, config.embed_dim, 1),
-        "post_quant_conv": torch.nn.Conv2d(config.embed_dim, config.z_channels, 1),
+      "encoder": taming_model.Encoder(**dd),
+      "decoder": taming_model.Decoder(**dd),
+      "quantize": taming_quantize.VectorQuantizer(
+        config.n_codes, config.embed_dim, beta=config.beta
+      ),
+      "quant_conv": torch.nn.Conv2d(config.z_channels, config.embed_dim, 1),
+      "post_quant_conv": torch.nn.Conv2d(config.embed_dim, config.z_channels, 1),
     }
     for part in self.parts.values():
       part.eval()
@@ -87,14 +107,18 @@ class TamingVQModel:
   @torch.no_grad()
   def decode(self, codes):
     b, h, w = codes.shape
-    z_q = self.parts["quantize"].get_codebook_entry(codes.reshape(-1),
-                                                    (b, h, w, self.parts["quantize"].e_dim))
+    z_q = self.parts["quantize"].get_codebook_entry(
+      codes.reshape(-1), (b, h, w, self.parts["quantize"].e_dim)
+    )
     return self.parts["decoder"](self.parts["post_quant_conv"](z_q))
 
   def lightning_state_dict(self):
     """Named like `state_dict` in a taming Lightning .ckpt, including loss.* entries."""
-    state = {f"{prefix}.{k}": v.clone() for prefix, part in self.parts.items()
-             for k, v in part.state_dict().items()}
+    state = {
+      f"{prefix}.{k}": v.clone()
+      for prefix, part in self.parts.items()
+      for k, v in part.state_dict().items()
+    }
     state["loss.discriminator.main.0.weight"] = torch.randn(64, 3, 4, 4)
     state["loss.perceptual_loss.net.slice1.0.weight"] = torch.randn(64, 3, 3, 3)
     state["loss.logvar"] = torch.zeros(())
@@ -137,8 +161,9 @@ def check_equivalence(config, batch=2, seed=0):
   x = nchw(images)
   latents = reference.latents(x)
   reference.set_codebook_like(latents)
-  assert relative_code_margin(latents, reference.parts["quantize"].embedding.weight) > 1e-5, \
-      "test setup: a position is too close to a tie between two codes to compare"
+  assert relative_code_margin(latents, reference.parts["quantize"].embedding.weight) > 1e-5, (
+    "test setup: a position is too close to a tie between two codes to compare"
+  )
   ref_codes, ref_loss = reference.quantize(latents)
   ref_decoded = reference.decode(ref_codes).permute(0, 2, 3, 1).numpy()
 
@@ -153,13 +178,15 @@ def check_equivalence(config, batch=2, seed=0):
     z = m.quant_conv(m.encoder(x))
     return z, m.quantize(z)
 
-  our_latents, (_, loss, codes) = jax.jit(lambda v, x: module.apply(
-      v, x, method=latents_and_quantized))(variables, images)
+  our_latents, (_, loss, codes) = jax.jit(
+    lambda v, x: module.apply(v, x, method=latents_and_quantized)
+  )(variables, images)
   rel_latents = assert_close(our_latents, latents.permute(0, 2, 3, 1).numpy(), "latents")
   np.testing.assert_array_equal(np.asarray(codes), ref_codes.numpy())
   np.testing.assert_allclose(float(loss), float(ref_loss), rtol=1e-4)
   raw = jax.jit(lambda v, c: module.apply(v, c, method=VQGANModule.decode_codes))(
-      variables, ref_codes.numpy().astype(np.int32))
+    variables, ref_codes.numpy().astype(np.int32)
+  )
   rel_decoded = assert_close(raw, ref_decoded, "decoded images")
   return reference, rel_latents, rel_decoded
 
@@ -180,11 +207,13 @@ def test_convert_cli_on_lightning_checkpoint(tmp_path, capsys):
   ckpt = tmp_path / "last.ckpt"
   torch.save({"state_dict": reference.lightning_state_dict(), "global_step": 7}, str(ckpt))
 
-  summary = convert.main(["--taming", str(ckpt), "--out", str(tmp_path / "vq"),
-                          "--preset", "tiny"])
+  summary = convert.main(["--taming", str(ckpt), "--out", str(tmp_path / "vq"), "--preset", "tiny"])
   assert summary["ignored_keys"] == 3
-  assert summary["ignored_prefixes"] == ["loss.discriminator", "loss.logvar",
-                                         "loss.perceptual_loss"]
+  assert summary["ignored_prefixes"] == [
+    "loss.discriminator",
+    "loss.logvar",
+    "loss.perceptual_loss",
+  ]
   assert '"ignored_keys": 3' in capsys.readouterr().out
   # The public, jitted, clipping API on the converted weights.
   vq = vqgan.load(str(tmp_path / "vq"))
@@ -201,8 +230,9 @@ def test_convert_cli_refuses_pickled_objects_without_flag(tmp_path):
   torch.save({"state_dict": state, "hparams": argparse.Namespace(lr=4.5e-6)}, str(ckpt))
   with pytest.raises(ValueError, match="--allow-pickle"):
     convert.main(["--taming", str(ckpt), "--out", str(tmp_path / "vq"), "--preset", "tiny"])
-  convert.main(["--taming", str(ckpt), "--out", str(tmp_path / "vq"), "--preset", "tiny",
-                "--allow-pickle"])
+  convert.main(
+    ["--taming", str(ckpt), "--out", str(tmp_path / "vq"), "--preset", "tiny", "--allow-pickle"]
+  )
   assert (tmp_path / "vq" / "params.msgpack").exists()
 
 

@@ -3,6 +3,7 @@
 Step and loss tests use a 16x16 one-level model (SMALL, fast to compile); the trainer runs on
 the tiny preset; the last tests load vqgan/weights/builtin.
 """
+
 import functools
 import os
 
@@ -23,12 +24,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHTS = os.path.join(ROOT, "vqgan", "weights", "builtin")
 # One level (no resampling), so its train steps compile in seconds; 64 codes, so a batch
 # leaves some unused (the restart test needs both kinds).
-SMALL = vqgan.VQGANConfig(resolution=16, ch=32, ch_mult=(1,), num_res_blocks=1,
-                          attn_resolutions=(), z_channels=8, embed_dim=4, n_codes=64)
+SMALL = vqgan.VQGANConfig(
+  resolution=16,
+  ch=32,
+  ch_mult=(1,),
+  num_res_blocks=1,
+  attn_resolutions=(),
+  z_channels=8,
+  embed_dim=4,
+  n_codes=64,
+)
 # Mean PSNR (dB) of the shipped weights on the first 32 validation scenes, measured when they
 # were trained (benchmarks/vqgan.py reports 200 scenes); the test allows 1 dB less.
-SHIPPED_PSNR = {"rgb": 21.65, "depth": 24.82, "normals": 25.68, "segmentation": 18.82,
-                "mask": 23.51}
+SHIPPED_PSNR = {
+  "rgb": 21.65,
+  "depth": 24.82,
+  "normals": 25.68,
+  "segmentation": 18.82,
+  "mask": 23.51,
+}
 PSNR_MARGIN = 1.0
 
 
@@ -102,8 +116,10 @@ class SmallRun:
     self.parts = vq_train.Parts(self.config)
     self.state = self.parts.init_state()
     self.images = small_images()
-    self.steps = {gan: jax.jit(functools.partial(vq_train.train_step, parts=self.parts,
-                                                 gan=gan)) for gan in (False, True)}
+    self.steps = {
+      gan: jax.jit(functools.partial(vq_train.train_step, parts=self.parts, gan=gan))
+      for gan in (False, True)
+    }
 
   def step(self, gan, step=0):
     state = dict(jax.tree.map(jnp.copy, self.state), step=jnp.int32(step))
@@ -123,15 +139,15 @@ def test_discriminator_off_before_warmup_and_on_after(small_run):
   assert "g_loss" not in off and "d_loss" not in off
   # The generator loss is exactly reconstruction + codebook: no GAN term.
   assert float(off["loss"]) == float(off["nll"] + off["quant_loss"])
-  jax.tree.map(np.testing.assert_array_equal, off_state["params"]["disc"],
-               state["params"]["disc"])
+  jax.tree.map(np.testing.assert_array_equal, off_state["params"]["disc"], state["params"]["disc"])
 
   on_state, on = small_run.step(gan=True)
   assert float(on["d_loss"]) > 0 and float(on["d_weight"]) > 0
   expected = on["nll"] + on["quant_loss"] + on["d_weight"] * on["g_loss"]
   np.testing.assert_allclose(float(on["loss"]), float(expected), rtol=1e-5)
-  changed = jax.tree.map(lambda a, b: bool(np.any(a != b)), on_state["params"]["disc"],
-                         state["params"]["disc"])
+  changed = jax.tree.map(
+    lambda a, b: bool(np.any(a != b)), on_state["params"]["disc"], state["params"]["disc"]
+  )
   # Every kernel learns; the output bias has zero hinge gradient while all logits lie in
   # (-1, 1), as they do at initialisation.
   assert all(v["kernel"] for v in changed.values() if "kernel" in v)
@@ -152,6 +168,7 @@ def test_adaptive_weight_matches_gradients_at_the_last_layer(small_run):
     def g(p):
       recon = parts.model.apply({"params": p}, images)[0]
       return -jnp.mean(parts.disc.apply({"params": disc_params}, recon))
+
     return [jax.grad(f)(p)["decoder"]["conv_out"]["kernel"] for f in (nll, g)]
 
   nll_grad, g_grad = last_layer_grads(params)
@@ -171,7 +188,7 @@ def test_codebook_stats_by_hand():
   assert one["perplexity"] == pytest.approx(1.0) and one["used_fraction"] == pytest.approx(1 / 3)
   # p = (1/2, 1/4, 1/4): entropy 1.5 bits, perplexity 2 ** 1.5.
   skewed = losses.codebook_stats(np.array([2, 1, 1, 0]))
-  assert skewed["perplexity"] == pytest.approx(2 ** 1.5)
+  assert skewed["perplexity"] == pytest.approx(2**1.5)
   counts = losses.code_counts(jnp.array([[0, 2], [2, 2]]), 4)
   np.testing.assert_array_equal(counts, [1, 0, 3, 0])
 
@@ -180,8 +197,9 @@ def test_restart_dead_codes_replaces_exactly_the_dead_rows():
   embedding = jnp.arange(16.0).reshape(8, 2)
   dead = np.array([False, True, False, False, True, True, False, False])
   candidates = 100 + jnp.arange(40.0).reshape(20, 2)
-  new = np.asarray(losses.restart_dead_codes(embedding, jnp.asarray(dead), candidates,
-                                             jax.random.PRNGKey(0)))
+  new = np.asarray(
+    losses.restart_dead_codes(embedding, jnp.asarray(dead), candidates, jax.random.PRNGKey(0))
+  )
   np.testing.assert_array_equal(new[~dead], np.asarray(embedding)[~dead])
   restarted = new[dead]
   for row in restarted:
@@ -228,8 +246,9 @@ def test_lpips_with_random_vgg_weights(tmp_path):
 
   # The trainer's reconstruction loss adds perceptual_weight * LPIPS to the L1 term.
   state = parts.init_state()
-  aux, _, _, recon = jax.jit(lambda p, w, x: vq_train.generator_loss(
-      p, None, w, x, parts=parts, gan=False)[1])(state["params"]["vqgan"], parts.lpips_params, x)
+  aux, _, _, recon = jax.jit(
+    lambda p, w, x: vq_train.generator_loss(p, None, w, x, parts=parts, gan=False)[1]
+  )(state["params"]["vqgan"], parts.lpips_params, x)
   perceptual = float(np.mean(lpips(x, recon)))
   assert perceptual > 1e-2
   np.testing.assert_allclose(float(aux["nll"]), float(aux["l1"]) + 0.5 * perceptual, rtol=1e-5)

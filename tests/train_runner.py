@@ -5,6 +5,7 @@
 
 Prints one JSON line: {"losses": [[step, loss], ...]}.
 """
+
 import argparse
 import json
 import os
@@ -23,16 +24,18 @@ def main():
   os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={args.devices}"
   os.environ["JAX_PLATFORMS"] = "cpu"
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  import jax  # pylint: disable=g-import-not-at-top
-  from configs import tiny  # pylint: disable=g-import-not-at-top
-  from unified_io.common import distributed  # pylint: disable=g-import-not-at-top
-  from unified_io.train import trainer as train  # pylint: disable=g-import-not-at-top
+  import jax
+  from configs import tiny
+  from unified_io.common import distributed
+  from unified_io.train import trainer as train
+
   if args.process:
     index_count, port = args.process.split("@")
     index, count = map(int, index_count.split("/"))
     distributed.initialize_distributed(f"127.0.0.1:{port}", count, index)
-  assert jax.device_count() == args.devices * (int(args.process.split("/")[1].split("@")[0])
-                                               if args.process else 1)
+  assert jax.device_count() == args.devices * (
+    int(args.process.split("/")[1].split("@")[0]) if args.process else 1
+  )
   config = tiny.get_config()
   config.data.source = "synthetic"  # the in-code copy task: no dataset or VQ-GAN needed
   config.train.total_steps = args.steps

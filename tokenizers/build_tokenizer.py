@@ -40,16 +40,19 @@ RANDOM_SEED = 20220617  # any fixed value; the trainer reads it only where it sa
 
 # Every option is spelled out so the model does not depend on trainer defaults.
 TRAINER_OPTIONS = dict(
-    model_type="unigram",
-    vocab_size=VOCAB_SIZE,
-    pad_id=0, eos_id=1, unk_id=2, bos_id=-1,  # T5 layout
-    byte_fallback=True,  # any UTF-8 text encodes without <unk>
-    character_coverage=0.9995,
-    normalization_rule_name="nmt_nfkc",  # as T5's vocabulary
-    num_threads=1,
-    input_sentence_size=0,  # use every sentence, so nothing is sampled
-    shuffle_input_sentence=False,
-    minloglevel=2,  # the trainer's own log is long; this script prints progress instead
+  model_type="unigram",
+  vocab_size=VOCAB_SIZE,
+  pad_id=0,
+  eos_id=1,
+  unk_id=2,
+  bos_id=-1,  # T5 layout
+  byte_fallback=True,  # any UTF-8 text encodes without <unk>
+  character_coverage=0.9995,
+  normalization_rule_name="nmt_nfkc",  # as T5's vocabulary
+  num_threads=1,
+  input_sentence_size=0,  # use every sentence, so nothing is sampled
+  shuffle_input_sentence=False,
+  minloglevel=2,  # the trainer's own log is long; this script prints progress instead
 )
 
 
@@ -70,8 +73,22 @@ def check_sha256(data: bytes, expected: str, what: str):
 
 def fetch_botchan(work_dir: str) -> bytes:
   print(f"downloading the {SENTENCEPIECE_SDIST} source distribution with pip ...", flush=True)
-  subprocess.run([sys.executable, "-m", "pip", "download", SENTENCEPIECE_SDIST,
-                  "--no-binary", ":all:", "--no-deps", "--quiet", "-d", work_dir], check=True)
+  subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "pip",
+      "download",
+      SENTENCEPIECE_SDIST,
+      "--no-binary",
+      ":all:",
+      "--no-deps",
+      "--quiet",
+      "-d",
+      work_dir,
+    ],
+    check=True,
+  )
   with open(os.path.join(work_dir, SDIST_FILE), "rb") as f:
     sdist = f.read()
   check_sha256(sdist, SDIST_SHA256, SDIST_FILE)
@@ -99,12 +116,14 @@ def training_sentences(botchan: bytes) -> list:
 
 
 def train(sentences: list) -> bytes:
-  print(f"training a {VOCAB_SIZE}-piece unigram model on {len(sentences)} sentences ...",
-        flush=True)
+  print(
+    f"training a {VOCAB_SIZE}-piece unigram model on {len(sentences)} sentences ...", flush=True
+  )
   spm.set_random_generator_seed(RANDOM_SEED)
   model = io.BytesIO()
-  spm.SentencePieceTrainer.train(sentence_iterator=iter(sentences), model_writer=model,
-                                 **TRAINER_OPTIONS)
+  spm.SentencePieceTrainer.train(
+    sentence_iterator=iter(sentences), model_writer=model, **TRAINER_OPTIONS
+  )
   serialized = model.getvalue()
   check_model(serialized)
   return serialized
@@ -131,11 +150,17 @@ def build(botchan_path, output_path: str) -> str:
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--botchan", help="path to an already downloaded botchan.txt "
-                      "(skips pip download; its sha256 is still checked)")
+  parser.add_argument(
+    "--botchan",
+    help="path to an already downloaded botchan.txt "
+    "(skips pip download; its sha256 is still checked)",
+  )
   parser.add_argument("--output", default=SHIPPED_MODEL, help="where to write the model")
-  parser.add_argument("--check", action="store_true",
-                      help="rebuild into a temp dir and compare with the shipped model")
+  parser.add_argument(
+    "--check",
+    action="store_true",
+    help="rebuild into a temp dir and compare with the shipped model",
+  )
   args = parser.parse_args(argv)
   if not args.check:
     build(args.botchan, args.output)

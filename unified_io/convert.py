@@ -10,6 +10,7 @@ download them themselves; nothing here fetches them.
 Output: DIR/params (orbax checkpoint of the network parameters), DIR/vqgan.msgpack (the
 VQ-GAN subtree, unchanged, for the VQ-GAN converter), DIR/config.json.
 """
+
 import dataclasses
 import json
 import os
@@ -32,8 +33,11 @@ VQGAN_KEY = "discrete_vae"
 
 def check_tree(tree, expected, what="checkpoint"):
   """Raises ValueError listing missing, unexpected and wrongly shaped parameters."""
-  param_trees.check_shapes(param_trees.flat_shapes(tree), param_trees.flat_shapes(expected),
-                           f"{what} (against the model config)")
+  param_trees.check_shapes(
+    param_trees.flat_shapes(tree),
+    param_trees.flat_shapes(expected),
+    f"{what} (against the model config)",
+  )
 
 
 def convert_official(official, config):
@@ -77,8 +81,15 @@ def _main(_):
   with open(os.path.join(_OUT.value, "config.json"), "w") as f:
     f.write(config.to_json(indent=2))
   counts = model_lib.parameter_counts(params)
-  print(json.dumps({"out": _OUT.value, "parameters": counts["total"],
-                    "vqgan_parameters": int(sum(np.size(x) for x in jax.tree.leaves(vqgan or {})))}))
+  print(
+    json.dumps(
+      {
+        "out": _OUT.value,
+        "parameters": counts["total"],
+        "vqgan_parameters": int(sum(np.size(x) for x in jax.tree.leaves(vqgan or {}))),
+      }
+    )
+  )
 
 
 if __name__ == "__main__":

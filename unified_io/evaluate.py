@@ -15,6 +15,7 @@ sample files instead (unified_io/eval/grit/runner.py): --split is ablation (defa
 none); writes the submission OUT/<split>/ + OUT/<split>.zip, and OUT/metrics.json when the
 samples carry ground truth (default OUT: WORKDIR/grit).
 """
+
 import json
 import os
 
@@ -48,9 +49,18 @@ def write_predictions(results, path):
   with open(path, "w") as f:
     for name, r in results.items():
       for raw, pred in zip(r.examples.raws, r.predictions):
-        f.write(json.dumps({"task": name, "example_id": raw["meta"].get("example_id"),
-                            "prompt": raw["prompt"], "target": raw["target_text"],
-                            "prediction": pred["text"]}) + "\n")
+        f.write(
+          json.dumps(
+            {
+              "task": name,
+              "example_id": raw["meta"].get("example_id"),
+              "prompt": raw["prompt"],
+              "target": raw["target_text"],
+              "prediction": pred["text"],
+            }
+          )
+          + "\n"
+        )
 
 
 def main(argv):
@@ -60,7 +70,10 @@ def main(argv):
   if not _WORKDIR.value and not (_CONFIG.value and _CHECKPOINT.value):
     raise app.UsageError("Pass --workdir, or both --config and --checkpoint")
   config = _CONFIG.value or predictor_lib.load_config(_WORKDIR.value)
-  config_check.validate(config)  # a bad switch value: one clear error, before any build
+  try:  # a bad switch value: one clear error, before anything is built
+    config_check.validate(config)
+  except config_check.ConfigError as e:
+    raise app.UsageError(str(e)) from None
   checkpoint = _CHECKPOINT.value or _WORKDIR.value
   if not os.path.exists(checkpoint) and "://" not in checkpoint:
     raise app.UsageError(f"--checkpoint/--workdir {checkpoint} does not exist")
@@ -70,13 +83,21 @@ def main(argv):
   if _TASKS.value:
     config.data.tasks = _TASKS.value
   task_names, _ = from_config.mixture_rates(config)
-  predictor = predictor_lib.Predictor.from_workdir(_WORKDIR.value, config=config,
-                                                   checkpoint=checkpoint)
+  predictor = predictor_lib.Predictor.from_workdir(
+    _WORKDIR.value, config=config, checkpoint=checkpoint
+  )
   print(f"Evaluating {len(task_names)} tasks from {checkpoint} on {_SPLIT.value}", flush=True)
   results = evaluation.evaluate(
-      predictor, task_names, split=_SPLIT.value, num_examples=_NUM.value,
-      batch_size=_BATCH.value, seed=config.seed, data_dir=config.data.get("data_dir") or None,
-      max_depth=config.data.max_depth, progress=lambda line: print(line, flush=True))
+    predictor,
+    task_names,
+    split=_SPLIT.value,
+    num_examples=_NUM.value,
+    batch_size=_BATCH.value,
+    seed=config.seed,
+    data_dir=config.data.get("data_dir") or None,
+    max_depth=config.data.max_depth,
+    progress=lambda line: print(line, flush=True),
+  )
   report = evaluation.write(results, out, spec=predictor.spec, max_depth=config.data.max_depth)
   write_predictions(results, os.path.join(out, "predictions.jsonl"))
   print(results_lib.headline(results), flush=True)
@@ -93,11 +114,19 @@ def _grit(config, checkpoint):
     raise app.UsageError(str(e)) from e
   if not _GRIT_DIR.value or not os.path.isdir(os.path.join(_GRIT_DIR.value, "samples")):
     raise app.UsageError(f"--grit_dir={_GRIT_DIR.value} must be a GRIT folder with samples/")
-  predictor = predictor_lib.Predictor.from_workdir(_WORKDIR.value, config=config,
-                                                   checkpoint=checkpoint)
+  predictor = predictor_lib.Predictor.from_workdir(
+    _WORKDIR.value, config=config, checkpoint=checkpoint
+  )
   limit = _NUM.value if flags.FLAGS["num_examples"].present else None
-  grit_eval.run(predictor, _GRIT_DIR.value, split, tasks,
-                _OUT.value or os.path.join(_WORKDIR.value or ".", "grit"), limit, config.seed)
+  grit_eval.run(
+    predictor,
+    _GRIT_DIR.value,
+    split,
+    tasks,
+    _OUT.value or os.path.join(_WORKDIR.value or ".", "grit"),
+    limit,
+    config.seed,
+  )
 
 
 if __name__ == "__main__":
@@ -110,7 +139,11 @@ if __name__ == "__main__":
   _NUM = flags.DEFINE_integer("num_examples", 64, "Examples per task.")
   _BATCH = flags.DEFINE_integer("batch_size", 16, "Examples per forward pass.")
   _OUT = flags.DEFINE_string("out", None, "Output directory.")
-  _BENCHMARK = flags.DEFINE_enum("benchmark", "builtin", ["builtin", "grit"],
-                                 "builtin: registered tasks; grit: GRIT sample files.")
+  _BENCHMARK = flags.DEFINE_enum(
+    "benchmark",
+    "builtin",
+    ["builtin", "grit"],
+    "builtin: registered tasks; grit: GRIT sample files.",
+  )
   _GRIT_DIR = flags.DEFINE_string("grit_dir", None, "GRIT folder (images/, samples/...).")
   app.run(main)

@@ -14,6 +14,7 @@ the answer is text (boxes are drawn if it contains location tokens).
 
 Python API: `unified_io.eval.inference.predict` (what it returns is documented there).
 """
+
 from absl import app
 from absl import flags
 import numpy as np
@@ -42,14 +43,19 @@ def main(argv):
     except (OSError, ValueError) as e:
       raise app.UsageError(f"Cannot read --image={_IMAGE.value}: {e}") from e
   config = _CONFIG.value or predictor_lib.load_config(_WORKDIR.value)
-  config_check.validate(config)  # a bad switch value: one clear error, before any build
-  predictor = predictor_lib.Predictor.from_workdir(_WORKDIR.value, config=config,
-                                                   checkpoint=_CHECKPOINT.value)
+  try:  # a bad switch value: one clear error, before anything is built
+    config_check.validate(config)
+  except config_check.ConfigError as e:
+    raise app.UsageError(str(e)) from None
+  predictor = predictor_lib.Predictor.from_workdir(
+    _WORKDIR.value, config=config, checkpoint=_CHECKPOINT.value
+  )
   image_hw = np.asarray(image).shape[:2] if image is not None else (config.model.image_size,) * 2
   box = [float(v) for v in _BOX.value] if _BOX.value else None
   try:
-    prompt = _PROMPT.value or inference.make_prompt(_TASK.value, image_hw, _ARG.value, box,
-                                          predictor.layout)
+    prompt = _PROMPT.value or inference.make_prompt(
+      _TASK.value, image_hw, _ARG.value, box, predictor.layout
+    )
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   if image is None and _TASK.value not in (None, "image_generation"):
@@ -59,7 +65,8 @@ def main(argv):
   print(f"answer: {result['text']}")
   for key in ("boxes", "labels", "keypoints"):
     if result.get(key) is not None:
-      print(f"{key}: {np.round(np.asarray(result[key]), 1).tolist() if key != 'labels' else result[key]}")
+      value = result[key] if key == "labels" else np.round(np.asarray(result[key]), 1).tolist()
+      print(f"{key}: {value}")
   if _OUT.value:
     visualize.save(inference.picture(image, result, config.data.max_depth), _OUT.value)
     print(f"wrote {_OUT.value}")
@@ -74,7 +81,9 @@ if __name__ == "__main__":
   _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Workdir, step dir or converted params.")
   _IMAGE = flags.DEFINE_string("image", None, "Input image file.")
   _PROMPT = flags.DEFINE_string("prompt", None, "The prompt, used as given.")
-  _TASK = flags.DEFINE_enum("task", None, sorted(inference.TASKS), "Fill this task's official prompt.")
+  _TASK = flags.DEFINE_enum(
+    "task", None, sorted(inference.TASKS), "Fill this task's official prompt."
+  )
   _ARG = flags.DEFINE_string("arg", "", "The prompt argument of --task (question, class...).")
   _BOX = flags.DEFINE_list("box", None, "x1,y1,x2,y2 pixels, for region tasks.")
   _OUT = flags.DEFINE_string("out", None, "Write a picture of the result here (PNG).")

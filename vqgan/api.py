@@ -12,6 +12,7 @@ A checkpoint directory holds `config.json` (the VQGANConfig fields, plus the pre
 saved from one) and `params.msgpack` (flax.serialization msgpack of the float32 parameter tree,
 one file, loadable without orbax; the official model is about 360 MB).
 """
+
 import functools
 import json
 import os
@@ -40,8 +41,10 @@ def _check_image_layout(config: VQGANConfig, images):
     raise ValueError(f"VQ-GAN images must be floats in [-1, 1], got dtype {dtype}{hint}")
   want = (config.resolution, config.resolution, config.in_channels)
   if images.ndim != 4 or tuple(images.shape[1:]) != want:
-    raise ValueError(f"VQ-GAN images must have shape [batch, {want[0]}, {want[1]}, {want[2]}], "
-                     f"got {tuple(images.shape)}")
+    raise ValueError(
+      f"VQ-GAN images must have shape [batch, {want[0]}, {want[1]}, {want[2]}], "
+      f"got {tuple(images.shape)}"
+    )
 
 
 def _check_code_layout(config: VQGANConfig, codes):
@@ -50,8 +53,9 @@ def _check_code_layout(config: VQGANConfig, codes):
     raise ValueError(f"VQ-GAN codes must be integers, got dtype {dtype}")
   want = (config.grid_size, config.grid_size)
   if codes.ndim != 3 or tuple(codes.shape[1:]) != want:
-    raise ValueError(f"VQ-GAN codes must have shape [batch, {want[0]}, {want[1]}], "
-                     f"got {tuple(codes.shape)}")
+    raise ValueError(
+      f"VQ-GAN codes must have shape [batch, {want[0]}, {want[1]}], got {tuple(codes.shape)}"
+    )
 
 
 def encode_codes(config: VQGANConfig, params, images):
@@ -59,8 +63,7 @@ def encode_codes(config: VQGANConfig, params, images):
   _check_image_layout(config, images)
   params = jax.lax.stop_gradient(params)
   images = jax.lax.stop_gradient(jnp.asarray(images, jnp.float32))
-  return VQGANModule(config).apply({"params": params}, images,
-                                   method=VQGANModule.encode_to_codes)
+  return VQGANModule(config).apply({"params": params}, images, method=VQGANModule.encode_to_codes)
 
 
 def decode_codes(config: VQGANConfig, params, codes):
@@ -71,8 +74,9 @@ def decode_codes(config: VQGANConfig, params, codes):
   """
   _check_code_layout(config, codes)
   params = jax.lax.stop_gradient(params)
-  images = VQGANModule(config).apply({"params": params}, jnp.asarray(codes, jnp.int32),
-                                     method=VQGANModule.decode_codes)
+  images = VQGANModule(config).apply(
+    {"params": params}, jnp.asarray(codes, jnp.int32), method=VQGANModule.decode_codes
+  )
   return jax.lax.stop_gradient(jnp.clip(images, -1.0, 1.0))
 
 
@@ -88,11 +92,11 @@ def _in_chunks(fn, x, chunk_size):
     return fn(x)
   outputs = []
   for start in range(0, n, chunk_size):
-    part = x[start:start + chunk_size]
+    part = x[start : start + chunk_size]
     short = chunk_size - part.shape[0]
     if short:
       part = np.concatenate([part, np.repeat(part[-1:], short, axis=0)])
-    outputs.append(np.asarray(fn(part))[:chunk_size - short])
+    outputs.append(np.asarray(fn(part))[: chunk_size - short])
   return jnp.asarray(np.concatenate(outputs))
 
 
@@ -125,8 +129,10 @@ class VQGAN:
       if not (np.isfinite(low) and np.isfinite(high)):
         raise ValueError("VQ-GAN images contain NaN or infinite values")
       if low < -1 - RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
-        raise ValueError(f"VQ-GAN images must lie in [-1, 1], got values in [{low:.4g}, "
-                         f"{high:.4g}] (for [0, 1] images use images * 2 - 1)")
+        raise ValueError(
+          f"VQ-GAN images must lie in [-1, 1], got values in [{low:.4g}, "
+          f"{high:.4g}] (for [0, 1] images use images * 2 - 1)"
+        )
     return _in_chunks(lambda x: self._encode(self.params, x), images, chunk_size)
 
   def decode(self, codes, chunk_size=None):
@@ -136,15 +142,16 @@ class VQGAN:
     if codes.size:
       low, high = int(jnp.min(codes)), int(jnp.max(codes))
       if low < 0 or high >= self.config.n_codes:
-        raise ValueError(f"VQ-GAN code ids must lie in [0, {self.config.n_codes}), got ids in "
-                         f"[{low}, {high}]")
+        raise ValueError(
+          f"VQ-GAN code ids must lie in [0, {self.config.n_codes}), got ids in [{low}, {high}]"
+        )
     return _in_chunks(lambda x: self._decode(self.params, x), codes, chunk_size)
 
 
 def init(preset, rng=0) -> VQGAN:
   """Random weights for a preset name or VQGANConfig; rng is an int seed or a PRNG key."""
   config = get_config(preset)
-  seed = rng if isinstance(rng, int) else int(jax.random.randint(rng, (), 0, 2 ** 31 - 1))
+  seed = rng if isinstance(rng, int) else int(jax.random.randint(rng, (), 0, 2**31 - 1))
   return VQGAN(config, random_params(config, seed))
 
 

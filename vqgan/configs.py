@@ -17,6 +17,7 @@
   ch_mult (1, 1, 1, 2) keeps the weights at 3.6 MB and a CPU train step affordable; attention
   at the code-grid resolution like the other presets.
 """
+
 import dataclasses
 
 GROUPS = 32  # GroupNorm groups, fixed by taming's Normalize()
@@ -44,14 +45,28 @@ class VQGANConfig:
     if not self.ch_mult:
       problems.append("ch_mult is empty")
     if self.resolution % self.downsample_factor:
-      problems.append(f"resolution {self.resolution} is not divisible by the downsampling "
-                      f"factor {self.downsample_factor}")
+      problems.append(
+        f"resolution {self.resolution} is not divisible by the downsampling "
+        f"factor {self.downsample_factor}"
+      )
     for m in sorted(set(self.ch_mult)):
       if (self.ch * m) % GROUPS:
-        problems.append(f"ch * {m} = {self.ch * m} channels is not a multiple of the "
-                        f"{GROUPS} GroupNorm groups")
-    if min(self.resolution, self.in_channels, self.out_channels, self.ch, self.num_res_blocks,
-           self.z_channels, self.embed_dim, self.n_codes) <= 0:
+        problems.append(
+          f"ch * {m} = {self.ch * m} channels is not a multiple of the {GROUPS} GroupNorm groups"
+        )
+    if (
+      min(
+        self.resolution,
+        self.in_channels,
+        self.out_channels,
+        self.ch,
+        self.num_res_blocks,
+        self.z_channels,
+        self.embed_dim,
+        self.n_codes,
+      )
+      <= 0
+    ):
       problems.append("sizes must be positive")
     if problems:
       raise ValueError("Invalid VQ-GAN config: " + "; ".join(problems))
@@ -82,11 +97,27 @@ class VQGANConfig:
 
 
 PRESETS = {
-    "official": VQGANConfig(),
-    "tiny": VQGANConfig(resolution=64, ch=32, ch_mult=(1, 1, 2, 2, 2), num_res_blocks=1,
-                        attn_resolutions=(4,), z_channels=32, embed_dim=32, n_codes=512),
-    "builtin": VQGANConfig(resolution=64, ch=32, ch_mult=(1, 1, 1, 2), num_res_blocks=1,
-                           attn_resolutions=(8,), z_channels=32, embed_dim=32, n_codes=512),
+  "official": VQGANConfig(),
+  "tiny": VQGANConfig(
+    resolution=64,
+    ch=32,
+    ch_mult=(1, 1, 2, 2, 2),
+    num_res_blocks=1,
+    attn_resolutions=(4,),
+    z_channels=32,
+    embed_dim=32,
+    n_codes=512,
+  ),
+  "builtin": VQGANConfig(
+    resolution=64,
+    ch=32,
+    ch_mult=(1, 1, 1, 2),
+    num_res_blocks=1,
+    attn_resolutions=(8,),
+    z_channels=32,
+    embed_dim=32,
+    n_codes=512,
+  ),
 }
 
 

@@ -10,6 +10,7 @@ Its `loss.*` entries (discriminator, LPIPS) are dropped and counted in the summa
 `python -m unified_io.convert` writes) or a whole released Unified-IO .bin.
 DIR is then loadable with `vqgan.load(DIR)`.
 """
+
 import argparse
 import json
 import os
@@ -103,11 +104,17 @@ def from_taming(state_dict, preset_or_config="official"):
     flat[ours] = array
   if unknown or missing or wrong:
     lines = [f"Taming checkpoint does not match the VQ-GAN config {config}:"]
-    for title, items in (("unknown keys", unknown), ("missing keys", missing),
-                         ("wrong shape (after OIHW->HWIO)", wrong)):
+    for title, items in (
+      ("unknown keys", unknown),
+      ("missing keys", missing),
+      ("wrong shape (after OIHW->HWIO)", wrong),
+    ):
       if items:
-        lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:40])
-                     + (" ..." if len(items) > 40 else ""))
+        lines.append(
+          f"  {title} ({len(items)}): "
+          + ", ".join(items[:40])
+          + (" ..." if len(items) > 40 else "")
+        )
     raise ValueError("\n".join(lines))
   return unflatten(flat)
 
@@ -117,15 +124,22 @@ def load_taming_state_dict(path, allow_pickle=False):
   try:
     import torch  # only this path needs torch; the rest of the package is torch-free
   except ImportError as e:
-    raise ImportError("Reading a taming .ckpt needs PyTorch: "
-                      "pip install --no-deps -r requirements-torch.txt") from e
+    raise ImportError(
+      "Reading a taming .ckpt needs PyTorch: pip install --no-deps -r requirements-torch.txt"
+    ) from e
   if not os.path.isfile(path):
     raise ValueError(f"Taming checkpoint {path} does not exist")
   try:
     checkpoint = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
   except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError ...
-    hint = "" if allow_pickle else (" If the file holds Lightning objects besides tensors and "
-                                    "you trust it, rerun with --allow-pickle.")
+    hint = (
+      ""
+      if allow_pickle
+      else (
+        " If the file holds Lightning objects besides tensors and "
+        "you trust it, rerun with --allow-pickle."
+      )
+    )
     raise ValueError(f"Could not read {path} with torch.load: {e}.{hint}") from e
   if isinstance(checkpoint, dict) and "state_dict" in checkpoint:
     checkpoint = checkpoint["state_dict"]
@@ -141,8 +155,7 @@ def from_unified_io(discrete_vae_tree, preset_or_config="official"):
   name and shape, raising ValueError that lists the mismatches.
   """
   config = get_config(preset_or_config)
-  params = jax.tree.map(lambda x: np.asarray(x, np.float32),
-                        flax.core.unfreeze(discrete_vae_tree))
+  params = jax.tree.map(lambda x: np.asarray(x, np.float32), flax.core.unfreeze(discrete_vae_tree))
   check_params(params, config, "Unified-IO discrete_vae parameters")
   return params
 
@@ -155,15 +168,21 @@ def load_unified_io_tree(path):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(prog="python -m vqgan.convert", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="python -m vqgan.convert",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   source = parser.add_mutually_exclusive_group(required=True)
   source.add_argument("--taming", help="taming-transformers Lightning .ckpt")
   source.add_argument("--unified-io", help="flax msgpack with the discrete_vae subtree")
   parser.add_argument("--out", required=True, help="output directory for vqgan.load")
   parser.add_argument("--preset", default="official", choices=sorted(PRESETS))
-  parser.add_argument("--allow-pickle", action="store_true",
-                      help="let torch.load unpickle arbitrary objects (trusted files only)")
+  parser.add_argument(
+    "--allow-pickle",
+    action="store_true",
+    help="let torch.load unpickle arbitrary objects (trusted files only)",
+  )
   args = parser.parse_args(argv)
   summary = {"out": args.out, "preset": args.preset}
   if args.taming:

@@ -19,6 +19,7 @@ training draws from the first `num_scenes` train seeds, evaluation uses validati
 the two never share a scene and everything is a pure function of its seeds. A train batch is
 a function of (seed, step) only, which makes resuming exact and free.
 """
+
 from typing import Dict, Sequence
 
 import numpy as np
@@ -87,8 +88,15 @@ def normalized_rates(rates: Dict[str, float]) -> Dict[str, float]:
   return {m: float(rates[m]) / total for m in MODALITIES if rates.get(m, 0) > 0}
 
 
-def train_batch(step: int, batch_size: int, rates: Dict[str, float], *, seed: int,
-                num_scenes: int, max_depth: float):
+def train_batch(
+  step: int,
+  batch_size: int,
+  rates: Dict[str, float],
+  *,
+  seed: int,
+  num_scenes: int,
+  max_depth: float,
+):
   """Batch `step` of the training stream: (images float32 [B, 64, 64, 3] in [-1, 1],
   modality names [B]). Depends only on its arguments."""
   rates = normalized_rates(rates)
@@ -97,24 +105,31 @@ def train_batch(step: int, batch_size: int, rates: Dict[str, float], *, seed: in
   scenes = rng.integers(num_scenes, size=batch_size)
   picks = rng.choice(len(names), size=batch_size, p=[rates[m] for m in names])
   seeds = builtin_dataset.split_seeds("scenes", "train", num_scenes)
-  images = np.stack([render(scene(seeds[int(i)]), names[k], rng, max_depth)
-                     for i, k in zip(scenes, picks)])
+  images = np.stack(
+    [render(scene(seeds[int(i)]), names[k], rng, max_depth) for i, k in zip(scenes, picks)]
+  )
   return images * 2.0 - 1.0, [names[k] for k in picks]
 
 
-def heldout_images(modality: str, num: int, max_depth: float, split: str = "validation",
-                   seeds: Sequence[int] = None) -> np.ndarray:
+def heldout_images(
+  modality: str, num: int, max_depth: float, split: str = "validation", seeds: Sequence[int] = None
+) -> np.ndarray:
   """The first `num` scenes of `split` rendered as `modality`: float32 [num, 64, 64, 3] in
   [0, 1]. Random colours and mask choices are seeded by the scene, so this is fixed."""
   if seeds is None:
     seeds = builtin_dataset.split_seeds("scenes", split, num)
-  return np.stack([render(scene(s), modality, np.random.default_rng(s), max_depth)
-                   for s in seeds]) if len(seeds) else np.zeros((0, 64, 64, 3), np.float32)
+  return (
+    np.stack([render(scene(s), modality, np.random.default_rng(s), max_depth) for s in seeds])
+    if len(seeds)
+    else np.zeros((0, 64, 64, 3), np.float32)
+  )
 
 
 def psnr(reference, reconstruction) -> np.ndarray:
   """Per-image PSNR in dB of images in [0, 1] ([B, H, W, C]); inf for exact copies."""
-  err = np.mean(np.square(np.asarray(reference, np.float64) -
-                          np.asarray(reconstruction, np.float64)), axis=(1, 2, 3))
+  err = np.mean(
+    np.square(np.asarray(reference, np.float64) - np.asarray(reconstruction, np.float64)),
+    axis=(1, 2, 3),
+  )
   with np.errstate(divide="ignore"):
     return 10.0 * np.log10(1.0 / err)

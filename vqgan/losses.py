@@ -11,6 +11,7 @@
 LPIPS weights are never downloaded: they are read from a user-supplied `.npz`
 (see `load_lpips_params`); `random_lpips_weights` writes the same format for tests.
 """
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -37,10 +38,14 @@ class LPIPS(nn.Module):
 
   @nn.compact
   def __call__(self, x, y):
-    convs = [[nn.Conv(c, (3, 3), padding=((1, 1), (1, 1)), name=f"conv{s}_{i}")
-              for i, c in enumerate(channels)] for s, channels in enumerate(VGG16_CHANNELS)]
-    heads = [nn.Conv(1, (1, 1), use_bias=False, name=f"lin{s}")
-             for s in range(len(VGG16_CHANNELS))]
+    convs = [
+      [
+        nn.Conv(c, (3, 3), padding=((1, 1), (1, 1)), name=f"conv{s}_{i}")
+        for i, c in enumerate(channels)
+      ]
+      for s, channels in enumerate(VGG16_CHANNELS)
+    ]
+    heads = [nn.Conv(1, (1, 1), use_bias=False, name=f"lin{s}") for s in range(len(VGG16_CHANNELS))]
 
     def features(images):
       h = (images - LPIPS_SHIFT) / LPIPS_SCALE
@@ -88,14 +93,18 @@ def lpips_params_from_torch(weights):
       params[f"lin{s}"] = {"kernel": head.transpose(2, 3, 1, 0)}
   if missing:
     raise ValueError(f"LPIPS weights lack {missing[:6]}{' ...' if len(missing) > 6 else ''}")
-  want = jax.eval_shape(lambda: LPIPS().init(jax.random.PRNGKey(0),
-                                             jnp.zeros((1, 16, 16, 3)),
-                                             jnp.zeros((1, 16, 16, 3))))["params"]
+  want = jax.eval_shape(
+    lambda: LPIPS().init(
+      jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)), jnp.zeros((1, 16, 16, 3))
+    )
+  )["params"]
   for name, sub in want.items():
     for leaf, shape in sub.items():
       if params[name][leaf].shape != shape.shape:
-        raise ValueError(f"LPIPS weight {name}/{leaf} has shape {params[name][leaf].shape}, "
-                         f"expected {shape.shape} (HWIO after transposing torch's OIHW)")
+        raise ValueError(
+          f"LPIPS weight {name}/{leaf} has shape {params[name][leaf].shape}, "
+          f"expected {shape.shape} (HWIO after transposing torch's OIHW)"
+        )
   return params
 
 
@@ -123,8 +132,9 @@ def random_lpips_weights(seed=0):
   weights, cin = {}, 3
   for s, (indices, channels) in enumerate(zip(VGG16_CONVS, VGG16_CHANNELS)):
     for index, c in zip(indices, channels):
-      weights[f"features.{index}.weight"] = (rng.standard_normal((c, cin, 3, 3)) /
-                                             np.sqrt(9 * cin)).astype(np.float32)
+      weights[f"features.{index}.weight"] = (
+        rng.standard_normal((c, cin, 3, 3)) / np.sqrt(9 * cin)
+      ).astype(np.float32)
       weights[f"features.{index}.bias"] = np.zeros(c, np.float32)
       cin = c
     # The trained heads are non-negative, which makes LPIPS a (squared) distance.
@@ -157,19 +167,27 @@ class BatchStatNorm(nn.Module):
 
 class NLayerDiscriminator(nn.Module):
   """PatchGAN: images [B, H, W, C] -> logits [B, H', W', 1] (taming's default structure)."""
+
   ndf: int = 64
   n_layers: int = 3
 
   @nn.compact
   def __call__(self, x):
     def conv(features, stride, name, bias):
-      return nn.Conv(features, (4, 4), strides=(stride, stride), padding=((1, 1), (1, 1)),
-                     use_bias=bias, kernel_init=DISC_INIT, name=name)
+      return nn.Conv(
+        features,
+        (4, 4),
+        strides=(stride, stride),
+        padding=((1, 1), (1, 1)),
+        use_bias=bias,
+        kernel_init=DISC_INIT,
+        name=name,
+      )
 
     h = nn.leaky_relu(conv(self.ndf, 2, "conv_0", True)(x), 0.2)
     mult = 1
     for n in range(1, self.n_layers + 1):
-      mult = min(2 ** n, 8)
+      mult = min(2**n, 8)
       # The last hidden layer keeps the resolution (stride 1), as in pix2pix.
       stride = 2 if n < self.n_layers else 1
       h = conv(self.ndf * mult, stride, f"conv_{n}", False)(h)
@@ -193,17 +211,16 @@ def random_disc_params(disc, channels, seed):
     if name == "scale":
       return (1.0 + 0.02 * rng.standard_normal(leaf.shape)).astype(np.float32)
     return np.zeros(leaf.shape, np.float32)
+
   return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
 def hinge_d_loss(logits_real, logits_fake):
-  return 0.5 * (jnp.mean(jax.nn.relu(1.0 - logits_real)) +
-                jnp.mean(jax.nn.relu(1.0 + logits_fake)))
+  return 0.5 * (jnp.mean(jax.nn.relu(1.0 - logits_real)) + jnp.mean(jax.nn.relu(1.0 + logits_fake)))
 
 
 def vanilla_d_loss(logits_real, logits_fake):
-  return 0.5 * (jnp.mean(jax.nn.softplus(-logits_real)) +
-                jnp.mean(jax.nn.softplus(logits_fake)))
+  return 0.5 * (jnp.mean(jax.nn.softplus(-logits_real)) + jnp.mean(jax.nn.softplus(logits_fake)))
 
 
 D_LOSSES = {"hinge": hinge_d_loss, "vanilla": vanilla_d_loss}
@@ -213,8 +230,9 @@ def last_layer_grad(h, cotangent):
   """Gradient w.r.t. a 3x3 'SAME' conv's kernel given its input h [B, H, W, Cin] and the
   gradient of a loss w.r.t. its output [B, H, W, Cout]: the decoder's conv_out here."""
   kernel = jnp.zeros((3, 3, h.shape[-1], cotangent.shape[-1]), h.dtype)
-  conv = lambda k: jax.lax.conv_general_dilated(h, k, (1, 1), ((1, 1), (1, 1)),
-                                                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  conv = lambda k: jax.lax.conv_general_dilated(
+    h, k, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+  )
   return jax.vjp(conv, kernel)[1](cotangent)[0]
 
 
@@ -240,8 +258,10 @@ def codebook_stats(counts):
   total = counts.sum()
   p = counts / max(total, 1.0)
   entropy = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0))
-  return {"perplexity": float(np.exp(entropy)) if total else 0.0,
-          "used_fraction": float(np.mean(counts > 0))}
+  return {
+    "perplexity": float(np.exp(entropy)) if total else 0.0,
+    "used_fraction": float(np.mean(counts > 0)),
+  }
 
 
 def restart_dead_codes(embedding, dead, candidates, rng):

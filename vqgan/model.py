@@ -22,6 +22,7 @@ Behaviour follows taming (the weights were trained there), which the released Fl
   code) weight the term that moves the *encoder* by 1 and the *codebook* term by beta, the
   reverse of the VQ-VAE paper; later taming versions keep this as `legacy=True`. We reproduce it.
 """
+
 import functools
 
 import flax.linen as nn
@@ -65,8 +66,14 @@ def conv(features, kernel_size, name, strides=1, padding=None):
   """torch Conv2d(padding=k//2) equivalent unless `padding` is given."""
   if padding is None:
     padding = ((kernel_size // 2,) * 2,) * 2
-  return nn.Conv(features, (kernel_size, kernel_size), strides=(strides, strides),
-                 padding=padding, kernel_init=KERNEL_INIT, name=name)
+  return nn.Conv(
+    features,
+    (kernel_size, kernel_size),
+    strides=(strides, strides),
+    padding=padding,
+    kernel_init=KERNEL_INIT,
+    name=name,
+  )
 
 
 class ResBlock(nn.Module):
@@ -90,13 +97,12 @@ class AttnBlock(nn.Module):
     b, height, width, c = x.shape
     h = GroupNorm(name="norm")(x)
     q, k, v = (conv(c, 1, name)(h).reshape(b, height * width, c) for name in ("q", "k", "v"))
-    weights = jax.nn.softmax(jnp.einsum("bqc,bkc->bqk", q, k) * (c ** -0.5), axis=-1)
+    weights = jax.nn.softmax(jnp.einsum("bqc,bkc->bqk", q, k) * (c**-0.5), axis=-1)
     h = jnp.einsum("bqk,bkc->bqc", weights, v).reshape(b, height, width, c)
     return x + conv(c, 1, "proj_out")(h)
 
 
 class Downsample(nn.Module):
-
   @nn.compact
   def __call__(self, x):
     x = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))
@@ -104,7 +110,6 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
-
   @nn.compact
   def __call__(self, x):
     # Nearest-neighbour x2 is torch's interpolate(scale_factor=2, mode="nearest") exactly.
@@ -166,6 +171,7 @@ def _middle(h):
 
 class VectorQuantizer(nn.Module):
   """Nearest-codebook-entry quantisation with a straight-through gradient."""
+
   n_codes: int
   embed_dim: int
   beta: float = 0.25
@@ -173,15 +179,17 @@ class VectorQuantizer(nn.Module):
   def setup(self):
     # The released code's embedding init: rows of norm ~1, so random models use many codes
     # (taming's uniform(+-1/n_codes) would send every position to nearly the same code).
-    self.embedding = self.param("embedding", EMBEDDING_INIT, (self.n_codes, self.embed_dim),
-                                jnp.float32)
+    self.embedding = self.param(
+      "embedding", EMBEDDING_INIT, (self.n_codes, self.embed_dim), jnp.float32
+    )
 
   def codes(self, z):
     """Index of the nearest codebook row for every position of z [..., embed_dim]."""
     # |z - e|^2 = |z|^2 + |e|^2 - 2 z.e; |z|^2 is the same for every code, so it is dropped
     # (it only adds rounding). HIGHEST keeps TPU/GPU matmuls from rounding to bf16/tf32.
     scores = jnp.sum(jnp.square(self.embedding), axis=-1) - 2 * jnp.einsum(
-        "...d,kd->...k", z, self.embedding, precision=jax.lax.Precision.HIGHEST)
+      "...d,kd->...k", z, self.embedding, precision=jax.lax.Precision.HIGHEST
+    )
     return jnp.argmin(scores, axis=-1).astype(jnp.int32)
 
   def lookup(self, codes):
@@ -199,6 +207,7 @@ class VectorQuantizer(nn.Module):
 
 class VQGAN(nn.Module):
   """Images [B, H, W, C] in [-1, 1] <-> int32 code grids [B, H/f, W/f]."""
+
   config: VQGANConfig
 
   def setup(self):
@@ -237,8 +246,9 @@ def param_shapes(config: VQGANConfig):
 @functools.lru_cache(maxsize=None)
 def _flat_param_shapes(config: VQGANConfig):
   # Tracing the official model takes a second or two; loading checks shapes more than once.
-  images = jax.ShapeDtypeStruct((1, config.resolution, config.resolution, config.in_channels),
-                                jnp.float32)
+  images = jax.ShapeDtypeStruct(
+    (1, config.resolution, config.resolution, config.in_channels), jnp.float32
+  )
   abstract = jax.eval_shape(lambda x: VQGAN(config).init(jax.random.PRNGKey(0), x), images)
   return tuple((name, tuple(a.shape)) for name, a in flatten(abstract["params"]).items())
 
@@ -291,8 +301,9 @@ def unflatten(flat, sep="/"):
 def check_params(params, config: VQGANConfig, what="VQ-GAN parameters"):
   """Raises ValueError listing missing, unexpected and wrongly shaped parameters."""
   got = {k: tuple(np.shape(v)) for k, v in flatten(params).items()}
-  param_trees.check_shapes(got, dict(_flat_param_shapes(config)),
-                           f"{what} (against the VQ-GAN config {config})", limit=40)
+  param_trees.check_shapes(
+    got, dict(_flat_param_shapes(config)), f"{what} (against the VQ-GAN config {config})", limit=40
+  )
 
 
 def count_params(params) -> int:

@@ -30,6 +30,7 @@ WORKDIR gets log.txt, tensorboard/, config.json, checkpoints/ (orbax; rerunning 
 WORKDIR resumes) and final/ (config.json + params.msgpack via vqgan.save: `vqgan.load` reads
 it). Runs on one device.
 """
+
 import functools
 import json
 import os
@@ -58,12 +59,17 @@ from vqgan.model import VQGAN, flatten, random_params, swish, unflatten
 def schedule(opt, total_steps):
   warmup = max(int(opt.warmup_steps), 0)
   if opt.decay == "cosine":
-    return optax.warmup_cosine_decay_schedule(0.0, opt.lr, warmup, max(total_steps, warmup + 1),
-                                              opt.lr * opt.end_factor)
+    return optax.warmup_cosine_decay_schedule(
+      0.0, opt.lr, warmup, max(total_steps, warmup + 1), opt.lr * opt.end_factor
+    )
   if opt.decay == "constant":
-    return optax.join_schedules([optax.linear_schedule(0.0, opt.lr, warmup),
-                                 optax.constant_schedule(opt.lr)], [warmup]) if warmup \
-        else optax.constant_schedule(opt.lr)
+    return (
+      optax.join_schedules(
+        [optax.linear_schedule(0.0, opt.lr, warmup), optax.constant_schedule(opt.lr)], [warmup]
+      )
+      if warmup
+      else optax.constant_schedule(opt.lr)
+    )
   raise ValueError(f"optimizer.decay={opt.decay!r}: choose 'cosine' or 'constant'")
 
 
@@ -106,12 +112,15 @@ class Parts:
     self.lpips_params = None
     if self.lpips is not None:
       if not config.loss.lpips_weights:
-        raise ValueError("loss.perceptual_weight > 0 needs loss.lpips_weights: an .npz of VGG16 "
-                         "+ LPIPS head weights (see vqgan/losses.py load_lpips_params)")
+        raise ValueError(
+          "loss.perceptual_weight > 0 needs loss.lpips_weights: an .npz of VGG16 "
+          "+ LPIPS head weights (see vqgan/losses.py load_lpips_params)"
+        )
       self.lpips_params = losses.load_lpips_params(config.loss.lpips_weights)
     if config.loss.disc_loss not in losses.D_LOSSES:
-      raise ValueError(f"loss.disc_loss={config.loss.disc_loss!r}: choose from "
-                       f"{sorted(losses.D_LOSSES)}")
+      raise ValueError(
+        f"loss.disc_loss={config.loss.disc_loss!r}: choose from {sorted(losses.D_LOSSES)}"
+      )
 
   def gan_active(self, step):
     loss = self.config.loss
@@ -126,12 +135,17 @@ class Parts:
     disc_params = losses.random_disc_params(self.disc, vq.out_channels, cfg.seed + 1)
     params = jax.tree.map(jnp.asarray, {"vqgan": vq_params, "disc": disc_params})
     # One compiled program: eager optax inits compile a program per leaf shape.
-    opt_state = jax.jit(lambda p: {"vqgan": self.opt_g.init(p["vqgan"]),
-                                   "disc": self.opt_d.init(p["disc"])})(params)
-    return {"params": params, "opt_state": opt_state, "step": jnp.int32(0),
-            "rng": jax.random.PRNGKey(cfg.seed + 2),
-            # Step at which each code was last chosen (0 = the start counts as a use).
-            "last_used": jnp.zeros(vq.n_codes, jnp.int32)}
+    opt_state = jax.jit(
+      lambda p: {"vqgan": self.opt_g.init(p["vqgan"]), "disc": self.opt_d.init(p["disc"])}
+    )(params)
+    return {
+      "params": params,
+      "opt_state": opt_state,
+      "step": jnp.int32(0),
+      "rng": jax.random.PRNGKey(cfg.seed + 2),
+      # Step at which each code was last chosen (0 = the start counts as a use).
+      "last_used": jnp.zeros(vq.n_codes, jnp.int32),
+    }
 
 
 # ----------------------------------------------------------------------------- step
@@ -150,8 +164,12 @@ def _decoder_norm_out(module, method):
 def autoencode(model, params, images):
   """-> (z, z_q, quantiser loss, codes, reconstruction, input of the decoder's conv_out)."""
   (z, z_q, quant_loss, codes, recon), inter = model.apply(
-      {"params": params}, images, method=_forward, capture_intermediates=_decoder_norm_out,
-      mutable=["intermediates"])
+    {"params": params},
+    images,
+    method=_forward,
+    capture_intermediates=_decoder_norm_out,
+    mutable=["intermediates"],
+  )
   last_input = swish(inter["intermediates"]["decoder"]["norm_out"]["__call__"][0])
   return z, z_q, quant_loss, codes, recon, last_input
 
@@ -163,17 +181,22 @@ def generator_loss(vq_params, disc_params, lpips_params, images, *, parts, gan):
 
   def nll_fn(x):
     err = images - x
-    nll = loss_cfg.l1_weight * jnp.mean(jnp.abs(err)) + loss_cfg.l2_weight * jnp.mean(err ** 2)
+    nll = loss_cfg.l1_weight * jnp.mean(jnp.abs(err)) + loss_cfg.l2_weight * jnp.mean(err**2)
     if parts.lpips is not None:
       nll += loss_cfg.perceptual_weight * jnp.mean(
-          parts.lpips.apply({"params": lpips_params}, images, x))
+        parts.lpips.apply({"params": lpips_params}, images, x)
+      )
     return nll
 
   # vjp keeps the pullback so the adaptive weight needs no second forward pass.
   nll, nll_pullback = jax.vjp(nll_fn, recon)
   loss = nll + loss_cfg.codebook_weight * quant_loss
-  aux = {"nll": nll, "quant_loss": quant_loss, "l1": jnp.mean(jnp.abs(images - recon)),
-         "z_q_dist": jnp.mean(jnp.square(jax.lax.stop_gradient(z_q - z)))}
+  aux = {
+    "nll": nll,
+    "quant_loss": quant_loss,
+    "l1": jnp.mean(jnp.abs(images - recon)),
+    "z_q_dist": jnp.mean(jnp.square(jax.lax.stop_gradient(z_q - z))),
+  }
   if gan:
     g_fn = lambda x: -jnp.mean(parts.disc.apply({"params": disc_params}, x))
     g_loss, g_pullback = jax.vjp(g_fn, recon)
@@ -191,11 +214,13 @@ def generator_loss(vq_params, disc_params, lpips_params, images, *, parts, gan):
 
 def _reset_rows(opt_state, dead):
   """Zeroes the optimiser moments of the codebook rows in `dead` (restarted codes)."""
+
   def reset(path, leaf):
     keys = tuple(str(getattr(k, "key", k)) for k in path)
     if keys[-2:] == ("quantize", "embedding") and leaf.ndim == 2:
       return jnp.where(dead[:, None], 0.0, leaf).astype(leaf.dtype)
     return leaf
+
   return jax.tree_util.tree_map_with_path(reset, opt_state)
 
 
@@ -204,14 +229,16 @@ def train_step(state, images, lpips_params, *, parts, gan):
   step = state["step"]
   params = state["params"]
   (_, (aux, z, codes, recon)), grads = jax.value_and_grad(generator_loss, has_aux=True)(
-      params["vqgan"], params["disc"], lpips_params, images, parts=parts, gan=gan)
+    params["vqgan"], params["disc"], lpips_params, images, parts=parts, gan=gan
+  )
   updates, opt_g = parts.opt_g.update(grads, state["opt_state"]["vqgan"], params["vqgan"])
   vq_params = optax.apply_updates(params["vqgan"], updates)
   metrics = dict(aux, grad_norm=optax.tree.norm(grads), lr=parts.lr_g(step))
   disc_params, opt_d = params["disc"], state["opt_state"]["disc"]
   if gan:
-    d_loss_fn = functools.partial(discriminator_loss, parts=parts, images=images,
-                                  recon=jax.lax.stop_gradient(recon))
+    d_loss_fn = functools.partial(
+      discriminator_loss, parts=parts, images=images, recon=jax.lax.stop_gradient(recon)
+    )
     (d_loss, (real, fake)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(disc_params)
     d_updates, opt_d = parts.opt_d.update(d_grads, opt_d, disc_params)
     disc_params = optax.apply_updates(disc_params, d_updates)
@@ -227,16 +254,24 @@ def train_step(state, images, lpips_params, *, parts, gan):
     rng = jax.random.fold_in(state["rng"], step)
     candidates = jax.lax.stop_gradient(z).reshape(-1, z.shape[-1])
     quantize = dict(vq_params["quantize"])
-    quantize["embedding"] = losses.restart_dead_codes(quantize["embedding"], restarted,
-                                                      candidates, rng)
+    quantize["embedding"] = losses.restart_dead_codes(
+      quantize["embedding"], restarted, candidates, rng
+    )
     vq_params = dict(vq_params, quantize=quantize)
     opt_g = _reset_rows(opt_g, restarted)
     last_used = jnp.where(restarted, step, last_used)
-  metrics.update(code_counts=counts, restarted=jnp.sum(restarted),
-                 dead_codes=jnp.sum(step - last_used >= dead_after))
-  new_state = {"params": {"vqgan": vq_params, "disc": disc_params},
-               "opt_state": {"vqgan": opt_g, "disc": opt_d},
-               "step": step + 1, "rng": state["rng"], "last_used": last_used}
+  metrics.update(
+    code_counts=counts,
+    restarted=jnp.sum(restarted),
+    dead_codes=jnp.sum(step - last_used >= dead_after),
+  )
+  new_state = {
+    "params": {"vqgan": vq_params, "disc": disc_params},
+    "opt_state": {"vqgan": opt_g, "disc": opt_d},
+    "step": step + 1,
+    "rng": state["rng"],
+    "last_used": last_used,
+  }
   return new_state, metrics
 
 
@@ -297,25 +332,35 @@ def train(config, workdir):
   rates = data.normalized_rates(dict(config.data.rates))
   device = jax.devices()[0]
   state = jax.device_put(parts.init_state(), device)
-  ckpt = checkpointing.Checkpointer(workdir, keep=config.checkpoint.keep,
-                                    every_steps=config.checkpoint.every_steps,
-                                    async_save=config.checkpoint.async_save)
-  data_state = {"seed": config.seed, "num_scenes": config.data.num_scenes,
-                "rates": rates, "max_depth": config.data.max_depth}
+  ckpt = checkpointing.Checkpointer(
+    workdir,
+    keep=config.checkpoint.keep,
+    every_steps=config.checkpoint.every_steps,
+    async_save=config.checkpoint.async_save,
+  )
+  data_state = {
+    "seed": config.seed,
+    "num_scenes": config.data.num_scenes,
+    "rates": rates,
+    "max_depth": config.data.max_depth,
+  }
   if ckpt.latest_step() is not None:
     sharding = jax.sharding.SingleDeviceSharding(device)
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                            state)
+    abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state
+    )
     state, saved = ckpt.restore(abstract)
     changed = {k: (saved.get(k), v) for k, v in data_state.items() if saved.get(k) != v}
     if changed:
       log.line(f"Warning: data settings changed since the checkpoint (saved, now): {changed}")
     log.line(f"Resumed from {ckpt.directory} at step {int(state['step'])}")
   vq = parts.vq_config
-  log.line(f"VQ-GAN {config.vqgan.preset}: {vq.resolution}x{vq.resolution} -> "
-           f"{vq.grid_size}x{vq.grid_size} codes of {vq.n_codes}; data rates {rates}; "
-           f"GAN from step {config.loss.disc_start}; LPIPS "
-           f"{'on' if parts.lpips is not None else 'off'}")
+  log.line(
+    f"VQ-GAN {config.vqgan.preset}: {vq.resolution}x{vq.resolution} -> "
+    f"{vq.grid_size}x{vq.grid_size} codes of {vq.n_codes}; data rates {rates}; "
+    f"GAN from step {config.loss.disc_start}; LPIPS "
+    f"{'on' if parts.lpips is not None else 'off'}"
+  )
   step_fns = {}
   stop = {"signal": None}
   previous = signal.signal(signal.SIGTERM, lambda signum, _: stop.update(signal=signum))
@@ -323,13 +368,19 @@ def train(config, workdir):
   history, window, window_start, window_images = [], [], time.time(), 0
   try:
     while step < total:
-      images, _ = data.train_batch(step, config.train.batch_size, rates, seed=config.seed,
-                                   num_scenes=config.data.num_scenes,
-                                   max_depth=config.data.max_depth)
+      images, _ = data.train_batch(
+        step,
+        config.train.batch_size,
+        rates,
+        seed=config.seed,
+        num_scenes=config.data.num_scenes,
+        max_depth=config.data.max_depth,
+      )
       gan = parts.gan_active(step)
       if gan not in step_fns:
-        step_fns[gan] = jax.jit(functools.partial(train_step, parts=parts, gan=gan),
-                                donate_argnums=0)
+        step_fns[gan] = jax.jit(
+          functools.partial(train_step, parts=parts, gan=gan), donate_argnums=0
+        )
         log.line(f"step {step}: compiling the train step {'with' if gan else 'without'} GAN")
       state, metrics = step_fns[gan](state, images, parts.lpips_params)
       step += 1
@@ -342,8 +393,9 @@ def train(config, workdir):
         elapsed = max(time.time() - window_start, 1e-9)
         values["images_per_s"] = window_images / elapsed
         history.append((step, values["loss"]))
-        log.line(f"step {step} " + " ".join(f"{k.split('/')[-1]} {v:.4g}"
-                                            for k, v in values.items()))
+        log.line(
+          f"step {step} " + " ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in values.items())
+        )
         log.scalars(step, values)
         window, window_start, window_images = [], time.time(), 0
       ckpt.save(step, state, data_state)
@@ -372,10 +424,16 @@ def train(config, workdir):
 
 
 def _log_eval(log, step, parts, state, config):
-  results = evaluate(parts.vq_config, jax.device_get(state["params"]["vqgan"]),
-                     config.eval.num_scenes, config.data.max_depth)
-  log.line(f"eval step {step} ({config.eval.num_scenes} validation scenes): " +
-           " ".join(f"{k} {v:.4g}" for k, v in results.items()))
+  results = evaluate(
+    parts.vq_config,
+    jax.device_get(state["params"]["vqgan"]),
+    config.eval.num_scenes,
+    config.data.max_depth,
+  )
+  log.line(
+    f"eval step {step} ({config.eval.num_scenes} validation scenes): "
+    + " ".join(f"{k} {v:.4g}" for k, v in results.items())
+  )
   log.scalars(step, results)
   return results
 
@@ -388,8 +446,10 @@ def _main(argv):
 
 
 if __name__ == "__main__":
-  _CONFIG = config_flags.DEFINE_config_file("config", "configs/vqgan/builtin.py",
-                                            "Config file[:variant].")
-  _WORKDIR = flags.DEFINE_string("workdir", "workdir/vqgan_builtin",
-                                 "Checkpoints, logs, config and final/ weights go here.")
+  _CONFIG = config_flags.DEFINE_config_file(
+    "config", "configs/vqgan/builtin.py", "Config file[:variant]."
+  )
+  _WORKDIR = flags.DEFINE_string(
+    "workdir", "workdir/vqgan_builtin", "Checkpoints, logs, config and final/ weights go here."
+  )
   app.run(_main)

@@ -21,13 +21,14 @@ Variants (`--config=configs/vqgan/builtin.py:VARIANT`):
 Any key can be overridden on the command line, e.g. --config.train.total_steps=4000.
 `data.max_depth` must equal the Unified-IO config's `data.max_depth` (configs/tiny.py: 20 m).
 """
+
 import ml_collections
 
 MIXTURES = {
-    # RGB and depth carry the most detail (the checkered floor, depth gradients); flat
-    # label maps are easy, so they get less of the batch.
-    "mixture": {"rgb": 0.35, "depth": 0.2, "normals": 0.15, "segmentation": 0.15, "mask": 0.15},
-    "rgb": {"rgb": 1.0},
+  # RGB and depth carry the most detail (the checkered floor, depth gradients); flat
+  # label maps are easy, so they get less of the batch.
+  "mixture": {"rgb": 0.35, "depth": 0.2, "normals": 0.15, "segmentation": 0.15, "mask": 0.15},
+  "rgb": {"rgb": 1.0},
 }
 
 
@@ -41,31 +42,43 @@ def get_config(variant="mixture"):
   # training than taming's init, which matters at a CPU budget of ~1.5k steps.
   config.zero_init_residual = True
   config.vqgan = ml_collections.ConfigDict(dict(preset="builtin"))  # vqgan/configs.py
-  config.data = ml_collections.ConfigDict(dict(
+  config.data = ml_collections.ConfigDict(
+    dict(
       rates=MIXTURES[variant],
       num_scenes=50_000,  # train seeds drawn from (scenes are generated, not stored)
-      max_depth=20.0,     # metres mapped to white; = the Unified-IO config's data.max_depth
-  ))
-  config.loss = ml_collections.ConfigDict(dict(
+      max_depth=20.0,  # metres mapped to white; = the Unified-IO config's data.max_depth
+    )
+  )
+  config.loss = ml_collections.ConfigDict(
+    dict(
       # L2 is what PSNR measures; L1 (taming's choice) keeps edges from blurring as much.
-      l1_weight=1.0, l2_weight=1.0,
+      l1_weight=1.0,
+      l2_weight=1.0,
       codebook_weight=1.0,  # times the quantiser loss (commitment + beta * codebook)
       # LPIPS needs VGG16 + head weights as an .npz (vqgan/losses.py load_lpips_params).
-      perceptual_weight=0.0, lpips_weights="",
+      perceptual_weight=0.0,
+      lpips_weights="",
       # PatchGAN from step disc_start (taming: discriminator_weight 0.8, adaptive weight, hinge).
       # Off for the shipped run: its ~1.5k steps go to reconstruction, the metric reported,
       # which a GAN trades for sharpness (taming's ImageNet VQ-GAN starts it at step 250k).
       # Try it with e.g. --config.loss.disc_start=1000 --config.train.total_steps=3000.
-      disc_start=1_000_000, disc_weight=0.8, disc_factor=1.0, adaptive_weight=True,
-      disc_loss="hinge"))
+      disc_start=1_000_000,
+      disc_weight=0.8,
+      disc_factor=1.0,
+      adaptive_weight=True,
+      disc_loss="hinge",
+    )
+  )
   config.disc = ml_collections.ConfigDict(dict(ndf=64, n_layers=3, lr_scale=1.0))
-  config.codebook = ml_collections.ConfigDict(dict(
-      restart_dead=True, restart_every=20, dead_after_steps=50))
-  config.optimizer = ml_collections.ConfigDict(dict(
-      lr=1e-3, b1=0.5, b2=0.9, warmup_steps=50, decay="cosine", end_factor=0.05,
-      clip_norm=0.0))
-  config.train = ml_collections.ConfigDict(dict(
-      batch_size=8, total_steps=1500, log_every=20, tensorboard=True))
+  config.codebook = ml_collections.ConfigDict(
+    dict(restart_dead=True, restart_every=20, dead_after_steps=50)
+  )
+  config.optimizer = ml_collections.ConfigDict(
+    dict(lr=1e-3, b1=0.5, b2=0.9, warmup_steps=50, decay="cosine", end_factor=0.05, clip_norm=0.0)
+  )
+  config.train = ml_collections.ConfigDict(
+    dict(batch_size=8, total_steps=1500, log_every=20, tensorboard=True)
+  )
   config.eval = ml_collections.ConfigDict(dict(every_steps=500, num_scenes=64))
   config.checkpoint = ml_collections.ConfigDict(dict(every_steps=500, keep=2, async_save=True))
   return config

@@ -1,1 +1,2 @@
-"""Formats and shared utilities: vocabulary layout, locations, tokenizers, image preprocessing, mesh, checkpoints, logs."""
+"""Formats and shared utilities: vocabulary layout, locations, tokenizers, images, mesh,
+checkpoints, run logs."""

@@ -24,15 +24,15 @@ MODEL_AXIS = "model"
 
 # t5x's standard rules for 1-D parameter partitioning with data-parallel activations.
 STANDARD_RULES = (
-    (BATCH, DATA_AXIS),
-    (VOCAB, MODEL_AXIS),
-    (EMBED, None),
-    (MLP, MODEL_AXIS),
-    (HEADS, MODEL_AXIS),
-    (KV, None),
-    (JOINED_KV, MODEL_AXIS),
-    (LENGTH, None),
-    (IMAGE_PATCH, None),
-    (RELPOS_BUCKETS, None),
-    (LAYERS, None),
+  (BATCH, DATA_AXIS),
+  (VOCAB, MODEL_AXIS),
+  (EMBED, None),
+  (MLP, MODEL_AXIS),
+  (HEADS, MODEL_AXIS),
+  (KV, None),
+  (JOINED_KV, MODEL_AXIS),
+  (LENGTH, None),
+  (IMAGE_PATCH, None),
+  (RELPOS_BUCKETS, None),
+  (LAYERS, None),
 )

@@ -24,6 +24,7 @@ save those steps again; the move is recorded there (fallbacks.json) and repeatin
 fallback once newer checkpoints exist again is refused rather than silently discarding
 them.
 """
+
 import hashlib
 import itertools
 import json
@@ -65,7 +66,8 @@ class ConfigMismatchError(CheckpointError):
 
 
 def _gfile():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+
   return tf.io.gfile
 
 
@@ -101,7 +103,7 @@ def _owned_files(step_dir, process_index):
   """Paths (relative, '/'-separated) of the files of `step_dir` that `process_index` wrote."""
   out = []
   for dirpath, _, names in _gfile().walk(step_dir):
-    rel_dir = dirpath[len(step_dir):].strip("/")
+    rel_dir = dirpath[len(step_dir) :].strip("/")
     for name in names:
       rel = f"{rel_dir}/{name}" if rel_dir else name
       if rel.startswith(MANIFEST_PREFIX):
@@ -119,8 +121,13 @@ def write_manifest(step_dir, step):
   for rel in _owned_files(step_dir, index):
     size, sha = _digest(f"{step_dir}/{rel}")
     files[rel] = {"size": size, "sha256": sha}
-  manifest = {"format": 1, "step": step, "process_index": index,
-              "process_count": jax.process_count(), "files": files}
+  manifest = {
+    "format": 1,
+    "step": step,
+    "process_index": index,
+    "process_count": jax.process_count(),
+    "files": files,
+  }
   path = f"{step_dir}/{MANIFEST_PREFIX}{index}.json"
   # Written under another name and renamed: a kill mid-write leaves no half manifest.
   with _gfile().GFile(path + ".tmp", "w") as f:
@@ -161,7 +168,7 @@ def verify(step_dir):
   manifests = sorted(gfile.glob(f"{step_dir}/{MANIFEST_PREFIX}*.json"))
   problems, unreadable, saved_count = [], [], 0
   for path in manifests:
-    owner = int(path[len(f"{step_dir}/{MANIFEST_PREFIX}"):-len(".json")])
+    owner = int(path[len(f"{step_dir}/{MANIFEST_PREFIX}") : -len(".json")])
     if owner % count != index:
       continue
     found = _check_manifest(step_dir, path)
@@ -176,13 +183,16 @@ def verify(step_dir):
     problems = [p for g in gathered for p in json.loads(g)]
   notes = []
   if not manifests:
-    notes.append("no integrity manifest (saved by older code, or the run stopped before "
-                 "writing it): checked for finite values only")
+    notes.append(
+      "no integrity manifest (saved by older code, or the run stopped before "
+      "writing it): checked for finite values only"
+    )
   elif unreadable:
     notes.append(f"unreadable manifest(s) {', '.join(unreadable)}: those files unchecked")
   elif saved_count > len(manifests):
-    notes.append(f"{len(manifests)} of {saved_count} processes' manifests present: the "
-                 f"others' files unchecked")
+    notes.append(
+      f"{len(manifests)} of {saved_count} processes' manifests present: the others' files unchecked"
+    )
   return problems, notes
 
 
@@ -193,8 +203,9 @@ def _finite(leaves):
 
 def all_finite(tree):
   """Whether every floating-point value of `tree` (jax arrays, any sharding) is finite."""
-  leaves = [x for x in jax.tree.leaves(tree)
-            if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)]
+  leaves = [
+    x for x in jax.tree.leaves(tree) if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)
+  ]
   return not leaves or bool(_finite(leaves))
 
 
@@ -208,16 +219,21 @@ class Checkpointer:
   """
 
   def __init__(self, workdir, keep=3, every_steps=1000, async_save=True, log=None):
-    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints")) if "://" not in workdir \
-        else os.path.join(workdir, "checkpoints")
+    self.directory = (
+      os.path.abspath(os.path.join(workdir, "checkpoints"))
+      if "://" not in workdir
+      else os.path.join(workdir, "checkpoints")
+    )
     self.set_aside_dir = os.path.join(os.path.dirname(self.directory), SET_ASIDE)
     self.every_steps = every_steps
     self._log = log or logging.warning
     self._unmanifested = []  # saved steps whose manifest is not written yet
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
-                                           create=True)
-    self.manager = ocp.CheckpointManager(self.directory, options=options,
-                                         item_names=("state", "data"))
+    options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep, enable_async_checkpointing=async_save, create=True
+    )
+    self.manager = ocp.CheckpointManager(
+      self.directory, options=options, item_names=("state", "data")
+    )
 
   def step_dir(self, step):
     return os.path.join(self.directory, str(step))
@@ -237,12 +253,19 @@ class Checkpointer:
     if self.manager.latest_step() == step:
       return False
     if not all_finite(state):
-      self._log(f"Not saving the checkpoint of step {step}: its state has non-finite values; "
-                f"the latest saved one stays step {self.manager.latest_step()}")
+      self._log(
+        f"Not saving the checkpoint of step {step}: its state has non-finite values; "
+        f"the latest saved one stays step {self.manager.latest_step()}"
+      )
       return False
     self._write_manifests(block=True)  # orbax waits for the previous save here anyway
-    saved = self.manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)), force=True)
+    saved = self.manager.save(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)
+      ),
+      force=True,
+    )
     if saved:
       self._unmanifested.append(step)
       self._write_manifests(block=False)  # at once when the save was synchronous
@@ -264,16 +287,18 @@ class Checkpointer:
         continue
       try:
         write_manifest(step_dir, step)
-      except Exception as e:  # pylint: disable=broad-except
+      except Exception as e:
         # The checkpoint itself is fine; only its later verification is lost.
         self._log(f"Could not write the integrity manifest of {step_dir}: {_cause(e)}")
 
   def _hint(self, step):
     earlier = [s for s in self.manager.all_steps() if s < step]
     if earlier:
-      return (f"pass --config.checkpoint.restore_step={max(earlier)} to resume from step "
-              f"{max(earlier)} (later checkpoints are moved to {self.set_aside_dir}), or move "
-              f"{self.step_dir(step)} away")
+      return (
+        f"pass --config.checkpoint.restore_step={max(earlier)} to resume from step "
+        f"{max(earlier)} (later checkpoints are moved to {self.set_aside_dir}), or move "
+        f"{self.step_dir(step)} away"
+      )
     return "use another --workdir to start afresh"
 
   def restore(self, abstract_state, step=None, set_aside_newer=False):
@@ -290,28 +315,40 @@ class Checkpointer:
       raise FileNotFoundError(f"No checkpoint in {self.directory}")
     step_dir = self.step_dir(step)
     if step not in self.manager.all_steps():
-      raise CheckpointError(f"No checkpoint {step_dir} to restore; the saved steps are "
-                            f"{list(self.manager.all_steps())}.")
+      raise CheckpointError(
+        f"No checkpoint {step_dir} to restore; the saved steps are "
+        f"{list(self.manager.all_steps())}."
+      )
     newer = [s for s in self.manager.all_steps() if s > step]
     if set_aside_newer and newer:
       self._refuse_repeated_fallback(step, newer)
     problems, notes = verify(step_dir)
     if problems:
       more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-      raise CheckpointError(f"Checkpoint {step_dir} is corrupt: {'; '.join(problems[:3])}{more}. "
-                            f"To go on, {self._hint(step)}.")
+      raise CheckpointError(
+        f"Checkpoint {step_dir} is corrupt: {'; '.join(problems[:3])}{more}. "
+        f"To go on, {self._hint(step)}."
+      )
     for note in notes:
       self._log(f"Checkpoint {step_dir}: {note}")
     try:
-      restored = self.manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+      restored = self.manager.restore(
+        step,
+        args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()
+        ),
+      )
     except Exception as e:  # orbax raises many types for unreadable or mismatched files
-      raise CheckpointError(f"Could not restore checkpoint {step_dir} (unreadable or written "
-                            f"by another config): {_cause(e)}. To go on, "
-                            f"{self._hint(step)}.") from e
+      raise CheckpointError(
+        f"Could not restore checkpoint {step_dir} (unreadable or written "
+        f"by another config): {_cause(e)}. To go on, "
+        f"{self._hint(step)}."
+      ) from e
     if not all_finite(restored.state):
-      raise CheckpointError(f"Checkpoint {step_dir} holds non-finite values (NaN or Inf) in its "
-                            f"state, so it is corrupt. To go on, {self._hint(step)}.")
+      raise CheckpointError(
+        f"Checkpoint {step_dir} holds non-finite values (NaN or Inf) in its "
+        f"state, so it is corrupt. To go on, {self._hint(step)}."
+      )
     if set_aside_newer and newer:
       self._set_aside(step, newer)
     return restored.state, restored.data
@@ -329,11 +366,12 @@ class Checkpointer:
     for record in self._fallbacks():
       if record["step"] == step:
         raise CheckpointError(
-            f"config.checkpoint.restore_step={step} was already applied at "
-            f"{time.ctime(record['time'])} (checkpoints then moved to {self.set_aside_dir}); "
-            f"steps {newer} were saved since. To resume from step {max(newer)}, drop "
-            f"restore_step; to fall back to {step} again, delete "
-            f"{os.path.join(self.set_aside_dir, _FALLBACKS)}.")
+          f"config.checkpoint.restore_step={step} was already applied at "
+          f"{time.ctime(record['time'])} (checkpoints then moved to {self.set_aside_dir}); "
+          f"steps {newer} were saved since. To resume from step {max(newer)}, drop "
+          f"restore_step; to fall back to {step} again, delete "
+          f"{os.path.join(self.set_aside_dir, _FALLBACKS)}."
+        )
 
   def _set_aside(self, step, newer):
     """Moves the checkpoints after `step` out of orbax's directory (process 0), records it."""
@@ -350,8 +388,10 @@ class Checkpointer:
       records = self._fallbacks() + [{"step": step, "time": time.time(), "moved": moved}]
       with gfile.GFile(os.path.join(self.set_aside_dir, _FALLBACKS), "w") as f:
         f.write(json.dumps(records, indent=1))
-      self._log(f"Falling back to step {step} (config.checkpoint.restore_step): moved the "
-                f"later checkpoints to {', '.join(moved)}")
+      self._log(
+        f"Falling back to step {step} (config.checkpoint.restore_step): moved the "
+        f"later checkpoints to {', '.join(moved)}"
+      )
     distributed.host_barrier(f"uio_checkpoint_set_aside_{step}")
     self.manager.reload()
 
@@ -399,14 +439,16 @@ def check_resume_config(config, workdir):
   now = json.loads(config.to_json_best_effort())
   pick = lambda c: _flat({k: c[k] for k in RESUME_SECTIONS if k in c})
   saved, now = pick(saved), pick(now)
-  changed = [k for k in sorted(set(saved) & set(now))
-             if saved[k] != now[k] and k not in RESUME_FREE_KEYS]
+  changed = [
+    k for k in sorted(set(saved) & set(now)) if saved[k] != now[k] and k not in RESUME_FREE_KEYS
+  ]
   if changed:
     diff = "; ".join(f"{k}: {saved[k]!r} -> {now[k]!r}" for k in changed)
     raise ConfigMismatchError(
-        f"{workdir} holds checkpoints of another model or data config ({path}); these "
-        f"settings differ (saved -> now): {diff}. Nothing in {workdir} was changed. To go on, "
-        f"resume with the saved settings, or use another --workdir to start afresh.")
+      f"{workdir} holds checkpoints of another model or data config ({path}); these "
+      f"settings differ (saved -> now): {diff}. Nothing in {workdir} was changed. To go on, "
+      f"resume with the saved settings, or use another --workdir to start afresh."
+    )
 
 
 def restore_params(directory, abstract_params):
@@ -421,18 +463,29 @@ def restore_params(directory, abstract_params):
   converted = os.path.join(directory, "params")
   if os.path.isdir(converted):
     return ocp.StandardCheckpointer().restore(converted, abstract_params)
-  run_dir = os.path.join(directory, "checkpoints") if os.path.isdir(
-      os.path.join(directory, "checkpoints")) else directory
-  manager = ocp.CheckpointManager(run_dir, item_names=("state", "data"),
-                                  options=ocp.CheckpointManagerOptions(read_only=True))
+  run_dir = (
+    os.path.join(directory, "checkpoints")
+    if os.path.isdir(os.path.join(directory, "checkpoints"))
+    else directory
+  )
+  manager = ocp.CheckpointManager(
+    run_dir, item_names=("state", "data"), options=ocp.CheckpointManagerOptions(read_only=True)
+  )
   step = manager.latest_step()
   if step is None:
     raise FileNotFoundError(f"config.init_from={directory}: no checkpoint or params found")
-  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
-      item={"params": abstract_params},
-      restore_args=jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding),
-                                {"params": abstract_params}),
-      partial_restore=True)))
+  restored = manager.restore(
+    step,
+    args=ocp.args.Composite(
+      state=ocp.args.PyTreeRestore(
+        item={"params": abstract_params},
+        restore_args=jax.tree.map(
+          lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding), {"params": abstract_params}
+        ),
+        partial_restore=True,
+      )
+    ),
+  )
   return restored.state["params"]
 
 

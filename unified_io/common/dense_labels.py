@@ -10,6 +10,7 @@ maps targets to [-1, 1] for the VQ-GAN). Inverses are exact up to quantisation, 
 - Segmentation: each instance gets its own colour on black; colours come from a named
   palette so prompts can say "red : circle" and evaluation can map colours back.
 """
+
 from __future__ import annotations
 
 from typing import Sequence, Tuple
@@ -18,12 +19,22 @@ import numpy as np
 
 # Saturated, mutually distant colours with one-word names (none is black, the background).
 NAMED_COLORS: Tuple[Tuple[str, Tuple[int, int, int]], ...] = (
-    ("red", (255, 0, 0)), ("green", (0, 255, 0)), ("blue", (0, 0, 255)),
-    ("yellow", (255, 255, 0)), ("cyan", (0, 255, 255)), ("magenta", (255, 0, 255)),
-    ("white", (255, 255, 255)), ("orange", (255, 128, 0)), ("purple", (128, 0, 255)),
-    ("gray", (128, 128, 128)), ("pink", (255, 128, 192)), ("lime", (128, 255, 0)),
-    ("navy", (0, 0, 128)), ("maroon", (128, 0, 0)), ("teal", (0, 128, 128)),
-    ("olive", (128, 128, 0)),
+  ("red", (255, 0, 0)),
+  ("green", (0, 255, 0)),
+  ("blue", (0, 0, 255)),
+  ("yellow", (255, 255, 0)),
+  ("cyan", (0, 255, 255)),
+  ("magenta", (255, 0, 255)),
+  ("white", (255, 255, 255)),
+  ("orange", (255, 128, 0)),
+  ("purple", (128, 0, 255)),
+  ("gray", (128, 128, 128)),
+  ("pink", (255, 128, 192)),
+  ("lime", (128, 255, 0)),
+  ("navy", (0, 0, 128)),
+  ("maroon", (128, 0, 0)),
+  ("teal", (0, 128, 128)),
+  ("olive", (128, 128, 0)),
 )
 COLOR_NAMES = tuple(name for name, _ in NAMED_COLORS)
 COLOR_VALUES = np.asarray([rgb for _, rgb in NAMED_COLORS], np.float32) / 255.0

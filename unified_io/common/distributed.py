@@ -1,4 +1,5 @@
 """Multi-process helpers: starting JAX's distributed runtime, barriers, agreeing on flags."""
+
 import os
 
 import jax
@@ -15,7 +16,8 @@ def initialize_distributed(coordinator_address, num_processes, process_id):
 
 
 def _client():
-  from jax._src import distributed  # pylint: disable=g-import-not-at-top
+  from jax._src import distributed
+
   return distributed.global_state.client
 
 
@@ -33,7 +35,8 @@ def any_host(flag):
   """True on every process if `flag` is true on any process."""
   if jax.process_count() == 1:
     return bool(flag)
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  from jax.experimental import multihost_utils
+
   return bool(np.max(multihost_utils.process_allgather(np.int32(bool(flag)))))
 
 
@@ -47,5 +50,7 @@ def all_gather_bytes(key: str, payload: bytes, timeout_s=1800) -> list:
     return [payload]
   client = _client()
   client.key_value_set_bytes(f"{key}/{jax.process_index()}", payload)
-  return [client.blocking_key_value_get_bytes(f"{key}/{i}", timeout_s * 1000)
-          for i in range(jax.process_count())]
+  return [
+    client.blocking_key_value_get_bytes(f"{key}/{i}", timeout_s * 1000)
+    for i in range(jax.process_count())
+  ]

@@ -7,6 +7,7 @@ and holds for any mesh. Peaks are the vendors' dense bf16 figures for accelerato
 has no such figure, so its "peak" is a float32 matmul rate measured on the spot (the same
 yardstick the benchmark uses). Override with config.train.peak_flops_per_device.
 """
+
 from __future__ import annotations
 
 import time
@@ -17,10 +18,20 @@ import jax.numpy as jnp
 
 # Dense bf16 FLOP/s per device (one JAX device: a TPU core pair / chip, one GPU).
 PEAK_FLOPS_BY_KIND = {
-    "TPU v2": 22.5e12, "TPU v3": 61.5e12, "TPU v4": 275e12, "TPU v5 lite": 197e12,
-    "TPU v5e": 197e12, "TPU v5p": 459e12, "TPU v6 lite": 918e12, "TPU v6e": 918e12,
-    "NVIDIA A100": 312e12, "NVIDIA H100": 989e12, "NVIDIA H200": 989e12,
-    "NVIDIA L4": 121e12, "NVIDIA A10": 125e12, "NVIDIA V100": 125e12,
+  "TPU v2": 22.5e12,
+  "TPU v3": 61.5e12,
+  "TPU v4": 275e12,
+  "TPU v5 lite": 197e12,
+  "TPU v5e": 197e12,
+  "TPU v5p": 459e12,
+  "TPU v6 lite": 918e12,
+  "TPU v6e": 918e12,
+  "NVIDIA A100": 312e12,
+  "NVIDIA H100": 989e12,
+  "NVIDIA H200": 989e12,
+  "NVIDIA L4": 121e12,
+  "NVIDIA A10": 125e12,
+  "NVIDIA V100": 125e12,
 }
 
 
@@ -41,7 +52,7 @@ def matmul_flops_per_s(n: int = 2048, repeats: int = 5) -> float:
   for _ in range(repeats):
     out = f(a)
   out.block_until_ready()
-  return 2 * n ** 3 * repeats / (time.perf_counter() - start)
+  return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
 def peak_flops_per_device(override: float = 0.0) -> Tuple[float, str]:

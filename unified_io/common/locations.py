@@ -62,8 +62,10 @@ def _check_inside(coords: np.ndarray, limit: float, what: str, axis_name: str) -
   outside = (coords < -OUTSIDE_TOLERANCE_PX) | (coords > limit + OUTSIDE_TOLERANCE_PX)
   if np.any(outside):
     first = float(coords[outside].flat[0])
-    raise ValueError(f"{what} {axis_name} = {first} is outside the image ({axis_name} in "
-                     f"[0, {limit}], tolerance {OUTSIDE_TOLERANCE_PX} px)")
+    raise ValueError(
+      f"{what} {axis_name} = {first} is outside the image ({axis_name} in "
+      f"[0, {limit}], tolerance {OUTSIDE_TOLERANCE_PX} px)"
+    )
   return np.clip(coords, 0.0, limit)
 
 
@@ -92,13 +94,13 @@ def box_to_bins(box, image_hw, num_location_bins: int = vocab.NUM_LOCATION_BINS)
   if np.any(reversed_corners):
     first = box[reversed_corners][0].tolist()
     raise ValueError(f"box {first} must have x1 <= x2 and y1 <= y2 (format [x1, y1, x2, y2])")
-  xs, ys = _xy_to_bins(np.stack([x1, x2]), np.stack([y1, y2]), image_hw, num_location_bins,
-                       "box")
+  xs, ys = _xy_to_bins(np.stack([x1, x2]), np.stack([y1, y2]), image_hw, num_location_bins, "box")
   return np.stack([ys[0], xs[0], ys[1], xs[1]], axis=-1)
 
 
-def points_to_bins(points, image_hw,
-                   num_location_bins: int = vocab.NUM_LOCATION_BINS) -> np.ndarray:
+def points_to_bins(
+  points, image_hw, num_location_bins: int = vocab.NUM_LOCATION_BINS
+) -> np.ndarray:
   """int64[..., 2] bins (y, x) of pixel points [..., 2] = (x, y)."""
   points = _coordinates(points, 2, "point")
   xs, ys = _xy_to_bins(points[..., 0], points[..., 1], image_hw, num_location_bins, "point")
@@ -107,14 +109,16 @@ def points_to_bins(points, image_hw,
 
 def box_to_location_ids(box, image_hw, layout: vocab.VocabLayout) -> np.ndarray:
   """int32[..., 4] location ids (y1, x1, y2, x2) of pixel boxes [..., 4] = (x1, y1, x2, y2)."""
-  return np.asarray(layout.location_id(box_to_bins(box, image_hw, layout.num_location_bins)),
-                    np.int32)
+  return np.asarray(
+    layout.location_id(box_to_bins(box, image_hw, layout.num_location_bins)), np.int32
+  )
 
 
 def points_to_location_ids(points, image_hw, layout: vocab.VocabLayout) -> np.ndarray:
   """int32[..., 2] location ids (y, x) of pixel points [..., 2] = (x, y)."""
-  return np.asarray(layout.location_id(points_to_bins(points, image_hw,
-                                                     layout.num_location_bins)), np.int32)
+  return np.asarray(
+    layout.location_id(points_to_bins(points, image_hw, layout.num_location_bins)), np.int32
+  )
 
 
 def _location_bins(ids, last_dim: int, layout: vocab.VocabLayout, what: str) -> np.ndarray:

@@ -5,6 +5,7 @@ the data axis takes the rest. Parameters are placed by the logical names they ar
 with (see `partitioning.py`) through `config.mesh.rules` (t5x's standard rules by default).
 Axis types are Auto: XLA propagates shardings from the annotations.
 """
+
 import flax.linen as nn
 import jax
 import numpy as np
@@ -17,13 +18,21 @@ def make_mesh(mesh_config, devices=None):
   devices = list(jax.devices() if devices is None else devices)
   model = int(mesh_config.model)
   if model < 1 or len(devices) % model:
-    raise ValueError(f"config.mesh.model={model} must be >= 1 and divide the {len(devices)} devices")
+    raise ValueError(
+      f"config.mesh.model={model} must be >= 1 and divide the {len(devices)} devices"
+    )
   data = len(devices) // model
   if mesh_config.get("data", -1) not in (-1, data):
-    raise ValueError(f"config.mesh.data={mesh_config.data} but {len(devices)} devices with "
-                     f"model={model} leave {data} for data (use -1 for 'the rest')")
-  return jax.make_mesh((data, model), (P.DATA_AXIS, P.MODEL_AXIS),
-                       axis_types=(AxisType.Auto, AxisType.Auto), devices=devices)
+    raise ValueError(
+      f"config.mesh.data={mesh_config.data} but {len(devices)} devices with "
+      f"model={model} leave {data} for data (use -1 for 'the rest')"
+    )
+  return jax.make_mesh(
+    (data, model),
+    (P.DATA_AXIS, P.MODEL_AXIS),
+    axis_types=(AxisType.Auto, AxisType.Auto),
+    devices=devices,
+  )
 
 
 def logical_rules(mesh_config):
@@ -53,8 +62,12 @@ def param_shardings(boxed_abstract_params, mesh, rules):
   """NamedShardings for a boxed (LogicallyPartitioned) parameter tree."""
   specs = nn.logical_to_mesh(nn.get_partition_spec(boxed_abstract_params), rules)
   shapes = nn.unbox(boxed_abstract_params)
-  return jax.tree.map(lambda x, spec: NamedSharding(mesh, _divisible(x.shape, spec, mesh)),
-                      shapes, specs, is_leaf=lambda x: isinstance(x, PartitionSpec))
+  return jax.tree.map(
+    lambda x, spec: NamedSharding(mesh, _divisible(x.shape, spec, mesh)),
+    shapes,
+    specs,
+    is_leaf=lambda x: isinstance(x, PartitionSpec),
+  )
 
 
 def replicated(mesh):
@@ -80,8 +93,10 @@ def global_batch(local_batch, mesh, global_batch_size=None):
     if global_batch_size is not None:
       share = global_batch_size // jax.process_count()
       if v.shape[0] != share:
-        raise ValueError(f"Host {jax.process_index()} has {v.shape[0]} rows of {k!r}, its share "
-                         f"of the global batch {global_batch_size} is {share}")
+        raise ValueError(
+          f"Host {jax.process_index()} has {v.shape[0]} rows of {k!r}, its share "
+          f"of the global batch {global_batch_size} is {share}"
+        )
       global_shape = (global_batch_size,) + v.shape[1:]
     out[k] = jax.make_array_from_process_local_data(sharding, v, global_shape)
   return out

@@ -1,4 +1,5 @@
 """Parameter-tree helpers shared by the converters: flat names, shape checks, msgpack files."""
+
 import os
 
 import flax
@@ -17,14 +18,20 @@ def check_shapes(got, want, what, limit=50):
   """
   missing = sorted(set(want) - set(got))
   unexpected = sorted(set(got) - set(want))
-  wrong = sorted(f"{k}: {got[k]} != expected {want[k]}"
-                 for k in set(got) & set(want) if tuple(got[k]) != tuple(want[k]))
+  wrong = sorted(
+    f"{k}: {got[k]} != expected {want[k]}"
+    for k in set(got) & set(want)
+    if tuple(got[k]) != tuple(want[k])
+  )
   if missing or unexpected or wrong:
     lines = [f"{what} does not match:"]
     for title, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
       if names:
-        lines.append(f"  {title} ({len(names)}): " + ", ".join(names[:limit])
-                     + (" ..." if len(names) > limit else ""))
+        lines.append(
+          f"  {title} ({len(names)}): "
+          + ", ".join(names[:limit])
+          + (" ..." if len(names) > limit else "")
+        )
     raise ValueError("\n".join(lines))
 
 

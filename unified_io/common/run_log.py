@@ -1,4 +1,5 @@
 """A run's log: console + WORKDIR/log.txt (+ TensorBoard), and its saved config."""
+
 import os
 import time
 
@@ -17,7 +18,8 @@ class Log:
   """
 
   def __init__(self, workdir, tensorboard=True):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
+
     self.tf = tf
     self.main = jax.process_index() == 0
     self.path = os.path.join(workdir, "log.txt")
@@ -67,7 +69,8 @@ class Log:
 def write_config(config, workdir):
   """WORKDIR/config.json, which evaluate and predict rebuild the model from."""
   if jax.process_index() == 0:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
+
     tf.io.gfile.makedirs(workdir)
     with tf.io.gfile.GFile(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))

@@ -38,8 +38,10 @@ def _extra_id_piece(n: int) -> str:
 
 def _read_model_proto(model_path: str) -> sentencepiece_model_pb2.ModelProto:
   if not tf.io.gfile.exists(model_path):
-    raise FileNotFoundError(f"SentencePiece model {model_path} does not exist (see "
-                            f"tokenizers/README.md for where to get it)")
+    raise FileNotFoundError(
+      f"SentencePiece model {model_path} does not exist (see "
+      f"tokenizers/README.md for where to get it)"
+    )
   with tf.io.gfile.GFile(model_path, "rb") as f:
     serialized = f.read()
   try:
@@ -56,9 +58,10 @@ def _check_t5_layout(processor: spm.SentencePieceProcessor, model_path: str):
   wanted = {"pad": vocab.PAD_ID, "eos": vocab.EOS_ID, "unk": vocab.UNK_ID}
   if found != wanted:
     raise ValueError(
-        f"SentencePiece model {model_path} does not use the T5 id layout: it has ids "
-        f"{found}, Unified-IO needs {wanted} (train with --pad_id=0 --eos_id=1 --unk_id=2 "
-        f"--bos_id=-1)")
+      f"SentencePiece model {model_path} does not use the T5 id layout: it has ids "
+      f"{found}, Unified-IO needs {wanted} (train with --pad_id=0 --eos_id=1 --unk_id=2 "
+      f"--bos_id=-1)"
+    )
 
 
 class TextTokenizer:
@@ -73,28 +76,40 @@ class TextTokenizer:
     num_location_bins: how many of the extra ids are location bins (`VocabLayout`).
   """
 
-  def __init__(self, model_path: str, image_vocab_size: int,
-               expected_text_size: int | None = None,
-               num_location_bins: int = vocab.NUM_LOCATION_BINS):
+  def __init__(
+    self,
+    model_path: str,
+    image_vocab_size: int,
+    expected_text_size: int | None = None,
+    num_location_bins: int = vocab.NUM_LOCATION_BINS,
+  ):
     self._model_path = os.fspath(model_path)
     proto = _read_model_proto(self._model_path)
     text_size = len(proto.pieces)
     if expected_text_size is not None and text_size != expected_text_size:
-      raise ValueError(f"SentencePiece model {self._model_path} has {text_size} pieces, the "
-                       f"config expects {expected_text_size}")
-    self._layout = vocab.VocabLayout(text_size=text_size, image_vocab_size=image_vocab_size,
-                                     num_location_bins=num_location_bins)
+      raise ValueError(
+        f"SentencePiece model {self._model_path} has {text_size} pieces, the "
+        f"config expects {expected_text_size}"
+      )
+    self._layout = vocab.VocabLayout(
+      text_size=text_size, image_vocab_size=image_vocab_size, num_location_bins=num_location_bins
+    )
 
     existing = {piece.piece for piece in proto.pieces}
     clash = [n for n in range(self._layout.num_extra_ids) if _extra_id_piece(n) in existing]
     if clash:
-      raise ValueError(f"SentencePiece model {self._model_path} already contains "
-                       f"{vocab.extra_id_token(clash[0])}; pass the plain text model, the "
-                       f"extra ids are added here")
+      raise ValueError(
+        f"SentencePiece model {self._model_path} already contains "
+        f"{vocab.extra_id_token(clash[0])}; pass the plain text model, the "
+        f"extra ids are added here"
+      )
     # Appending the highest extra id first gives <extra_id_N> the id V + E - 1 - N.
     for n in reversed(range(self._layout.num_extra_ids)):
-      proto.pieces.add(piece=_extra_id_piece(n), score=0.0,
-                       type=sentencepiece_model_pb2.ModelProto.SentencePiece.USER_DEFINED)
+      proto.pieces.add(
+        piece=_extra_id_piece(n),
+        score=0.0,
+        type=sentencepiece_model_pb2.ModelProto.SentencePiece.USER_DEFINED,
+      )
 
     self._processor = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
     _check_t5_layout(self._processor, self._model_path)
@@ -132,19 +147,23 @@ class TextTokenizer:
     """Text of one id sequence: stops at the first eos, skips pad, raises on non-text ids."""
     ids = np.asarray(ids)
     if ids.ndim != 1:
-      raise ValueError(f"decode expects a 1-D id sequence, got shape {ids.shape} "
-                       f"(use decode_batch for [batch, length])")
+      raise ValueError(
+        f"decode expects a 1-D id sequence, got shape {ids.shape} "
+        f"(use decode_batch for [batch, length])"
+      )
     if ids.size and not np.issubdtype(ids.dtype, np.integer):
       raise ValueError(f"decode expects integer ids, got dtype {ids.dtype}")
     eos_positions = np.flatnonzero(ids == vocab.EOS_ID)
     if eos_positions.size:
-      ids = ids[:eos_positions[0]]
+      ids = ids[: eos_positions[0]]
     not_decodable = (ids < 0) | (ids >= self._layout.text_with_extra_size)
     if np.any(not_decodable):
       position = int(np.flatnonzero(not_decodable)[0])
       bad = int(ids[position])
-      raise ValueError(f"id {bad} at position {position} is not a text id (text ids are "
-                       f"0..{self._layout.text_with_extra_size - 1}; {self._describe(bad)})")
+      raise ValueError(
+        f"id {bad} at position {position} is not a text id (text ids are "
+        f"0..{self._layout.text_with_extra_size - 1}; {self._describe(bad)})"
+      )
     return self._processor.decode([int(i) for i in ids if i != vocab.PAD_ID])
 
   def decode_batch(self, rows) -> list[str]:
@@ -165,8 +184,9 @@ def tf_encode(tokenizer: TextTokenizer, text: tf.Tensor, add_eos: bool = False) 
   text = tf.convert_to_tensor(text, tf.string)
   if text.shape.rank not in (None, 0):
     raise ValueError(f"tf_encode expects a scalar string, got shape {text.shape}")
-  ids = tf.numpy_function(lambda t: tokenizer.encode(t, add_eos=add_eos), [text], tf.int32,
-                          stateful=False)
+  ids = tf.numpy_function(
+    lambda t: tokenizer.encode(t, add_eos=add_eos), [text], tf.int32, stateful=False
+  )
   ids.set_shape([None])
   return ids
 
@@ -174,8 +194,9 @@ def tf_encode(tokenizer: TextTokenizer, text: tf.Tensor, add_eos: bool = False) 
 TRUNCATION_POLICIES = ("truncate", "error")
 
 
-def truncate_or_raise(ids: np.ndarray, max_len: int, policy: str = "truncate",
-                      name: str = "text", keep_eos: bool = True) -> tuple[np.ndarray, bool]:
+def truncate_or_raise(
+  ids: np.ndarray, max_len: int, policy: str = "truncate", name: str = "text", keep_eos: bool = True
+) -> tuple[np.ndarray, bool]:
   """Fits `ids` into `max_len`; returns (ids, was_truncated).
 
   policy "truncate" cuts the tail (callers count the returned flag); "error" raises a
@@ -194,5 +215,5 @@ def truncate_or_raise(ids: np.ndarray, max_len: int, policy: str = "truncate",
   if policy == "error":
     raise ValueError(f"{name} has {len(ids)} tokens, more than the maximum {max_len}")
   if keep_eos and ids[-1] == vocab.EOS_ID:
-    return np.concatenate([ids[:max_len - 1], ids[-1:]]), True
+    return np.concatenate([ids[: max_len - 1], ids[-1:]]), True
   return ids[:max_len], True

@@ -8,6 +8,7 @@ PIL image; inputs are never modified. Coordinates are pixels of the *original* i
 The depth colormap is viridis, interpolated from its 10 standard stops so that matplotlib
 (not a project dependency) is not needed.
 """
+
 import functools
 import math
 import os
@@ -23,12 +24,32 @@ COCO_SKELETON = coco_keypoints.SKELETON
 
 # tab10: distinct colours for boxes / masks / people, cycled by index.
 PALETTE = (
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
-_VIRIDIS_STOPS = np.array([
-    (68, 1, 84), (72, 40, 120), (62, 74, 137), (49, 104, 142), (38, 130, 142),
-    (31, 158, 137), (53, 183, 121), (109, 205, 89), (180, 222, 44), (253, 231, 37)],
-    np.float64)
+  (31, 119, 180),
+  (255, 127, 14),
+  (44, 160, 44),
+  (214, 39, 40),
+  (148, 103, 189),
+  (140, 86, 75),
+  (227, 119, 194),
+  (127, 127, 127),
+  (188, 189, 34),
+  (23, 190, 207),
+)
+_VIRIDIS_STOPS = np.array(
+  [
+    (68, 1, 84),
+    (72, 40, 120),
+    (62, 74, 137),
+    (49, 104, 142),
+    (38, 130, 142),
+    (31, 158, 137),
+    (53, 183, 121),
+    (109, 205, 89),
+    (180, 222, 44),
+    (253, 231, 37),
+  ],
+  np.float64,
+)
 BACKGROUND = (255, 255, 255)
 TEXT_COLOR = (0, 0, 0)
 
@@ -63,8 +84,10 @@ def to_uint8(image, value_range=(0, 1), name="image"):
       raise ValueError(f"{name}: contains non-finite values")
     vmin, vmax = a.min(), a.max()
     if vmin < lo - 1e-3 or vmax > hi + 1e-3:
-      raise ValueError(f"{name}: values span [{vmin:.4g}, {vmax:.4g}], outside value_range "
-                       f"({lo:g}, {hi:g}); pass the range the data is in")
+      raise ValueError(
+        f"{name}: values span [{vmin:.4g}, {vmax:.4g}], outside value_range "
+        f"({lo:g}, {hi:g}); pass the range the data is in"
+      )
   return np.round((np.clip(a, lo, hi) - lo) / (hi - lo) * 255).astype(np.uint8)
 
 
@@ -118,12 +141,17 @@ def _draw_tag(draw, x, y, text, fill, bounds):
   y = min(y, max(0, bounds[1] - h))
   draw.rectangle([x, y, x + w - 1, y + h - 1], fill=fill)
   luminance = 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2]
-  draw.text((x + 2 - l, y + 1 - t), text, font=font(),
-            fill=(0, 0, 0) if luminance > 140 else (255, 255, 255))
+  draw.text(
+    (x + 2 - l, y + 1 - t),
+    text,
+    font=font(),
+    fill=(0, 0, 0) if luminance > 140 else (255, 255, 255),
+  )
 
 
-def draw_boxes(image, boxes, labels=None, color=None, scores=None, scale=1, width=2,
-               value_range=(0, 1)):
+def draw_boxes(
+  image, boxes, labels=None, color=None, scores=None, scale=1, width=2, value_range=(0, 1)
+):
   """Box outlines, [N,4] pixel x1 y1 x2 y2, with optional label/score tags.
 
   A box covers pixels x1..x2-1 (continuous coordinates), so after scaling the outline is
@@ -147,8 +175,7 @@ def draw_boxes(image, boxes, labels=None, color=None, scores=None, scale=1, widt
   return im
 
 
-def draw_keypoints(image, keypoints, scale=1, radius=3, width=2, color=None,
-                   value_range=(0, 1)):
+def draw_keypoints(image, keypoints, scale=1, radius=3, width=2, color=None, value_range=(0, 1)):
   """COCO keypoints [P,17,3] or [17,3] of (x, y, visibility) with the COCO skeleton.
 
   Visibility 0 (not labelled) joints and their limbs are skipped; 2 (visible) is a filled
@@ -289,8 +316,16 @@ def _text_block(draw, xy, lines):
     draw.text((x, y + k * line_height()), line, font=font(), fill=TEXT_COLOR)
 
 
-def grid(rows, tile_size=(256, 256), row_titles=None, col_titles=None, row_title_width=120,
-         pad=0, max_caption_lines=8, value_range=(0, 1)):
+def grid(
+  rows,
+  tile_size=(256, 256),
+  row_titles=None,
+  col_titles=None,
+  row_title_width=120,
+  pad=0,
+  max_caption_lines=8,
+  value_range=(0, 1),
+):
   """Rows of (image, caption) cells -> one PIL image of equal tiles, captions underneath.
 
   Used by the evaluation report: one row per example/task group, columns such as
@@ -344,7 +379,7 @@ def panel(images, titles=None, cols=None, **kwargs):
     raise ValueError(f"panel: {len(images)} images but {len(titles)} titles")
   cols = cols or max(1, len(images))
   cells = list(zip(images, titles))
-  return grid([cells[i:i + cols] for i in range(0, len(cells), cols)], **kwargs)
+  return grid([cells[i : i + cols] for i in range(0, len(cells), cols)], **kwargs)
 
 
 def save(image, path, value_range=(0, 1)):

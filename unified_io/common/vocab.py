@@ -88,6 +88,7 @@ def location_bins(config) -> int:
 class VocabLayout:
   """Id layout of the unified vocabulary for a `text_size`-piece tokenizer and a
   `image_vocab_size`-code VQ-GAN."""
+
   text_size: int
   image_vocab_size: int
   num_extra_ids: int = NUM_EXTRA_IDS
@@ -96,31 +97,45 @@ class VocabLayout:
   pad_multiple: int = PAD_MULTIPLE
 
   def __post_init__(self):
-    for name in ("text_size", "image_vocab_size", "num_extra_ids", "num_sentinels",
-                 "num_location_bins", "pad_multiple"):
+    for name in (
+      "text_size",
+      "image_vocab_size",
+      "num_extra_ids",
+      "num_sentinels",
+      "num_location_bins",
+      "pad_multiple",
+    ):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{name} must be an int, got {value!r}")
     # pad, eos and unk must exist, plus at least one real piece.
     if self.text_size <= UNK_ID + 1:
-      raise ValueError(f"text_size {self.text_size} must be > {UNK_ID + 1} (pad, eos, unk "
-                       f"and at least one piece)")
+      raise ValueError(
+        f"text_size {self.text_size} must be > {UNK_ID + 1} (pad, eos, unk and at least one piece)"
+      )
     if self.image_vocab_size < 1:
       raise ValueError(f"image_vocab_size {self.image_vocab_size} must be >= 1")
     if self.num_sentinels < 0 or self.num_location_bins < 2:
-      raise ValueError(f"need num_sentinels >= 0 and num_location_bins >= 2, got "
-                       f"{self.num_sentinels} and {self.num_location_bins}")
+      raise ValueError(
+        f"need num_sentinels >= 0 and num_location_bins >= 2, got "
+        f"{self.num_sentinels} and {self.num_location_bins}"
+      )
     if self.num_extra_ids < self.num_sentinels + self.num_location_bins:
-      raise ValueError(f"num_extra_ids {self.num_extra_ids} cannot hold {self.num_sentinels} "
-                       f"sentinels and {self.num_location_bins} location bins")
+      raise ValueError(
+        f"num_extra_ids {self.num_extra_ids} cannot hold {self.num_sentinels} "
+        f"sentinels and {self.num_location_bins} location bins"
+      )
     if self.pad_multiple < 1:
       raise ValueError(f"pad_multiple {self.pad_multiple} must be >= 1")
 
   @classmethod
   def from_config(cls, config) -> "VocabLayout":
     """The layout `config.vocab` describes (text pieces, image codes, location bins)."""
-    return cls(text_size=config.vocab.text_pieces, image_vocab_size=config.vocab.image_codes,
-               num_location_bins=location_bins(config))
+    return cls(
+      text_size=config.vocab.text_pieces,
+      image_vocab_size=config.vocab.image_codes,
+      num_location_bins=location_bins(config),
+    )
 
   @classmethod
   def official(cls) -> "VocabLayout":

@@ -12,6 +12,7 @@ file away first and backs off if another trainer won the race). On an object sto
 through tf.io.gfile) it is a read-check-write and NOT atomic: two trainers started within
 the same second can both get it, but one started while another runs is refused.
 """
+
 import itertools
 import json
 import os
@@ -37,7 +38,8 @@ class WorkdirLockedError(checkpointing.CheckpointError):
 
 
 def _gfile():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+
   return tf.io.gfile
 
 
@@ -59,16 +61,18 @@ def read(path):
     return record if isinstance(record, dict) else {}
   except ValueError:
     return {}
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     if not _gfile().exists(path):
       return None
     raise e
 
 
 def describe(record):
-  return (f"host {record.get('host')} pid {record.get('pid')}, started "
-          f"{time.ctime(record.get('start_time', 0))}, heartbeat "
-          f"{time.time() - record.get('heartbeat_time', 0):.0f} s ago")
+  return (
+    f"host {record.get('host')} pid {record.get('pid')}, started "
+    f"{time.ctime(record.get('start_time', 0))}, heartbeat "
+    f"{time.time() - record.get('heartbeat_time', 0):.0f} s ago"
+  )
 
 
 def stale_reason(record, path, stale_seconds=STALE_SECONDS):
@@ -119,7 +123,7 @@ class Lease:
         self._acquire_here()
       except WorkdirLockedError as e:
         refusal = str(e)
-      except Exception as e:  # pylint: disable=broad-except
+      except Exception as e:
         # Said to the other processes too, which would otherwise wait for process 0.
         refusal = f"Could not take the lease {self.path}: {type(e).__name__}: {e}"
     if jax.process_count() > 1:
@@ -128,16 +132,20 @@ class Lease:
     if refusal:
       raise WorkdirLockedError(refusal)
     if jax.process_index() == 0:
-      self._thread = threading.Thread(target=self._heartbeat, daemon=True,
-                                      name="uio-workdir-lease")
+      self._thread = threading.Thread(target=self._heartbeat, daemon=True, name="uio-workdir-lease")
       self._thread.start()
 
   def _acquire_here(self):
     _gfile().makedirs(self.workdir)
     now = time.time()
-    self._record = {"host": socket.gethostname(), "pid": os.getpid(), "start_time": now,
-                    "heartbeat_time": now, "token": uuid.uuid4().hex,
-                    "command": " ".join(sys.argv)[:1000]}
+    self._record = {
+      "host": socket.gethostname(),
+      "pid": os.getpid(),
+      "start_time": now,
+      "heartbeat_time": now,
+      "token": uuid.uuid4().hex,
+      "command": " ".join(sys.argv)[:1000],
+    }
     for _ in range(5):  # a takeover is followed by another create
       if self._create():
         return
@@ -147,14 +155,19 @@ class Lease:
       why = stale_reason(holder, self.path, self.stale_seconds)
       if why is None:
         raise WorkdirLockedError(
-            f"{self.workdir} is in use by another trainer ({describe(holder)}; {self.path}). "
-            f"Wait for it to finish or stop it; if it is dead, delete {self.path}.")
+          f"{self.workdir} is in use by another trainer ({describe(holder)}; {self.path}). "
+          f"Wait for it to finish or stop it; if it is dead, delete {self.path}."
+        )
       if not self._remove_stale(holder):
         continue
-      self.message = (f"Took over the stale lease {self.path} ({why}; it was "
-                      f"{describe(holder)})") if holder else f"Took over {self.path} ({why})"
-    raise WorkdirLockedError(f"Could not take the lease {self.path}: other trainers are "
-                             f"taking it at the same time.")
+      self.message = (
+        (f"Took over the stale lease {self.path} ({why}; it was {describe(holder)})")
+        if holder
+        else f"Took over {self.path} ({why})"
+      )
+    raise WorkdirLockedError(
+      f"Could not take the lease {self.path}: other trainers are taking it at the same time."
+    )
 
   def _create(self):
     """Writes our record if there is no lease file; whether we now hold it."""
@@ -215,15 +228,17 @@ class Lease:
       try:
         if not self._ours():
           self.lost = True
-          print(f"Warning: lost the lease {self.path} to another trainer ("
-                f"{describe(read(self.path) or {})}); this run no longer holds {self.workdir}",
-                file=sys.stderr, flush=True)
+          print(
+            f"Warning: lost the lease {self.path} to another trainer ("
+            f"{describe(read(self.path) or {})}); this run no longer holds {self.workdir}",
+            file=sys.stderr,
+            flush=True,
+          )
           return
         self._record["heartbeat_time"] = time.time()
         self._write()
-      except Exception as e:  # pylint: disable=broad-except
-        print(f"Warning: could not refresh the lease {self.path}: {e}", file=sys.stderr,
-              flush=True)
+      except Exception as e:
+        print(f"Warning: could not refresh the lease {self.path}: {e}", file=sys.stderr, flush=True)
 
   def release(self):
     """Stops the heartbeat and removes the lease if it is still ours (process 0)."""
@@ -235,5 +250,5 @@ class Lease:
     try:
       if self._ours():
         _gfile().remove(self.path)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       print(f"Warning: could not remove the lease {self.path}: {e}", file=sys.stderr, flush=True)

@@ -102,40 +102,40 @@ def scene_example(seed: int, image_size: int = 64) -> Dict[str, object]:
   relations = text["relationships"]
   vqa = text["vqa"]
   return {
-      "id": f"scene-{seed}",
-      # A PIL image is PNG-encoded by PIL, several times faster than TFDS's TF graph.
-      "image": PIL.Image.fromarray(rendered["image"]),
-      "instance_ids": rendered["instance_ids"],
-      "depth": rendered["depth"],
-      "normals": rendered["normals"],
-      "objects": {
-          "bbox": relative_boxes,
-          "pixel_box": boxes,
-          "label": rendered["shapes"],
-          "color": rendered["colors"],
-          "depth": rendered["object_depths"],
-          "area": rendered["areas"],
-          "region_caption": text["region_captions"],
-      },
-      "persons": {
-          "keypoints": rendered["keypoints"],
-          "visibility": rendered["visibility"],
-          "bbox": relative_boxes[person_index].reshape(-1, 4),
-          "object_index": person_index,
-      },
-      "captions": text["captions"],
-      "relationships": {
-          "subject": np.array([s for s, _, _ in relations], dtype=np.int32),
-          "predicate": [p for _, p, _ in relations],
-          "object": np.array([o for _, _, o in relations], dtype=np.int32),
-      },
-      "vqa": {
-          "question": [pair["question"] for pair in vqa],
-          "answer": [pair["answer"] for pair in vqa],
-          "kind": [pair["kind"] for pair in vqa],
-          "object_index": np.array([pair["object_index"] for pair in vqa], dtype=np.int32),
-      },
-      "image_class": text["image_class"],
+    "id": f"scene-{seed}",
+    # A PIL image is PNG-encoded by PIL, several times faster than TFDS's TF graph.
+    "image": PIL.Image.fromarray(rendered["image"]),
+    "instance_ids": rendered["instance_ids"],
+    "depth": rendered["depth"],
+    "normals": rendered["normals"],
+    "objects": {
+      "bbox": relative_boxes,
+      "pixel_box": boxes,
+      "label": rendered["shapes"],
+      "color": rendered["colors"],
+      "depth": rendered["object_depths"],
+      "area": rendered["areas"],
+      "region_caption": text["region_captions"],
+    },
+    "persons": {
+      "keypoints": rendered["keypoints"],
+      "visibility": rendered["visibility"],
+      "bbox": relative_boxes[person_index].reshape(-1, 4),
+      "object_index": person_index,
+    },
+    "captions": text["captions"],
+    "relationships": {
+      "subject": np.array([s for s, _, _ in relations], dtype=np.int32),
+      "predicate": [p for _, p, _ in relations],
+      "object": np.array([o for _, _, o in relations], dtype=np.int32),
+    },
+    "vqa": {
+      "question": [pair["question"] for pair in vqa],
+      "answer": [pair["answer"] for pair in vqa],
+      "kind": [pair["kind"] for pair in vqa],
+      "object_index": np.array([pair["object_index"] for pair in vqa], dtype=np.int32),
+    },
+    "image_class": text["image_class"],
   }
 
 
@@ -151,55 +151,79 @@ def scene_features(image_size: int) -> tfds.features.FeaturesDict:
   # ZLIB: the floor's depth repeats along rows and flat faces share one normal, so the
   # dense float maps compress several-fold.
   zlib = tfds.features.Encoding.ZLIB
-  return tfds.features.FeaturesDict({
+  return tfds.features.FeaturesDict(
+    {
       "id": tfds.features.Text(),
       "image": tfds.features.Image(shape=(size, size, 3), encoding_format="png"),
       "instance_ids": tfds.features.Tensor(
-          shape=(size, size), dtype=np.uint8, encoding=zlib,
-          doc="0 = background, i + 1 = objects[i] (visible pixels)"),
-      "depth": tfds.features.Tensor(shape=(size, size), dtype=np.float32, encoding=zlib,
-                                    doc="camera-frame z in metres"),
+        shape=(size, size),
+        dtype=np.uint8,
+        encoding=zlib,
+        doc="0 = background, i + 1 = objects[i] (visible pixels)",
+      ),
+      "depth": tfds.features.Tensor(
+        shape=(size, size), dtype=np.float32, encoding=zlib, doc="camera-frame z in metres"
+      ),
       "normals": tfds.features.Tensor(
-          shape=(size, size, 3), dtype=np.float32, encoding=zlib,
-          doc="unit normals, camera frame x right / y down / z forward, toward the camera"),
-      "objects": tfds.features.Sequence({
+        shape=(size, size, 3),
+        dtype=np.float32,
+        encoding=zlib,
+        doc="unit normals, camera frame x right / y down / z forward, toward the camera",
+      ),
+      "objects": tfds.features.Sequence(
+        {
           "bbox": tfds.features.BBoxFeature(),
-          "pixel_box": tfds.features.Tensor(shape=(4,), dtype=np.float32,
-                                            doc="x1, y1, x2, y2 in pixels"),
+          "pixel_box": tfds.features.Tensor(
+            shape=(4,), dtype=np.float32, doc="x1, y1, x2, y2 in pixels"
+          ),
           "label": tfds.features.ClassLabel(names=scenes.SHAPES),
           "color": tfds.features.ClassLabel(names=scenes.COLORS),
           "depth": tfds.features.Scalar(dtype=np.float32, doc="metres to the nearest point"),
           "area": tfds.features.Scalar(dtype=np.int32, doc="visible pixels"),
           "region_caption": tfds.features.Text(),
-      }),
-      "persons": tfds.features.Sequence({
-          "keypoints": tfds.features.Tensor(shape=(scenes.NUM_KEYPOINTS, 2), dtype=np.float32,
-                                            doc="(x, y) pixels, COCO order; (0, 0) if v = 0"),
-          "visibility": tfds.features.Tensor(shape=(scenes.NUM_KEYPOINTS,), dtype=np.int32,
-                                             doc="COCO: 0 outside, 1 occluded, 2 visible"),
+        }
+      ),
+      "persons": tfds.features.Sequence(
+        {
+          "keypoints": tfds.features.Tensor(
+            shape=(scenes.NUM_KEYPOINTS, 2),
+            dtype=np.float32,
+            doc="(x, y) pixels, COCO order; (0, 0) if v = 0",
+          ),
+          "visibility": tfds.features.Tensor(
+            shape=(scenes.NUM_KEYPOINTS,),
+            dtype=np.int32,
+            doc="COCO: 0 outside, 1 occluded, 2 visible",
+          ),
           "bbox": tfds.features.BBoxFeature(),
           "object_index": tfds.features.Scalar(dtype=np.int32),
-      }),
+        }
+      ),
       "captions": tfds.features.Sequence(tfds.features.Text()),
-      "relationships": tfds.features.Sequence({
+      "relationships": tfds.features.Sequence(
+        {
           "subject": tfds.features.Scalar(dtype=np.int32),
           "predicate": tfds.features.Text(),
           "object": tfds.features.Scalar(dtype=np.int32),
-      }),
-      "vqa": tfds.features.Sequence({
+        }
+      ),
+      "vqa": tfds.features.Sequence(
+        {
           "question": tfds.features.Text(),
           "answer": tfds.features.Text(),
           "kind": tfds.features.Text(),
           "object_index": tfds.features.Scalar(dtype=np.int32, doc="-1 = no single object"),
-      }),
+        }
+      ),
       "image_class": tfds.features.ClassLabel(names=scene_text.IMAGE_CLASSES),
-  })
+    }
+  )
 
 
 def text_features() -> tfds.features.FeaturesDict:
-  return tfds.features.FeaturesDict({
-      name: tfds.features.Text() for name in ("id", "task", "input", "context", "target",
-                                               "label")})
+  return tfds.features.FeaturesDict(
+    {name: tfds.features.Text() for name in ("id", "task", "input", "context", "target", "label")}
+  )
 
 
 # ----------------------------------------------------------------------------- builder
@@ -214,19 +238,18 @@ class BuiltinScenesConfig(tfds.core.BuilderConfig):
 # Run as `python -m`, this file is also imported as `__main__`; only the copy under its
 # package name may register (TFDS needs the package to find the builder's metadata, and a
 # second registration of the same name is an error).
-class UioBuiltinScenes(tfds.core.GeneratorBasedBuilder,
-                       skip_registration=__name__ == "__main__"):
+class UioBuiltinScenes(tfds.core.GeneratorBasedBuilder, skip_registration=__name__ == "__main__"):
   """Synthetic shapes scenes and templated text for all Unified-IO tasks."""
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {
-      "1.0.0": "Initial release: 64x64 shape scenes with boxes, instance masks, depth, "
-               "normals, COCO keypoints, captions, relationships and VQA; templated text "
-               "for entailment, sentiment, QA, summarization and language modelling.",
+    "1.0.0": "Initial release: 64x64 shape scenes with boxes, instance masks, depth, "
+    "normals, COCO keypoints, captions, relationships and VQA; templated text "
+    "for entailment, sentiment, QA, summarization and language modelling.",
   }
   BUILDER_CONFIGS = [
-      BuiltinScenesConfig(name="scenes", description="64x64 shape scenes, all vision labels."),
-      BuiltinScenesConfig(name="text", description="Templated text-only NLP examples."),
+    BuiltinScenesConfig(name="scenes", description="64x64 shape scenes, all vision labels."),
+    BuiltinScenesConfig(name="text", description="Templated text-only NLP examples."),
   ]
 
   # TFDS 4.9.10 works this path out with the `importlib_resources` backport, which it only
@@ -250,15 +273,16 @@ class UioBuiltinScenes(tfds.core.GeneratorBasedBuilder,
 
   def _info(self) -> tfds.core.DatasetInfo:
     config = self.builder_config
-    features = (text_features() if config.name == "text"
-                else scene_features(config.image_size))
+    features = text_features() if config.name == "text" else scene_features(config.image_size)
     return self.dataset_info_from_configs(
-        description=__doc__, features=features, homepage="https://unified-io.allenai.org")
+      description=__doc__, features=features, homepage="https://unified-io.allenai.org"
+    )
 
   def _split_generators(self, dl_manager):
     del dl_manager  # everything is generated locally
-    return {split: self._generate_examples(split, size)
-            for split, size in self.split_sizes().items()}
+    return {
+      split: self._generate_examples(split, size) for split, size in self.split_sizes().items()
+    }
 
   def _generate_examples(self, split: str, num_examples: int):
     config = self.builder_config
@@ -269,8 +293,9 @@ class UioBuiltinScenes(tfds.core.GeneratorBasedBuilder,
         yield seed, scene_example(seed, config.image_size)
 
 
-def build(data_dir: Optional[str] = None, config: str = "scenes",
-          num_examples: NumExamples = None) -> UioBuiltinScenes:
+def build(
+  data_dir: Optional[str] = None, config: str = "scenes", num_examples: NumExamples = None
+) -> UioBuiltinScenes:
   """Generates `config` into `data_dir` (TFDS default ~/tensorflow_datasets) if needed."""
   builder = UioBuiltinScenes(config=config, data_dir=data_dir, num_examples=num_examples)
   wanted = builder.split_sizes()
@@ -278,8 +303,9 @@ def build(data_dir: Optional[str] = None, config: str = "scenes",
     found = {split: builder.info.splits[split].num_examples for split in SPLITS}
     if found != wanted:
       raise ValueError(
-          f"{builder.data_dir} already holds {found} examples, not {wanted}: delete it or "
-          "use another data_dir")
+        f"{builder.data_dir} already holds {found} examples, not {wanted}: delete it or "
+        "use another data_dir"
+      )
     print(f"uio_builtin_scenes/{config}: already built in {builder.data_dir}")
     return builder
   total = sum(wanted.values())
@@ -287,8 +313,11 @@ def build(data_dir: Optional[str] = None, config: str = "scenes",
   start = time.perf_counter()
   builder.download_and_prepare()
   seconds = time.perf_counter() - start
-  print(f"uio_builtin_scenes/{config}: {total} examples in {seconds:.1f} s "
-        f"({total / seconds:.0f} examples/s)", flush=True)
+  print(
+    f"uio_builtin_scenes/{config}: {total} examples in {seconds:.1f} s "
+    f"({total / seconds:.0f} examples/s)",
+    flush=True,
+  )
   return builder
 
 
@@ -296,13 +325,18 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--data_dir", default=None, help="default: ~/tensorflow_datasets")
   parser.add_argument("--config", choices=("scenes", "text", "all"), default="all")
-  parser.add_argument("--num_examples", type=int, default=None,
-                      help="examples per split (default: the config's split sizes)")
+  parser.add_argument(
+    "--num_examples",
+    type=int,
+    default=None,
+    help="examples per split (default: the config's split sizes)",
+  )
   args = parser.parse_args(argv)
-  for config in (("scenes", "text") if args.config == "all" else (args.config,)):
+  for config in ("scenes", "text") if args.config == "all" else (args.config,):
     build(args.data_dir, config, args.num_examples)
 
 
 if __name__ == "__main__":
   from unified_io.data import builtin_dataset  # the registered copy (see UioBuiltinScenes)
+
   builtin_dataset.main()

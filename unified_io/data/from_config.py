@@ -10,6 +10,7 @@ config.data keys:
   paraphrase: sample prompt paraphrases instead of the official templates.
   workers: preprocessing threads per host.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,35 +26,49 @@ from unified_io.data.tasks import registry as tasks_lib
 def tokenizer(config) -> text_tokenizer.TextTokenizer:
   path = config.vocab.sentencepiece_model
   if not os.path.exists(path) and "://" not in path:
-    raise FileNotFoundError(f"config.vocab.sentencepiece_model={path} does not exist (see "
-                            f"tokenizers/README.md)")
-  return text_tokenizer.TextTokenizer(path, config.vocab.image_codes,
-                                      expected_text_size=config.vocab.text_pieces,
-                                      num_location_bins=vocab.location_bins(config))
+    raise FileNotFoundError(
+      f"config.vocab.sentencepiece_model={path} does not exist (see tokenizers/README.md)"
+    )
+  return text_tokenizer.TextTokenizer(
+    path,
+    config.vocab.image_codes,
+    expected_text_size=config.vocab.text_pieces,
+    num_location_bins=vocab.location_bins(config),
+  )
 
 
 def image_tokenizer(config) -> vqgan_lib.VQGAN:
   """The frozen VQ-GAN: trained weights from config.vqgan.weights."""
   weights = config.vqgan.get("weights", "")
   if not weights:
-    raise ValueError("config.vqgan.weights is empty: training on image targets needs a trained "
-                     "VQ-GAN directory (vqgan.save / python -m vqgan.convert)")
+    raise ValueError(
+      "config.vqgan.weights is empty: training on image targets needs a trained "
+      "VQ-GAN directory (vqgan.save / python -m vqgan.convert)"
+    )
   vq = vqgan_lib.load(weights)
   if vq.n_codes != config.vocab.image_codes:
-    raise ValueError(f"VQ-GAN {weights} has {vq.n_codes} codes but config.vocab.image_codes is "
-                     f"{config.vocab.image_codes}")
-  if vq.grid_size ** 2 != config.lengths.image_targets:
-    raise ValueError(f"VQ-GAN {weights} makes {vq.grid_size}x{vq.grid_size} codes but "
-                     f"config.lengths.image_targets is {config.lengths.image_targets}")
+    raise ValueError(
+      f"VQ-GAN {weights} has {vq.n_codes} codes but config.vocab.image_codes is "
+      f"{config.vocab.image_codes}"
+    )
+  if vq.grid_size**2 != config.lengths.image_targets:
+    raise ValueError(
+      f"VQ-GAN {weights} makes {vq.grid_size}x{vq.grid_size} codes but "
+      f"config.lengths.image_targets is {config.lengths.image_targets}"
+    )
   return vq
 
 
 def example_spec(config, vq: vqgan_lib.VQGAN) -> pipeline.ExampleSpec:
   return pipeline.ExampleSpec(
-      tokenizer=tokenizer(config), text_inputs=config.lengths.text_inputs,
-      text_targets=config.lengths.text_targets, input_image_size=config.model.image_size,
-      patch_size=config.model.patch_size, target_image_size=vq.config.resolution,
-      target_downsample=vq.config.downsample_factor)
+    tokenizer=tokenizer(config),
+    text_inputs=config.lengths.text_inputs,
+    text_targets=config.lengths.text_targets,
+    input_image_size=config.model.image_size,
+    patch_size=config.model.patch_size,
+    target_image_size=vq.config.resolution,
+    target_downsample=vq.config.downsample_factor,
+  )
 
 
 def mixture_rates(config) -> Tuple[List[str], List[float]]:
@@ -62,7 +77,8 @@ def mixture_rates(config) -> Tuple[List[str], List[float]]:
     for name in names:
       tasks_lib.get(name)  # a clear KeyError for unknown names
     return names, [1.0 / len(names)] * len(names)
-  from unified_io.data import mixtures  # pylint: disable=g-import-not-at-top
+  from unified_io.data import mixtures
+
   rates = mixtures.rates(config.data.mixture)
   names = sorted(rates)
   return names, [rates[n] for n in names]
@@ -72,8 +88,9 @@ def _data_dir(config) -> Optional[str]:
   return config.data.get("data_dir", "") or None
 
 
-def stream(config, spec: pipeline.ExampleSpec, split: str = "train",
-           task_names: Optional[List[str]] = None) -> pipeline.MixtureStream:
+def stream(
+  config, spec: pipeline.ExampleSpec, split: str = "train", task_names: Optional[List[str]] = None
+) -> pipeline.MixtureStream:
   names, rates = mixture_rates(config)
   schedule = config.data.get("schedule", "rates")
   if schedule not in ("rates", "round_robin"):
@@ -81,11 +98,23 @@ def stream(config, spec: pipeline.ExampleSpec, split: str = "train",
   if task_names is not None:  # evaluation: the given tasks in turn
     names, rates, schedule = list(task_names), None, "round_robin"
   return pipeline.MixtureStream(
-      names, rates, spec, seed=config.seed, split=split, data_dir=_data_dir(config),
-      max_depth=config.data.get("max_depth", 10.0),
-      paraphrase=config.data.get("paraphrase", False), round_robin=schedule == "round_robin")
+    names,
+    rates,
+    spec,
+    seed=config.seed,
+    split=split,
+    data_dir=_data_dir(config),
+    max_depth=config.data.get("max_depth", 10.0),
+    paraphrase=config.data.get("paraphrase", False),
+    round_robin=schedule == "round_robin",
+  )
 
 
 def train_batches(config, spec, process_index: int, process_count: int) -> pipeline.Batches:
-  return pipeline.Batches(stream(config, spec), config.train.batch_size, process_index,
-                          process_count, workers=config.data.get("workers", 2))
+  return pipeline.Batches(
+    stream(config, spec),
+    config.train.batch_size,
+    process_index,
+    process_count,
+    workers=config.data.get("workers", 2),
+  )

@@ -14,6 +14,7 @@ group, overall rate).
 - Alternatives: "uniform" over tasks and "proportional" to size. Round-robin scheduling is
   `config.data.schedule = "round_robin"` (pipeline.Schedule), after 12-in-1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,19 +30,24 @@ def task_size(task: tasks_lib.Task, data_dir: Optional[str] = None) -> int:
   if task.size is not None:
     return int(task.size)
   if task.builder.startswith("uio_builtin_scenes"):
-    from unified_io.data import builtin_dataset  # pylint: disable=g-import-not-at-top
+    from unified_io.data import builtin_dataset
+
     return builtin_dataset.BuiltinScenesConfig(name="default").split_sizes[0]  # train size
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
+
   try:
     builder = tfds.builder(task.builder, data_dir=data_dir)
     return int(builder.info.splits[task.splits["train"]].num_examples)
   except Exception as e:  # unknown or unprepared datasets raise several types
-    raise ValueError(f"Task {task.name}: no size given and {task.builder} cannot report one "
-                     f"({type(e).__name__}; is it prepared in {data_dir}?); set Task.size") from e
+    raise ValueError(
+      f"Task {task.name}: no size given and {task.builder} cannot report one "
+      f"({type(e).__name__}; is it prepared in {data_dir}?); set Task.size"
+    ) from e
 
 
-def multitask_rates(names: List[str], temperature: float = TEMPERATURE,
-                    sizes: Optional[Dict[str, int]] = None) -> Dict[str, float]:
+def multitask_rates(
+  names: List[str], temperature: float = TEMPERATURE, sizes: Optional[Dict[str, int]] = None
+) -> Dict[str, float]:
   """Paper rates: group rate x size^(1/T) within the group, renormalised over groups."""
   all_tasks = tasks_lib.all_tasks()
   sizes = sizes or {n: task_size(all_tasks[n]) for n in names}
@@ -74,24 +80,31 @@ def pretraining_rates(text: str, vl_text: str, image: str) -> Dict[str, float]:
 
 
 def _builtin_multitask() -> List[str]:
-  from unified_io.data.tasks import builtin_vision as vision_tasks  # pylint: disable=g-import-not-at-top
+  from unified_io.data.tasks import builtin_vision as vision_tasks
+
   return list(vision_tasks.BUILTIN_TASK_NAMES) + [
-      "builtin_entailment", "builtin_sentiment", "builtin_question_answering",
-      "builtin_summarization", "builtin_masked_lm"]
+    "builtin_entailment",
+    "builtin_sentiment",
+    "builtin_question_answering",
+    "builtin_summarization",
+    "builtin_masked_lm",
+  ]
 
 
 def _paper_multitask() -> List[str]:
-  return [n for n, t in tasks_lib.all_tasks().items()
-          if not t.builder.startswith("uio_builtin_scenes")]
+  return [
+    n for n, t in tasks_lib.all_tasks().items() if not t.builder.startswith("uio_builtin_scenes")
+  ]
 
 
 MIXTURES: Dict[str, Callable[[], Dict[str, float]]] = {
-    "builtin_multitask": lambda: multitask_rates(_builtin_multitask()),
-    "builtin_uniform": lambda: uniform_rates(_builtin_multitask()),
-    "builtin_proportional": lambda: proportional_rates(_builtin_multitask()),
-    "builtin_pretraining": lambda: pretraining_rates(
-        "builtin_masked_lm", "builtin_vl_text_denoising", "builtin_image_denoising"),
-    "paper_multitask": lambda: multitask_rates(_paper_multitask()),
+  "builtin_multitask": lambda: multitask_rates(_builtin_multitask()),
+  "builtin_uniform": lambda: uniform_rates(_builtin_multitask()),
+  "builtin_proportional": lambda: proportional_rates(_builtin_multitask()),
+  "builtin_pretraining": lambda: pretraining_rates(
+    "builtin_masked_lm", "builtin_vl_text_denoising", "builtin_image_denoising"
+  ),
+  "paper_multitask": lambda: multitask_rates(_paper_multitask()),
 }
 
 
@@ -108,16 +121,20 @@ def rates(name: str) -> Dict[str, float]:
 def table(name: str) -> str:
   mixture = rates(name)
   all_tasks = tasks_lib.all_tasks()
-  lines = [f"Mixture {name}: {len(mixture)} tasks",
-           f"{'group':<22}{'task':<34}{'size':>10}{'in group':>10}{'overall':>10}"]
+  lines = [
+    f"Mixture {name}: {len(mixture)} tasks",
+    f"{'group':<22}{'task':<34}{'size':>10}{'in group':>10}{'overall':>10}",
+  ]
   for group in tasks_lib.GROUPS:
     members = [n for n in mixture if all_tasks[n].group == group]
     if not members:
       continue
     group_rate = sum(mixture[n] for n in members)
     for n in sorted(members):
-      lines.append(f"{group:<22}{n:<34}{task_size(all_tasks[n]):>10,}"
-                   f"{mixture[n] / group_rate:>10.1%}{mixture[n]:>10.2%}")
+      lines.append(
+        f"{group:<22}{n:<34}{task_size(all_tasks[n]):>10,}"
+        f"{mixture[n] / group_rate:>10.1%}{mixture[n]:>10.2%}"
+      )
     lines.append(f"{'':<22}{'(group total)':<34}{'':>10}{'':>10}{group_rate:>10.2%}")
   return "\n".join(lines)
 

@@ -23,6 +23,7 @@ Target images stay pixels here ("image_target_pixels" in [-1, 1] at the VQ-GAN's
 resolution); the train step tokenizes them with the frozen VQ-GAN, so the tokenizer
 never runs on the input hosts.
 """
+
 from __future__ import annotations
 
 import collections
@@ -57,8 +58,7 @@ def _as_numpy_like(value, info):
   """Matches `tfds.as_numpy`: sequences become stacked arrays, strings stay bytes."""
   if isinstance(value, dict):
     return {k: _as_numpy_like(v, info[k]) for k, v in value.items()}
-  dtype = np.dtype(object) if info.np_dtype == np.dtype(object) \
-      else np.dtype(info.np_dtype)
+  dtype = np.dtype(object) if info.np_dtype == np.dtype(object) else np.dtype(info.np_dtype)
   if isinstance(value, list):
     if not value:
       return np.zeros((0,) + tuple(d or 0 for d in info.shape[1:]), dtype)
@@ -74,21 +74,25 @@ class RecordSource:
   """Random access to one split of a TFDS dataset; items look like `tfds.as_numpy` output."""
 
   def __init__(self, builder_name: str, split: str, data_dir: Optional[str] = None):
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    import tensorflow_datasets as tfds
+
     self.name = f"{builder_name}[{split}]"
     _ensure_builtin_built(builder_name, data_dir)
     try:
       builder = tfds.builder(builder_name, data_dir=data_dir)
     except Exception as e:  # tfds raises several types for unknown names and configs
-      raise ValueError(f"Cannot open TFDS dataset {builder_name!r} in data_dir={data_dir}: "
-                       f"{e}") from e
+      raise ValueError(
+        f"Cannot open TFDS dataset {builder_name!r} in data_dir={data_dir}: {e}"
+      ) from e
     if not builder.is_prepared():
       raise FileNotFoundError(
-          f"TFDS dataset {builder_name} is not prepared in {builder.data_dir}; prepare it with "
-          f"`tfds build {builder_name} --data_dir=...` (see README, Datasets)")
+        f"TFDS dataset {builder_name} is not prepared in {builder.data_dir}; prepare it with "
+        f"`tfds build {builder_name} --data_dir=...` (see README, Datasets)"
+      )
     if split not in builder.info.splits:
-      raise ValueError(f"{builder_name} has no split {split!r}; it has "
-                       f"{sorted(builder.info.splits)}")
+      raise ValueError(
+        f"{builder_name} has no split {split!r}; it has {sorted(builder.info.splits)}"
+      )
     self._features = builder.info.features
     self._info = self._features.get_tensor_info()
     file_format = str(getattr(builder.info, "file_format", "") or "")
@@ -113,23 +117,27 @@ class RecordSource:
       else:
         example = self._features.deserialize_example_np(self._records[index])
     except Exception as e:  # corrupt image bytes, truncated records: skip and count, named
-      logging.warning("%s: record %d cannot be decoded: %s: %s", self.name, index,
-                      type(e).__name__, e)
+      logging.warning(
+        "%s: record %d cannot be decoded: %s: %s", self.name, index, type(e).__name__, e
+      )
       raise tasks_lib.SkipExample(f"undecodable record ({type(e).__name__})") from e
     return _as_numpy_like(example, self._info)
 
 
 def _read_tfrecords(builder, split: str) -> List[bytes]:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+
   pattern = os.path.join(builder.data_dir, f"{builder.name}-{split}.tfrecord-*")
   files = sorted(glob.glob(pattern))
   if not files:
     raise FileNotFoundError(f"No TFRecord files match {pattern}")
   total = sum(os.path.getsize(f) for f in files)
   if total > MAX_IN_MEMORY_BYTES:
-    raise ValueError(f"{builder.name}[{split}] is {total / 2**30:.1f} GiB of TFRecords, too big "
-                     f"to hold in memory for random access; prepare it with "
-                     f"--file_format=array_record")
+    raise ValueError(
+      f"{builder.name}[{split}] is {total / 2**30:.1f} GiB of TFRecords, too big "
+      f"to hold in memory for random access; prepare it with "
+      f"--file_format=array_record"
+    )
   return [record.numpy() for record in tf.data.TFRecordDataset(files)]
 
 
@@ -142,7 +150,8 @@ def _ensure_builtin_built(builder_name: str, data_dir: Optional[str]):
   """The built-in dataset needs no download: build it (default sizes) on first use."""
   if builder_name.split("/")[0] != _BUILTIN:
     return
-  from unified_io.data import builtin_dataset  # pylint: disable=g-import-not-at-top
+  from unified_io.data import builtin_dataset
+
   config = builder_name.split("/")[1].split(":")[0] if "/" in builder_name else "scenes"
   if not builtin_dataset.UioBuiltinScenes(config=config, data_dir=data_dir).is_prepared():
     builtin_dataset.build(data_dir, config)
@@ -174,8 +183,12 @@ class FilteredSource:
     return self._base[self._indices[index]]
 
 
-def source(builder_name: str, split: str, data_dir: Optional[str] = None,
-           record_filter: Optional[Tuple[str, str]] = None):
+def source(
+  builder_name: str,
+  split: str,
+  data_dir: Optional[str] = None,
+  record_filter: Optional[Tuple[str, str]] = None,
+):
   key = (builder_name, split, data_dir, record_filter)
   with _SOURCES_LOCK:
     if key not in _SOURCES:
@@ -193,6 +206,7 @@ def source(builder_name: str, split: str, data_dir: Optional[str] = None,
 @dataclasses.dataclass(frozen=True)
 class ExampleSpec:
   """Fixed shapes of the unified example, from the model config."""
+
   tokenizer: text_tokenizer.TextTokenizer
   text_inputs: int
   text_targets: int
@@ -206,22 +220,26 @@ class ExampleSpec:
     return self.target_image_size // self.target_downsample
 
   def context(self, max_depth: float, paraphrase: bool = False) -> tasks_lib.TaskContext:
-    return tasks_lib.TaskContext(layout=self.tokenizer.layout,
-                                 input_image_size=self.input_image_size,
-                                 target_image_size=self.target_image_size,
-                                 max_depth=max_depth, paraphrase=paraphrase)
+    return tasks_lib.TaskContext(
+      layout=self.tokenizer.layout,
+      input_image_size=self.input_image_size,
+      target_image_size=self.target_image_size,
+      max_depth=max_depth,
+      paraphrase=paraphrase,
+    )
 
 
 def _pad(ids: np.ndarray, length: int) -> np.ndarray:
   out = np.zeros(length, np.int32)
-  out[:len(ids)] = ids
+  out[: len(ids)] = ids
   return out
 
 
 def _target_pixels(image, spec: ExampleSpec, method: str, name: str):
   if image is None:
     return image_preprocessing.preprocess_target_image(
-        None, image_size=spec.target_image_size, patch_size=spec.target_downsample)
+      None, image_size=spec.target_image_size, patch_size=spec.target_downsample
+    )
   image = np.asarray(image)
   if method == "nearest":
     # Label maps: keep colours exact, then only pad (no resampling at the target size).
@@ -231,33 +249,44 @@ def _target_pixels(image, spec: ExampleSpec, method: str, name: str):
   elif method != "bilinear":
     raise ValueError(f"{name}: target_image_resize must be bilinear or nearest, got {method!r}")
   return image_preprocessing.preprocess_target_image(
-      image, image_size=spec.target_image_size, patch_size=spec.target_downsample, name=name)
+    image, image_size=spec.target_image_size, patch_size=spec.target_downsample, name=name
+  )
 
 
-def finalize(raw: Mapping, spec: ExampleSpec, name: str = "example"
-             ) -> Tuple[Dict[str, np.ndarray], Dict[str, bool]]:
+def finalize(
+  raw: Mapping, spec: ExampleSpec, name: str = "example"
+) -> Tuple[Dict[str, np.ndarray], Dict[str, bool]]:
   """Raw example (tasks.py contract) -> (fixed-shape model features, truncation flags)."""
   tokenizer = spec.tokenizer
   inputs, inputs_cut = text_tokenizer.truncate_or_raise(
-      tokenizer.encode(raw["prompt"], add_eos=True), spec.text_inputs, name=f"{name} prompt")
+    tokenizer.encode(raw["prompt"], add_eos=True), spec.text_inputs, name=f"{name} prompt"
+  )
   targets, targets_cut = text_tokenizer.truncate_or_raise(
-      tokenizer.encode(raw.get("target_text") or "", add_eos=True), spec.text_targets,
-      name=f"{name} target_text")
+    tokenizer.encode(raw.get("target_text") or "", add_eos=True),
+    spec.text_targets,
+    name=f"{name} target_text",
+  )
   image, patch_mask = image_preprocessing.preprocess_image(
-      raw.get("image"), image_size=spec.input_image_size, patch_size=spec.patch_size,
-      name=f"{name} image")
+    raw.get("image"),
+    image_size=spec.input_image_size,
+    patch_size=spec.patch_size,
+    name=f"{name} image",
+  )
   if raw.get("image_input_patch_mask") is not None:
     patch_mask = patch_mask & np.asarray(raw["image_input_patch_mask"], bool).reshape(-1)
-  pixels, target_mask = _target_pixels(raw.get("target_image"), spec,
-                                       raw.get("target_image_resize", "bilinear"),
-                                       f"{name} target_image")
+  pixels, target_mask = _target_pixels(
+    raw.get("target_image"),
+    spec,
+    raw.get("target_image_resize", "bilinear"),
+    f"{name} target_image",
+  )
   features = {
-      "text_inputs": _pad(inputs, spec.text_inputs),
-      "image_inputs": image.astype(np.float32),
-      "image_input_mask": patch_mask.astype(bool),
-      "text_targets": _pad(targets, spec.text_targets),
-      "image_target_pixels": pixels.astype(np.float32),
-      "image_target_mask": target_mask.astype(bool),
+    "text_inputs": _pad(inputs, spec.text_inputs),
+    "image_inputs": image.astype(np.float32),
+    "image_input_mask": patch_mask.astype(bool),
+    "text_targets": _pad(targets, spec.text_targets),
+    "image_target_pixels": pixels.astype(np.float32),
+    "image_target_mask": target_mask.astype(bool),
   }
   return features, {"text_inputs": inputs_cut, "text_targets": targets_cut}
 
@@ -273,15 +302,21 @@ def block_counts(rates: Mapping[str, float], block: int = BLOCK) -> np.ndarray:
   exact = values * block
   counts = np.floor(exact).astype(np.int64)
   order = np.argsort(-(exact - counts), kind="stable")
-  counts[order[:block - counts.sum()]] += 1
+  counts[order[: block - counts.sum()]] += 1
   return counts
 
 
 class Schedule:
   """Which task, and which of that task's draws, element e of the stream is."""
 
-  def __init__(self, task_names: Sequence[str], rates: Optional[Sequence[float]], seed: int,
-               round_robin: bool = False, block: int = BLOCK):
+  def __init__(
+    self,
+    task_names: Sequence[str],
+    rates: Optional[Sequence[float]],
+    seed: int,
+    round_robin: bool = False,
+    block: int = BLOCK,
+  ):
     self.task_names = tuple(task_names)
     self.seed = seed
     self.round_robin = round_robin
@@ -344,6 +379,7 @@ class EpochPermutation:
 @dataclasses.dataclass
 class Counters:
   """Skips per (task, reason) and truncations per (task, field); thread-safe."""
+
   skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
   truncated: collections.Counter = dataclasses.field(default_factory=collections.Counter)
   lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
@@ -358,8 +394,12 @@ class Counters:
 
   def summary(self) -> str:
     with self.lock:
-      parts = [f"skipped {n} {task} ({reason})" for (task, reason), n in sorted(self.skipped.items())]
-      parts += [f"truncated {n} {task} {field}" for (task, field), n in sorted(self.truncated.items())]
+      parts = [
+        f"skipped {n} {task} ({reason})" for (task, reason), n in sorted(self.skipped.items())
+      ]
+      parts += [
+        f"truncated {n} {task} {field}" for (task, field), n in sorted(self.truncated.items())
+      ]
     return "; ".join(parts)
 
 
@@ -368,8 +408,13 @@ def _example_id(record) -> str:
   return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def prepare(task: tasks_lib.Task, record, rng: np.random.Generator, spec: ExampleSpec,
-            ctx: tasks_lib.TaskContext):
+def prepare(
+  task: tasks_lib.Task,
+  record,
+  rng: np.random.Generator,
+  spec: ExampleSpec,
+  ctx: tasks_lib.TaskContext,
+):
   """(features, raw example, truncation flags) of one record; SkipExample propagates."""
   name = f"{task.name} example {_example_id(record)}"
   try:
@@ -385,17 +430,27 @@ def prepare(task: tasks_lib.Task, record, rng: np.random.Generator, spec: Exampl
 class MixtureStream:
   """Unified examples of a task mixture, element by element (see module docstring)."""
 
-  def __init__(self, task_names: Sequence[str], rates: Optional[Sequence[float]],
-               spec: ExampleSpec, *, seed: int, split: str = "train",
-               data_dir: Optional[str] = None, max_depth: float = 10.0,
-               paraphrase: bool = False, round_robin: bool = False,
-               counters: Optional[Counters] = None):
+  def __init__(
+    self,
+    task_names: Sequence[str],
+    rates: Optional[Sequence[float]],
+    spec: ExampleSpec,
+    *,
+    seed: int,
+    split: str = "train",
+    data_dir: Optional[str] = None,
+    max_depth: float = 10.0,
+    paraphrase: bool = False,
+    round_robin: bool = False,
+    counters: Optional[Counters] = None,
+  ):
     self.tasks = [tasks_lib.get(name) for name in task_names]
     self.spec = spec
     self.seed = seed
     self.ctx = spec.context(max_depth, paraphrase)
-    self.sources = [source(t.builder, t.splits[split], data_dir, t.record_filter)
-                    for t in self.tasks]
+    self.sources = [
+      source(t.builder, t.splits[split], data_dir, t.record_filter) for t in self.tasks
+    ]
     self.schedule = Schedule(task_names, rates, seed, round_robin=round_robin)
     self.records = [EpochPermutation(len(s), seed, i) for i, s in enumerate(self.sources)]
     self.counters = counters or Counters()
@@ -419,10 +474,12 @@ class MixtureStream:
       features["task_index"] = np.int32(task_index)
       features["loss_weight"] = np.float32(task.loss_weight)
       return features
-    raise RuntimeError(f"{task.name}: {MAX_FALLBACKS + 1} records in a row were skipped at "
-                       f"stream element {index} (does the task fit {src.name}? a task that can "
-                       "use only a few records wants a record_filter); skips so far: "
-                       f"{self.counters.summary()}")
+    raise RuntimeError(
+      f"{task.name}: {MAX_FALLBACKS + 1} records in a row were skipped at "
+      f"stream element {index} (does the task fit {src.name}? a task that can "
+      "use only a few records wants a record_filter); skips so far: "
+      f"{self.counters.summary()}"
+    )
 
 
 class Batches:
@@ -432,11 +489,19 @@ class Batches:
   only on their position, so prefetching never changes what the trainer sees.
   """
 
-  def __init__(self, stream: MixtureStream, global_batch_size: int, process_index: int = 0,
-               process_count: int = 1, workers: int = 2, prefetch: int = 2):
+  def __init__(
+    self,
+    stream: MixtureStream,
+    global_batch_size: int,
+    process_index: int = 0,
+    process_count: int = 1,
+    workers: int = 2,
+    prefetch: int = 2,
+  ):
     if global_batch_size % process_count:
-      raise ValueError(f"Global batch size {global_batch_size} is not divisible by the "
-                       f"{process_count} processes")
+      raise ValueError(
+        f"Global batch size {global_batch_size} is not divisible by the {process_count} processes"
+      )
     self.stream = stream
     self.global_batch_size = global_batch_size
     self.local = global_batch_size // process_count
@@ -460,8 +525,9 @@ class Batches:
   def _submit(self, position: int):
     if position not in self._pending:
       first = position * self.global_batch_size + self.offset
-      self._pending[position] = [self._pool.submit(self.stream.element, first + j)
-                                 for j in range(self.local)]
+      self._pending[position] = [
+        self._pool.submit(self.stream.element, first + j) for j in range(self.local)
+      ]
 
   def batch_at(self, position: int) -> Dict[str, np.ndarray]:
     self._submit(position)

@@ -11,122 +11,123 @@ in the same spacing style. The rest are paraphrases, used only with
 Arguments are plain text: location tokens arrive already written as "<extra_id_N>" text
 (`unified_io.common.locations.box_to_text`).
 """
+
 from __future__ import annotations
 
 import string
 from typing import Dict, Tuple
 
 PROMPTS: Dict[str, Tuple[str, ...]] = {
-    # --- Image synthesis (appendix A.1.1).
-    "image_generation": (  # (caption)
-        'What is the complete image? Text: " {} " .',
-        'Generate an image that matches the text " {} " .',
-        'What does the image of " {} " look like ?',
-    ),
-    "image_inpainting": (  # (location tokens of the blank box, then the class)
-        'Filling the blank region " {} " ?',
-        'Fill in the blank region " {} " .',
-        'Complete the image by filling in the region " {} " .',
-    ),
-    "segmentation_based_generation": (  # ("colour : class , colour : class ...")
-        'What is the complete image? Segmentation color: " {} "',
-        'Generate an image matching the segmentation with colors " {} " .',
-        'What image has the segmentation " {} " ?',
-    ),
-    # --- Sparse labelling (A.1.2).
-    "detection": (  # no argument; paper: "What objects are in the image ?"
-        "What objects are in the image ?",
-        "List the objects in the image and their regions .",
-        "Where are the objects in the image ?",
-    ),
-    "localization": (  # (class name); paper: 'Which regions does the text "giraffe" describe ?'
-        'Which regions does the text " {} " describe ?',
-        'Which region does the text " {} " describe ?',
-        'Find all the regions of " {} " in the image .',
-    ),
-    "keypoint": (  # (location tokens of the person box)
-        'Find the human joints in the region " {} " .',
-        'Where are the human joints of the person in the region " {} " ?',
-        'Locate the body keypoints in the region " {} " .',
-    ),
-    "refexp": (  # (referring expression)
-        'Which region does the text " {} " describe ?',
-        'Where is " {} " in the image ?',
-        'Find the region described by the text " {} " .',
-    ),
-    # --- Dense labelling (A.1.3).
-    "depth": (
-        "What is the depth map of the image ?",
-        "What is the depth of the image ?",
-        "Estimate the depth map of the image .",
-    ),
-    "surface_normal": (
-        "What is the surface normal of the image ?",
-        "What are the surface normals of the image ?",
-        "Estimate the surface normal map of the image .",
-    ),
-    "segmentation": (  # (class name)
-        'What is the segmentation of " {} " ?',
-        'Segment every " {} " in the image .',
-        'Which pixels belong to " {} " ?',
-    ),
-    # --- Image classification (A.1.4).
-    "image_classification": (
-        "What is this in the image ?",
-        "What is in this image ?",
-        "What category does the image belong to ?",
-    ),
-    "object_categorization": (  # (location tokens of the region)
-        'What is the category of region " {} " ?',
-        'What is the category of the object in the region " {} " ?',
-        'What kind of object is in the region " {} " ?',
-    ),
-    # --- Image captioning (A.1.5).
-    "image_captioning": (
-        "What does the image describe ?",
-        "What is happening in the image ?",
-        "Describe the image .",
-    ),
-    "region_captioning": (  # (location tokens of the region)
-        'What does the region " {} " describe ?',
-        'Describe the region " {} " .',
-        'What is in the region " {} " ?',
-    ),
-    # --- Vision & language (A.1.6). VQA's prompt is the lower-cased question itself.
-    "vqa": ("{}",),
-    "grounded_vqa": ("{}",),
-    "relationship": (  # (subject "box tokens class", object "box tokens class")
-        'What is the relationship between " {} " and " {} " ?',
-        'How is " {0} " related to " {1} " ?',
-        'What relationship does " {0} " have with " {1} " ?',
-    ),
-    # --- NLP (A.1.7), formatted as in T5: inputs and a query in the prompt.
-    "text_classification": (  # (context: the input sentence(s), question: the query)
-        "context: {} question: {}",
-        "question: {1} context: {0}",
-        "{0} {1}",
-    ),
-    "entailment_question": (  # the query of entailment examples (paper A.1.7's card)
-        "Does this sentence entail the following sentence?",
-        "Does the first sentence entail the second sentence?",
-    ),
-    "sentiment_question": (  # the query of sentiment examples
-        "What is the sentiment of this sentence?",
-        "Is this sentence positive or negative?",
-    ),
-    "question_answering": (  # (context, question)
-        "context: {} question: {}",
-        "question: {1} context: {0}",
-        "{0} Answer this question: {1}",
-    ),
-    "summarization": (  # (document); paper A.1.7's card
-        "context: {} question: What is a short summary of this document?",
-        "context: {} question: Summarize this document.",
-        "Write a short summary of this document: {}",
-    ),
-    # --- Language modelling (A.1.8): the corrupted text is the whole prompt.
-    "masked_language_modelling": ("{}",),
-    "span_denoising": ("{}",),
+  # --- Image synthesis (appendix A.1.1).
+  "image_generation": (  # (caption)
+    'What is the complete image? Text: " {} " .',
+    'Generate an image that matches the text " {} " .',
+    'What does the image of " {} " look like ?',
+  ),
+  "image_inpainting": (  # (location tokens of the blank box, then the class)
+    'Filling the blank region " {} " ?',
+    'Fill in the blank region " {} " .',
+    'Complete the image by filling in the region " {} " .',
+  ),
+  "segmentation_based_generation": (  # ("colour : class , colour : class ...")
+    'What is the complete image? Segmentation color: " {} "',
+    'Generate an image matching the segmentation with colors " {} " .',
+    'What image has the segmentation " {} " ?',
+  ),
+  # --- Sparse labelling (A.1.2).
+  "detection": (  # no argument; paper: "What objects are in the image ?"
+    "What objects are in the image ?",
+    "List the objects in the image and their regions .",
+    "Where are the objects in the image ?",
+  ),
+  "localization": (  # (class name); paper: 'Which regions does the text "giraffe" describe ?'
+    'Which regions does the text " {} " describe ?',
+    'Which region does the text " {} " describe ?',
+    'Find all the regions of " {} " in the image .',
+  ),
+  "keypoint": (  # (location tokens of the person box)
+    'Find the human joints in the region " {} " .',
+    'Where are the human joints of the person in the region " {} " ?',
+    'Locate the body keypoints in the region " {} " .',
+  ),
+  "refexp": (  # (referring expression)
+    'Which region does the text " {} " describe ?',
+    'Where is " {} " in the image ?',
+    'Find the region described by the text " {} " .',
+  ),
+  # --- Dense labelling (A.1.3).
+  "depth": (
+    "What is the depth map of the image ?",
+    "What is the depth of the image ?",
+    "Estimate the depth map of the image .",
+  ),
+  "surface_normal": (
+    "What is the surface normal of the image ?",
+    "What are the surface normals of the image ?",
+    "Estimate the surface normal map of the image .",
+  ),
+  "segmentation": (  # (class name)
+    'What is the segmentation of " {} " ?',
+    'Segment every " {} " in the image .',
+    'Which pixels belong to " {} " ?',
+  ),
+  # --- Image classification (A.1.4).
+  "image_classification": (
+    "What is this in the image ?",
+    "What is in this image ?",
+    "What category does the image belong to ?",
+  ),
+  "object_categorization": (  # (location tokens of the region)
+    'What is the category of region " {} " ?',
+    'What is the category of the object in the region " {} " ?',
+    'What kind of object is in the region " {} " ?',
+  ),
+  # --- Image captioning (A.1.5).
+  "image_captioning": (
+    "What does the image describe ?",
+    "What is happening in the image ?",
+    "Describe the image .",
+  ),
+  "region_captioning": (  # (location tokens of the region)
+    'What does the region " {} " describe ?',
+    'Describe the region " {} " .',
+    'What is in the region " {} " ?',
+  ),
+  # --- Vision & language (A.1.6). VQA's prompt is the lower-cased question itself.
+  "vqa": ("{}",),
+  "grounded_vqa": ("{}",),
+  "relationship": (  # (subject "box tokens class", object "box tokens class")
+    'What is the relationship between " {} " and " {} " ?',
+    'How is " {0} " related to " {1} " ?',
+    'What relationship does " {0} " have with " {1} " ?',
+  ),
+  # --- NLP (A.1.7), formatted as in T5: inputs and a query in the prompt.
+  "text_classification": (  # (context: the input sentence(s), question: the query)
+    "context: {} question: {}",
+    "question: {1} context: {0}",
+    "{0} {1}",
+  ),
+  "entailment_question": (  # the query of entailment examples (paper A.1.7's card)
+    "Does this sentence entail the following sentence?",
+    "Does the first sentence entail the second sentence?",
+  ),
+  "sentiment_question": (  # the query of sentiment examples
+    "What is the sentiment of this sentence?",
+    "Is this sentence positive or negative?",
+  ),
+  "question_answering": (  # (context, question)
+    "context: {} question: {}",
+    "question: {1} context: {0}",
+    "{0} Answer this question: {1}",
+  ),
+  "summarization": (  # (document); paper A.1.7's card
+    "context: {} question: What is a short summary of this document?",
+    "context: {} question: Summarize this document.",
+    "Write a short summary of this document: {}",
+  ),
+  # --- Language modelling (A.1.8): the corrupted text is the whole prompt.
+  "masked_language_modelling": ("{}",),
+  "span_denoising": ("{}",),
 }
 
 

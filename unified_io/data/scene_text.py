@@ -35,11 +35,22 @@ import numpy as np
 from unified_io.data import scenes
 
 PREDICATES = ("left of", "right of", "above", "below", "in front of", "behind")
-INVERSE_PREDICATE = {"left of": "right of", "right of": "left of", "above": "below",
-                     "below": "above", "in front of": "behind", "behind": "in front of"}
-PREDICATE_PHRASE = {"left of": "to the left of", "right of": "to the right of",
-                    "above": "above", "below": "below", "in front of": "in front of",
-                    "behind": "behind"}
+INVERSE_PREDICATE = {
+  "left of": "right of",
+  "right of": "left of",
+  "above": "below",
+  "below": "above",
+  "in front of": "behind",
+  "behind": "in front of",
+}
+PREDICATE_PHRASE = {
+  "left of": "to the left of",
+  "right of": "to the right of",
+  "above": "above",
+  "below": "below",
+  "in front of": "in front of",
+  "behind": "behind",
+}
 DEPTH_MARGIN = 0.25  # metres; closer depths are not called "in front of"
 PLURAL = {"circle": "circles", "square": "squares", "triangle": "triangles", "person": "people"}
 NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -48,13 +59,14 @@ MIXED_CLASS = "mixed shapes"
 IMAGE_CLASSES = scenes.SHAPES + (MIXED_CLASS,)
 VQA_KINDS = ("count", "color", "shape", "existence", "position")
 POSITION_ANSWERS = ("left", "right", "top", "bottom", "middle")
-TEXT_TASKS = ("entailment", "sentiment", "question_answering", "summarization",
-              "language_modeling")
+TEXT_TASKS = ("entailment", "sentiment", "question_answering", "summarization", "language_modeling")
 TEXT_CLASSIFICATION_TASKS = ("entailment", "sentiment")
 # Ninth of the image (row, column) -> phrase.
-CELL_PHRASES = (("at the top left", "at the top", "at the top right"),
-                ("on the left", "in the middle", "on the right"),
-                ("at the bottom left", "at the bottom", "at the bottom right"))
+CELL_PHRASES = (
+  ("at the top left", "at the top", "at the top right"),
+  ("on the left", "in the middle", "on the right"),
+  ("at the bottom left", "at the bottom", "at the bottom right"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,9 +93,11 @@ class SceneFacts:
 
 def facts_from_render(rendered: Dict[str, object]) -> SceneFacts:
   objects = tuple(
-      ObjectFacts(shape, color, tuple(float(c) for c in box), float(depth))
-      for shape, color, box, depth in zip(rendered["shapes"], rendered["colors"],
-                                          rendered["boxes"], rendered["object_depths"]))
+    ObjectFacts(shape, color, tuple(float(c) for c in box), float(depth))
+    for shape, color, box, depth in zip(
+      rendered["shapes"], rendered["colors"], rendered["boxes"], rendered["object_depths"]
+    )
+  )
   return SceneFacts(objects, int(rendered["image"].shape[0]))
 
 
@@ -142,10 +156,11 @@ def _join(parts: Sequence[str]) -> str:
   return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def _count_of(facts: SceneFacts, shape: Optional[str] = None,
-              color: Optional[str] = None) -> int:
-  return sum((shape is None or obj.shape == shape) and (color is None or obj.color == color)
-             for obj in facts.objects)
+def _count_of(facts: SceneFacts, shape: Optional[str] = None, color: Optional[str] = None) -> int:
+  return sum(
+    (shape is None or obj.shape == shape) and (color is None or obj.color == color)
+    for obj in facts.objects
+  )
 
 
 # ----------------------------------------------------------------------------- scene language
@@ -165,8 +180,7 @@ def region_captions(facts: SceneFacts) -> List[str]:
   captions = []
   for i, obj in enumerate(facts.objects):
     phrase = position_phrase(obj, facts.image_size)
-    twins = [j for j, other in enumerate(facts.objects)
-             if other.name == obj.name and j != i]
+    twins = [j for j, other in enumerate(facts.objects) if other.name == obj.name and j != i]
     if not any(position_phrase(facts.objects[j], facts.image_size) == phrase for j in twins):
       captions.append(f"{with_article(obj.name)} {phrase} of the image")
       continue
@@ -182,21 +196,27 @@ def region_captions(facts: SceneFacts) -> List[str]:
   return captions
 
 
-def captions(facts: SceneFacts, relations: Sequence[Tuple[int, str, int]],
-             rng: np.random.Generator) -> List[str]:
+def captions(
+  facts: SceneFacts, relations: Sequence[Tuple[int, str, int]], rng: np.random.Generator
+) -> List[str]:
   """Three captions: a relation, an inventory from left to right, and the counts."""
   objects = facts.objects
   if relations:
     subject, relation, other = relations[rng.integers(len(relations))]
-    first = (f"{with_article(objects[subject].name)} {PREDICATE_PHRASE[relation]} "
-             f"{with_article(objects[other].name)}")
+    first = (
+      f"{with_article(objects[subject].name)} {PREDICATE_PHRASE[relation]} "
+      f"{with_article(objects[other].name)}"
+    )
   else:
-    first = (f"{with_article(objects[0].name)} "
-             f"{position_phrase(objects[0], facts.image_size)} of the image")
+    first = (
+      f"{with_article(objects[0].name)} "
+      f"{position_phrase(objects[0], facts.image_size)} of the image"
+    )
   left_to_right = sorted(objects, key=lambda obj: obj.center[0])
   noun = "object" if len(objects) == 1 else "objects"
-  inventory = (f"{NUMBER_WORDS[len(objects)]} {noun}: "
-               + _join([with_article(obj.name) for obj in left_to_right]))
+  inventory = f"{NUMBER_WORDS[len(objects)]} {noun}: " + _join(
+    [with_article(obj.name) for obj in left_to_right]
+  )
   return [first, inventory, f"an image of {count_phrase(objects)}"]
 
 
@@ -223,8 +243,12 @@ def vqa_pairs(facts: SceneFacts, rng: np.random.Generator) -> List[Dict[str, obj
       add(f"where is the {obj.name}?", position_answer(obj, facts.image_size), "position", i)
   shown = int(rng.integers(len(objects)))
   add(f"is there {with_article(objects[shown].name)}?", "yes", "existence", shown)
-  missing = [(color, shape) for color in scenes.COLORS for shape in scenes.SHAPES
-             if not _count_of(facts, color=color, shape=shape)]
+  missing = [
+    (color, shape)
+    for color in scenes.COLORS
+    for shape in scenes.SHAPES
+    if not _count_of(facts, color=color, shape=shape)
+  ]
   color, shape = missing[rng.integers(len(missing))]
   add(f"is there {with_article(f'{color} {shape}')}?", "no", "existence")
   return pairs
@@ -241,39 +265,99 @@ def image_class(facts: SceneFacts) -> str:
 def describe_scene(facts: SceneFacts, rng: np.random.Generator) -> Dict[str, object]:
   relations = relationships(facts, rng)
   return {
-      "relationships": relations,
-      "captions": captions(facts, relations, rng),
-      "region_captions": region_captions(facts),
-      "vqa": vqa_pairs(facts, rng),
-      "image_class": image_class(facts),
+    "relationships": relations,
+    "captions": captions(facts, relations, rng),
+    "region_captions": region_captions(facts),
+    "vqa": vqa_pairs(facts, rng),
+    "image_class": image_class(facts),
   }
 
 
 # ----------------------------------------------------------------------------- text-only tasks
 
-SENTIMENT_SUBJECTS = ("the movie", "this book", "the concert", "our hotel room", "the new phone",
-                      "the soup", "the game", "the lecture", "the painting", "the red chair")
+SENTIMENT_SUBJECTS = (
+  "the movie",
+  "this book",
+  "the concert",
+  "our hotel room",
+  "the new phone",
+  "the soup",
+  "the game",
+  "the lecture",
+  "the painting",
+  "the red chair",
+)
 SENTIMENT_WORDS = {
-    "positive": ("wonderful", "great", "lovely", "excellent", "delightful", "good", "fun"),
-    "negative": ("terrible", "awful", "boring", "bad", "dull", "horrible", "disappointing"),
+  "positive": ("wonderful", "great", "lovely", "excellent", "delightful", "good", "fun"),
+  "negative": ("terrible", "awful", "boring", "bad", "dull", "horrible", "disappointing"),
 }
-SENTIMENT_TEMPLATES = ("{subject} was {adverb}{negation}{word}.",
-                       "i thought {subject} was {adverb}{negation}{word}.",
-                       "to be honest, {subject} was {negation}{word}.")
-SENTIMENT_CLOSINGS = {"positive": ("i would recommend it.", "we enjoyed every minute."),
-                      "negative": ("i would not recommend it.", "what a waste of time.")}
-LM_SUBJECTS = ("the old man", "a young girl", "my neighbor", "the teacher", "a small dog",
-               "the farmer", "our team", "the children", "a tall woman", "the cat")
-LM_VERBS = ("walked to", "looked at", "painted", "found", "carried", "cleaned", "visited",
-            "watched", "built", "opened")
-LM_OBJECTS = ("the red door", "a blue box", "the market", "the garden", "an old house",
-              "the green field", "a yellow boat", "the river", "the school", "a white fence")
-LM_ADJUNCTS = (" in the morning", " after lunch", " on sunday", " before the rain",
-               " with a smile", " near the station", " every day", " late at night", "", "")
-SUMMARY_OPENINGS = ("this picture was taken in a quiet room.", "the photo shows a gray floor.",
-                    "here is a description of a small scene.")
-SUMMARY_REMARKS = ("it looks {adjective}.", "it seems {adjective} in the light.",
-                   "the surface is {adjective}.")
+SENTIMENT_TEMPLATES = (
+  "{subject} was {adverb}{negation}{word}.",
+  "i thought {subject} was {adverb}{negation}{word}.",
+  "to be honest, {subject} was {negation}{word}.",
+)
+SENTIMENT_CLOSINGS = {
+  "positive": ("i would recommend it.", "we enjoyed every minute."),
+  "negative": ("i would not recommend it.", "what a waste of time."),
+}
+LM_SUBJECTS = (
+  "the old man",
+  "a young girl",
+  "my neighbor",
+  "the teacher",
+  "a small dog",
+  "the farmer",
+  "our team",
+  "the children",
+  "a tall woman",
+  "the cat",
+)
+LM_VERBS = (
+  "walked to",
+  "looked at",
+  "painted",
+  "found",
+  "carried",
+  "cleaned",
+  "visited",
+  "watched",
+  "built",
+  "opened",
+)
+LM_OBJECTS = (
+  "the red door",
+  "a blue box",
+  "the market",
+  "the garden",
+  "an old house",
+  "the green field",
+  "a yellow boat",
+  "the river",
+  "the school",
+  "a white fence",
+)
+LM_ADJUNCTS = (
+  " in the morning",
+  " after lunch",
+  " on sunday",
+  " before the rain",
+  " with a smile",
+  " near the station",
+  " every day",
+  " late at night",
+  "",
+  "",
+)
+SUMMARY_OPENINGS = (
+  "this picture was taken in a quiet room.",
+  "the photo shows a gray floor.",
+  "here is a description of a small scene.",
+)
+SUMMARY_REMARKS = (
+  "it looks {adjective}.",
+  "it seems {adjective} in the light.",
+  "the surface is {adjective}.",
+)
 SUMMARY_ADJECTIVES = ("shiny", "old", "new", "bright", "clean", "dusty", "smooth")
 
 
@@ -281,8 +365,9 @@ def _pick(rng: np.random.Generator, options: Sequence):
   return options[rng.integers(len(options))]
 
 
-def random_facts(rng: np.random.Generator, image_size: int = 64,
-                 max_objects: int = 4) -> SceneFacts:
+def random_facts(
+  rng: np.random.Generator, image_size: int = 64, max_objects: int = 4
+) -> SceneFacts:
   """Facts without rendering: distinct names and distinct whole-metre depths, so every
   sentence the text tasks derive (nearest object, one object per name) is unambiguous."""
   count = int(rng.integers(2, max_objects + 1))
@@ -294,14 +379,17 @@ def random_facts(rng: np.random.Generator, image_size: int = 64,
     cx, cy = (float(rng.uniform(half, image_size - half)) for _ in range(2))
     color = scenes.COLORS[name // len(scenes.SHAPES)]
     shape = scenes.SHAPES[name % len(scenes.SHAPES)]
-    objects.append(ObjectFacts(shape, color, (cx - half, cy - half, cx + half, cy + half),
-                               float(depth)))
+    objects.append(
+      ObjectFacts(shape, color, (cx - half, cy - half, cx + half, cy + half), float(depth))
+    )
   return SceneFacts(tuple(objects), image_size)
 
 
 def _object_sentence(obj: ObjectFacts, image_size: int) -> str:
-  return (f"there is {with_article(obj.name)} {position_phrase(obj, image_size)}, "
-          f"{int(obj.depth)} meters away.")
+  return (
+    f"there is {with_article(obj.name)} {position_phrase(obj, image_size)}, "
+    f"{int(obj.depth)} meters away."
+  )
 
 
 def _relation_sentence(a: ObjectFacts, relation: str, b: ObjectFacts) -> str:
@@ -313,17 +401,21 @@ def entailment_example(rng: np.random.Generator) -> Dict[str, str]:
   facts = random_facts(rng)
   relations = relationships(facts, rng)
   stated = [relations[k] for k in sorted(rng.permutation(len(relations))[:3])]
-  context = " ".join([_object_sentence(obj, facts.image_size) for obj in facts.objects]
-                     + [_relation_sentence(facts.objects[s], p, facts.objects[o])
-                        for s, p, o in stated])
+  context = " ".join(
+    [_object_sentence(obj, facts.image_size) for obj in facts.objects]
+    + [_relation_sentence(facts.objects[s], p, facts.objects[o]) for s, p, o in stated]
+  )
   truth = bool(rng.random() < 0.5)
   kind = _pick(rng, ("relation", "count", "existence"))
   if kind == "relation":
     s, p, o = stated[rng.integers(len(stated))]
     a, b = facts.objects[s], facts.objects[o]
     # Swapping the objects and inverting the predicate keeps the meaning: a paraphrase.
-    options = [(a, p, b), (b, INVERSE_PREDICATE[p], a)] if truth else [
-        (a, INVERSE_PREDICATE[p], b), (b, p, a)]
+    options = (
+      [(a, p, b), (b, INVERSE_PREDICATE[p], a)]
+      if truth
+      else [(a, INVERSE_PREDICATE[p], b), (b, p, a)]
+    )
     statement = _relation_sentence(*options[rng.integers(2)])
   elif kind == "count":
     shape = _pick(rng, scenes.SHAPES)
@@ -337,8 +429,9 @@ def entailment_example(rng: np.random.Generator) -> Dict[str, str]:
       name = _pick(rng, facts.objects).name
     else:
       present = {obj.name for obj in facts.objects}
-      name = _pick(rng, [f"{c} {s}" for c in scenes.COLORS for s in scenes.SHAPES
-                         if f"{c} {s}" not in present])
+      name = _pick(
+        rng, [f"{c} {s}" for c in scenes.COLORS for s in scenes.SHAPES if f"{c} {s}" not in present]
+      )
     statement = f"there is {with_article(name)}."
   label = "true" if truth else "false"
   return dict(task="entailment", input=statement, context=context, target=label, label=label)
@@ -349,8 +442,11 @@ def sentiment_example(rng: np.random.Generator) -> Dict[str, str]:
   negated = bool(rng.random() < 0.25)
   label = {"positive": "negative", "negative": "positive"}[polarity] if negated else polarity
   sentence = _pick(rng, SENTIMENT_TEMPLATES).format(
-      subject=_pick(rng, SENTIMENT_SUBJECTS), adverb=_pick(rng, ("", "really ", "very ")),
-      negation="not " if negated else "", word=_pick(rng, SENTIMENT_WORDS[polarity]))
+    subject=_pick(rng, SENTIMENT_SUBJECTS),
+    adverb=_pick(rng, ("", "really ", "very ")),
+    negation="not " if negated else "",
+    word=_pick(rng, SENTIMENT_WORDS[polarity]),
+  )
   if rng.random() < 0.5:
     sentence += " " + _pick(rng, SENTIMENT_CLOSINGS[label])
   return dict(task="sentiment", input=sentence, context="", target=label, label=label)
@@ -369,8 +465,7 @@ def question_answering_example(rng: np.random.Generator) -> Dict[str, str]:
   nearest = min(facts.objects, key=lambda obj: obj.depth)
   candidates.append(("which object is nearest to the camera?", nearest.name))
   question, answer = _pick(rng, candidates)
-  return dict(task="question_answering", input=question, context=context, target=answer,
-              label="")
+  return dict(task="question_answering", input=question, context=context, target=answer, label="")
 
 
 def summarization_example(rng: np.random.Generator) -> Dict[str, str]:
@@ -379,29 +474,29 @@ def summarization_example(rng: np.random.Generator) -> Dict[str, str]:
   sentences = [_pick(rng, SUMMARY_OPENINGS)]
   for obj in facts.objects:
     sentences.append(_object_sentence(obj, facts.image_size))
-    sentences.append(_pick(rng, SUMMARY_REMARKS).format(
-        adjective=_pick(rng, SUMMARY_ADJECTIVES)))
+    sentences.append(_pick(rng, SUMMARY_REMARKS).format(adjective=_pick(rng, SUMMARY_ADJECTIVES)))
   s, p, o = _pick(rng, relationships(facts, rng))
   sentences.append(_relation_sentence(facts.objects[s], p, facts.objects[o]))
   nearest = min(facts.objects, key=lambda obj: obj.depth)
   summary = f"{count_phrase(facts.objects)}, with the {nearest.name} closest to the camera"
-  return dict(task="summarization", input=" ".join(sentences), context="", target=summary,
-              label="")
+  return dict(task="summarization", input=" ".join(sentences), context="", target=summary, label="")
 
 
 def language_modeling_example(rng: np.random.Generator) -> Dict[str, str]:
-  sentences = [f"{_pick(rng, LM_SUBJECTS)} {_pick(rng, LM_VERBS)} {_pick(rng, LM_OBJECTS)}"
-               f"{_pick(rng, LM_ADJUNCTS)}." for _ in range(int(rng.integers(1, 4)))]
-  return dict(task="language_modeling", input=" ".join(sentences), context="", target="",
-              label="")
+  sentences = [
+    f"{_pick(rng, LM_SUBJECTS)} {_pick(rng, LM_VERBS)} {_pick(rng, LM_OBJECTS)}"
+    f"{_pick(rng, LM_ADJUNCTS)}."
+    for _ in range(int(rng.integers(1, 4)))
+  ]
+  return dict(task="language_modeling", input=" ".join(sentences), context="", target="", label="")
 
 
 TEXT_GENERATORS = {
-    "entailment": entailment_example,
-    "sentiment": sentiment_example,
-    "question_answering": question_answering_example,
-    "summarization": summarization_example,
-    "language_modeling": language_modeling_example,
+  "entailment": entailment_example,
+  "sentiment": sentiment_example,
+  "question_answering": question_answering_example,
+  "summarization": summarization_example,
+  "language_modeling": language_modeling_example,
 }
 
 

@@ -51,14 +51,14 @@ from unified_io.common import coco_keypoints
 SHAPES = ("circle", "square", "triangle", "person")
 # Saturated, well separated hues so colour names are unambiguous even under shading.
 COLOR_RGB = {
-    "red": (220, 40, 40),
-    "green": (40, 175, 60),
-    "blue": (45, 85, 225),
-    "yellow": (235, 210, 40),
-    "purple": (145, 60, 190),
-    "orange": (245, 135, 30),
-    "white": (240, 240, 240),
-    "cyan": (40, 200, 210),
+  "red": (220, 40, 40),
+  "green": (40, 175, 60),
+  "blue": (45, 85, 225),
+  "yellow": (235, 210, 40),
+  "purple": (145, 60, 190),
+  "orange": (245, 135, 30),
+  "white": (240, 240, 240),
+  "cyan": (40, 200, 210),
 }
 COLORS = tuple(COLOR_RGB)
 KEYPOINT_NAMES = coco_keypoints.KEYPOINT_NAMES
@@ -81,7 +81,11 @@ GROUND_DEPTH_RANGE = (11.0, 13.0)  # floor depth at the image centre
 GROUND_TILT_RANGE = (np.radians(15.0), np.radians(35.0))
 # Metric sizes (metres): radius, half side, circumradius, body height.
 METRIC_SIZE_RANGE = {
-    "circle": (0.3, 0.7), "square": (0.3, 0.7), "triangle": (0.45, 0.9), "person": (1.5, 1.9)}
+  "circle": (0.3, 0.7),
+  "square": (0.3, 0.7),
+  "triangle": (0.45, 0.9),
+  "person": (1.5, 1.9),
+}
 
 # Stick-figure skeleton in units of body height, origin at the figure's centre, y down.
 HEAD_RADIUS = 0.09
@@ -95,15 +99,31 @@ EYE = (0.35, -0.15)
 EAR = (0.8, 0.0)
 # Pose angles (radians) from straight down, positive = away from the body.
 POSE_RANGES = (
-    (0.15, 2.6), (-0.6, 1.2),  # left upper arm, left elbow bend
-    (0.15, 2.6), (-0.6, 1.2),  # right upper arm, right elbow bend
-    (0.0, 0.35), (-0.25, 0.1),  # left thigh, left knee bend
-    (0.0, 0.35), (-0.25, 0.1),  # right thigh, right knee bend
+  (0.15, 2.6),
+  (-0.6, 1.2),  # left upper arm, left elbow bend
+  (0.15, 2.6),
+  (-0.6, 1.2),  # right upper arm, right elbow bend
+  (0.0, 0.35),
+  (-0.25, 0.1),  # left thigh, left knee bend
+  (0.0, 0.35),
+  (-0.25, 0.1),  # right thigh, right knee bend
 )
 # Limbs drawn as thick segments, by keypoint index; 17 = neck (between the shoulders),
 # 18 = hip centre, 19 = bottom of the head.
-LIMBS = ((5, 6), (11, 12), (17, 18), (19, 17), (5, 7), (7, 9), (6, 8), (8, 10), (11, 13),
-         (13, 15), (12, 14), (14, 16))
+LIMBS = (
+  (5, 6),
+  (11, 12),
+  (17, 18),
+  (19, 17),
+  (5, 7),
+  (7, 9),
+  (6, 8),
+  (8, 10),
+  (11, 13),
+  (13, 15),
+  (12, 14),
+  (14, 16),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,8 +197,10 @@ def person_keypoints(obj: SceneObject) -> np.ndarray:
 
   head = point(0.0, HEAD_CENTER_Y)
   head_radius = HEAD_RADIUS * height
-  face = [head + head_radius * np.array(offset) for offset in
-          (NOSE, EYE, (-EYE[0], EYE[1]), EAR, (-EAR[0], EAR[1]))]
+  face = [
+    head + head_radius * np.array(offset)
+    for offset in (NOSE, EYE, (-EYE[0], EYE[1]), EAR, (-EAR[0], EAR[1]))
+  ]
   left_shoulder, right_shoulder = point(*SHOULDER), point(-SHOULDER[0], SHOULDER[1])
   left_hip, right_hip = point(*HIP), point(-HIP[0], HIP[1])
   left_elbow = limb(left_shoulder, a_ls, UPPER_ARM, 1)
@@ -189,9 +211,23 @@ def person_keypoints(obj: SceneObject) -> np.ndarray:
   right_knee = limb(right_hip, a_rh, THIGH, -1)
   left_ankle = limb(left_knee, a_lh + b_lh, SHIN, 1)
   right_ankle = limb(right_knee, a_rh + b_rh, SHIN, -1)
-  return np.stack(face + [
-      left_shoulder, right_shoulder, left_elbow, right_elbow, left_wrist, right_wrist,
-      left_hip, right_hip, left_knee, right_knee, left_ankle, right_ankle])
+  return np.stack(
+    face
+    + [
+      left_shoulder,
+      right_shoulder,
+      left_elbow,
+      right_elbow,
+      left_wrist,
+      right_wrist,
+      left_hip,
+      right_hip,
+      left_knee,
+      right_knee,
+      left_ankle,
+      right_ankle,
+    ]
+  )
 
 
 def _person_line_half_width(height: float) -> float:
@@ -216,14 +252,14 @@ def _near_segments(xs, ys, starts: np.ndarray, ends: np.ndarray, radius: float) 
   for (ax, ay), (bx, by) in zip(starts, ends):
     dx, dy = bx - ax, by - ay
     t = np.clip(((xs - ax) * dx + (ys - ay) * dy) / max(dx * dx + dy * dy, 1e-12), 0.0, 1.0)
-    near |= (xs - ax - t * dx) ** 2 + (ys - ay - t * dy) ** 2 <= radius ** 2
+    near |= (xs - ax - t * dx) ** 2 + (ys - ay - t * dy) ** 2 <= radius**2
   return near
 
 
 def _coverage(obj: SceneObject, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
   cx, cy = obj.center
   if obj.shape == "circle":
-    return (xs - cx) ** 2 + (ys - cy) ** 2 <= obj.size ** 2
+    return (xs - cx) ** 2 + (ys - cy) ** 2 <= obj.size**2
   if obj.shape == "square":
     return (np.abs(xs - cx) < obj.size) & (np.abs(ys - cy) < obj.size)
   if obj.shape == "triangle":
@@ -238,8 +274,9 @@ def _coverage(obj: SceneObject, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
   if obj.shape == "person":
     points = person_keypoints(obj)
     head_bottom = np.array([cx, cy + (HEAD_CENTER_Y + HEAD_RADIUS) * obj.size])
-    joints = np.concatenate([points, [(points[5] + points[6]) / 2,
-                                      (points[11] + points[12]) / 2, head_bottom]])
+    joints = np.concatenate(
+      [points, [(points[5] + points[6]) / 2, (points[11] + points[12]) / 2, head_bottom]]
+    )
     starts = np.stack([joints[a] for a, _ in LIMBS])
     ends = np.stack([joints[b] for _, b in LIMBS])
     on_limb = _near_segments(xs, ys, starts, ends, _person_line_half_width(obj.size))
@@ -256,7 +293,7 @@ def _surface(obj: SceneObject, xs, ys, cover, focal: float):
     return obj.depth, np.array([0.0, 0.0, -1.0])
   u = (xs[cover] - obj.center[0]) / obj.size
   v = (ys[cover] - obj.center[1]) / obj.size
-  w = np.sqrt(np.clip(1.0 - u ** 2 - v ** 2, 0.0, 1.0))
+  w = np.sqrt(np.clip(1.0 - u**2 - v**2, 0.0, 1.0))
   depth = obj.depth + obj.size * obj.depth / focal * (1.0 - w)
   # Renormalise: rim pixels clipped to w = 0 would otherwise be off unit length.
   normals = np.stack([u, v, -w], axis=-1)
@@ -305,7 +342,8 @@ def _compose(scene: Scene, objects: Sequence[SceneObject]):
 def _shade(albedo: np.ndarray, normals: np.ndarray) -> np.ndarray:
   lambert = np.clip(normals @ LIGHT_DIRECTION, 0.0, 1.0)
   return np.clip(np.round(albedo * (AMBIENT + DIFFUSE * lambert[..., None])), 0, 255).astype(
-      np.uint8)
+    np.uint8
+  )
 
 
 def _tight_box(mask: np.ndarray) -> List[float]:
@@ -352,19 +390,20 @@ def render(scene: Scene) -> Dict[str, object]:
     keypoints[p] = np.where(visibility[p][:, None] > 0, points, 0.0)
 
   return {
-      "image": _shade(albedo, normals),
-      "depth": depth.astype(np.float32),
-      "normals": normals.astype(np.float32),
-      "instance_ids": ids,
-      "shapes": [obj.shape for obj in objects],
-      "colors": [obj.color for obj in objects],
-      "boxes": np.array([_tight_box(ids == i + 1) for i in range(len(objects))],
-                        dtype=np.float32).reshape(-1, 4),
-      "object_depths": np.array([obj.depth for obj in objects], dtype=np.float32),
-      "areas": areas.astype(np.int32),
-      "keypoints": keypoints,
-      "visibility": visibility,
-      "person_object_index": np.array(person_indices, dtype=np.int32),
+    "image": _shade(albedo, normals),
+    "depth": depth.astype(np.float32),
+    "normals": normals.astype(np.float32),
+    "instance_ids": ids,
+    "shapes": [obj.shape for obj in objects],
+    "colors": [obj.color for obj in objects],
+    "boxes": np.array(
+      [_tight_box(ids == i + 1) for i in range(len(objects))], dtype=np.float32
+    ).reshape(-1, 4),
+    "object_depths": np.array([obj.depth for obj in objects], dtype=np.float32),
+    "areas": areas.astype(np.int32),
+    "keypoints": keypoints,
+    "visibility": visibility,
+    "person_object_index": np.array(person_indices, dtype=np.int32),
   }
 
 
@@ -381,8 +420,10 @@ def _sample_object(rng: np.random.Generator, shape: str, image_size: int) -> Sce
   if shape == "person":
     pose = tuple(float(rng.uniform(lo, hi)) for lo, hi in POSE_RANGES)
     # Figures may stand partly outside the frame, which gives keypoints with visibility 0.
-    center = (float(rng.uniform(0.1, 0.9) * image_size),
-              float(rng.uniform(0.35, 0.75) * image_size))
+    center = (
+      float(rng.uniform(0.1, 0.9) * image_size),
+      float(rng.uniform(0.35, 0.75) * image_size),
+    )
     return SceneObject(shape, color, center, size, depth, pose)
   center = tuple(float(rng.uniform(size, image_size - size)) for _ in range(2))
   return SceneObject(shape, color, center, size, depth)
@@ -395,8 +436,9 @@ def _footprint_radius(obj: SceneObject) -> float:
 def _crowds(candidate: SceneObject, placed: Sequence[SceneObject]) -> bool:
   # Partial overlaps (occlusion) are welcome; near-complete ones would hide objects.
   for other in placed:
-    distance = np.hypot(candidate.center[0] - other.center[0],
-                        candidate.center[1] - other.center[1])
+    distance = np.hypot(
+      candidate.center[0] - other.center[0], candidate.center[1] - other.center[1]
+    )
     if distance < 0.6 * (_footprint_radius(candidate) + _footprint_radius(other)):
       return True
   return False
@@ -417,9 +459,9 @@ def sample_scene(rng: np.random.Generator, image_size: int = 64) -> Scene:
         break
   order = rng.permutation(len(placed))
   return Scene(
-      image_size=image_size,
-      objects=tuple(placed[i] for i in order),
-      ground_depth=float(rng.uniform(*GROUND_DEPTH_RANGE)),
-      ground_tilt=float(rng.uniform(*GROUND_TILT_RANGE)),
-      ground_gray=int(FLOOR_GRAYS[rng.integers(len(FLOOR_GRAYS))]),
+    image_size=image_size,
+    objects=tuple(placed[i] for i in order),
+    ground_depth=float(rng.uniform(*GROUND_DEPTH_RANGE)),
+    ground_tilt=float(rng.uniform(*GROUND_TILT_RANGE)),
+    ground_gray=int(FLOOR_GRAYS[rng.integers(len(FLOOR_GRAYS))]),
   )

@@ -19,6 +19,7 @@ from their token ids (truncation included). One row per example:
 Prompts and target texts are printed in full, then the skip and truncation counters, if any.
 The built-in dataset (uio_builtin_scenes) is built into --data_dir on first use.
 """
+
 from __future__ import annotations
 
 import types
@@ -55,19 +56,25 @@ GREY = 0.5  # what patches the encoder never sees are blended towards
 def example_spec(config) -> pipeline.ExampleSpec:
   """The config's ExampleSpec; needs only the VQ-GAN's config, not its weights."""
   weights = config.vqgan.get("weights", "")
-  vq_config = vqgan_lib.load_config(weights) if weights else vqgan_lib.get_config(
-      config.vqgan.preset)
+  vq_config = (
+    vqgan_lib.load_config(weights) if weights else vqgan_lib.get_config(config.vqgan.preset)
+  )
   # example_spec reads nothing but vq.config; loading the weights would cost time for nothing.
   return from_config.example_spec(config, types.SimpleNamespace(config=vq_config))
 
 
-def examples(config, task: tasks_lib.Task, n: int, split: str, data_dir: Optional[str],
-             seed: int):
+def examples(config, task: tasks_lib.Task, n: int, split: str, data_dir: Optional[str], seed: int):
   """(stream, the first n unified examples of a stream of `task` alone)."""
   stream = pipeline.MixtureStream(
-      [task.name], [1.0], example_spec(config), seed=seed, split=split, data_dir=data_dir,
-      max_depth=config.data.get("max_depth", 10.0),
-      paraphrase=config.data.get("paraphrase", False))
+    [task.name],
+    [1.0],
+    example_spec(config),
+    seed=seed,
+    split=split,
+    data_dir=data_dir,
+    max_depth=config.data.get("max_depth", 10.0),
+    paraphrase=config.data.get("paraphrase", False),
+  )
   return stream, [stream.element(i) for i in range(n)]
 
 
@@ -90,7 +97,7 @@ def compact(ids, spec: pipeline.ExampleSpec) -> str:
   layout, tokenizer = spec.tokenizer.layout, spec.tokenizer
   ids = np.asarray(ids)
   eos = np.flatnonzero(ids == layout.eos_id)
-  ids = ids[:eos[0]] if eos.size else ids
+  ids = ids[: eos[0]] if eos.size else ids
   ids = ids[ids != layout.pad_id]
   is_location = np.asarray(layout.is_location(ids), bool)
   parts, start = [], 0
@@ -141,8 +148,11 @@ def row(task: tasks_lib.Task, features, spec: pipeline.ExampleSpec, max_depth: f
     inputs = _with_boxes(seen, prompt_ids, spec)
     kind = outputs.get(task.output)
     if kind.draws_on_input:
-      image = ((features["image_target_pixels"] + 1.0) / 2.0
-               if features["image_target_mask"].any() else None)
+      image = (
+        (features["image_target_pixels"] + 1.0) / 2.0
+        if features["image_target_mask"].any()
+        else None
+      )
       ctx = outputs.Context(spec.tokenizer.layout, spec.tokenizer.decode, max_depth)
       target = {"tokens": target_ids, "image": image}
       drawn = kind.draw(seen, kind.parse(target, seen.shape[:2], ctx), TILE, max_depth)
@@ -170,9 +180,15 @@ def picture(rows: List[list]):
     return caption + "\n" * (lines - len(visualize.wrap_text(caption, tile[0], lines)))
 
   rows = [[(image, padded(caption)) for image, caption in cells] for cells in rows]
-  return visualize.grid(rows, tile_size=tile, col_titles=list(COLUMNS), pad=PAD,
-                        row_titles=[f"#{i}" for i in range(len(rows))],
-                        row_title_width=ROW_TITLE_WIDTH, max_caption_lines=lines)
+  return visualize.grid(
+    rows,
+    tile_size=tile,
+    col_titles=list(COLUMNS),
+    pad=PAD,
+    row_titles=[f"#{i}" for i in range(len(rows))],
+    row_title_width=ROW_TITLE_WIDTH,
+    max_caption_lines=lines,
+  )
 
 
 def checked_task(task_name: str, n: int, split: str) -> tasks_lib.Task:
@@ -185,15 +201,24 @@ def checked_task(task_name: str, n: int, split: str) -> tasks_lib.Task:
   return task
 
 
-def show(config, task_name: str, n: int, out: str, split: str = "train",
-         data_dir: Optional[str] = None, seed: int = 0) -> str:
+def show(
+  config,
+  task_name: str,
+  n: int,
+  out: str,
+  split: str = "train",
+  data_dir: Optional[str] = None,
+  seed: int = 0,
+) -> str:
   """Prints n examples of `task_name` and draws them into `out`; returns the counters."""
   task = checked_task(task_name, n, split)
   data_dir = data_dir or config.data.get("data_dir", "") or None
   stream, features = examples(config, task, n, split, data_dir, seed)
   spec, max_depth = stream.spec, stream.ctx.max_depth
-  print(f"{task.name} ({task.group}, output {task.output.value}, metric "
-        f"{task.metric.value if task.metric else None}), {split} split, seed {seed}")
+  print(
+    f"{task.name} ({task.group}, output {task.output.value}, metric "
+    f"{task.metric.value if task.metric else None}), {split} split, seed {seed}"
+  )
   for i, f in enumerate(features):
     print(f"#{i} prompt: {spec.tokenizer.decode(f['text_inputs'])}")
     image = "[+ target image]" if f["image_target_mask"].any() else ""
@@ -219,8 +244,9 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   try:
-    show(_CONFIG.value, _TASK.value, _N.value, _OUT.value, _SPLIT.value, _DATA_DIR.value,
-         _SEED.value)
+    show(
+      _CONFIG.value, _TASK.value, _N.value, _OUT.value, _SPLIT.value, _DATA_DIR.value, _SEED.value
+    )
   except FileNotFoundError as e:  # e.g. coco/2017 not prepared in data_dir: says how to
     raise app.UsageError(str(e)) from None
 
@@ -228,8 +254,9 @@ def main(argv):
 if __name__ == "__main__":
   # Flags only when run as a program: the functions above are a library too.
   _CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py", "Model config file.")
-  _TASK = flags.DEFINE_string("task", None, "Registered task name, e.g. builtin_detection.",
-                              required=True)
+  _TASK = flags.DEFINE_string(
+    "task", None, "Registered task name, e.g. builtin_detection.", required=True
+  )
   _N = flags.DEFINE_integer("n", 8, "Examples to show.")
   _OUT = flags.DEFINE_string("out", None, "Picture to write (PNG).", required=True)
   _SPLIT = flags.DEFINE_enum("split", "train", ["train", "validation", "test"], "Split.")

@@ -5,22 +5,34 @@ iterator position alone restores it exactly, and any number of hosts see the sam
 batch. Text targets copy the first input tokens; image targets are codes
 derived from the first input token, so the loss of a working trainer falls quickly.
 """
+
 import numpy as np
 
 from unified_io.common import vocab
 
 
 class SyntheticBatches:
-  def __init__(self, net_config, lengths, global_batch_size, seed=0, process_index=0,
-               process_count=1, with_images=True):
+  def __init__(
+    self,
+    net_config,
+    lengths,
+    global_batch_size,
+    seed=0,
+    process_index=0,
+    process_count=1,
+    with_images=True,
+  ):
     if global_batch_size % process_count:
-      raise ValueError(f"Global batch size {global_batch_size} is not divisible by the "
-                       f"{process_count} processes")
+      raise ValueError(
+        f"Global batch size {global_batch_size} is not divisible by the {process_count} processes"
+      )
     self.cfg = net_config
     self.lengths = lengths
     self.batch_size = global_batch_size
-    self.rows = slice(process_index * global_batch_size // process_count,
-                      (process_index + 1) * global_batch_size // process_count)
+    self.rows = slice(
+      process_index * global_batch_size // process_count,
+      (process_index + 1) * global_batch_size // process_count,
+    )
     self.seed = seed
     self.with_images = with_images
     self.position = 0
@@ -56,6 +68,7 @@ class SyntheticBatches:
       batch["image_input_mask"] = np.ones((b, num_patches), bool)
       codes = cfg.vocab_size - cfg.padded_text_size
       image_len = self.lengths.image_targets
-      batch["image_targets"] = (cfg.padded_text_size
-                                + (text[:, :1] + np.arange(image_len)[None]) % codes).astype(np.int32)
+      batch["image_targets"] = (
+        cfg.padded_text_size + (text[:, :1] + np.arange(image_len)[None]) % codes
+      ).astype(np.int32)
     return {k: v[self.rows] for k, v in batch.items()}

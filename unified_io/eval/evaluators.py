@@ -20,6 +20,7 @@ An evaluator is anything with this small protocol (plain duck typing):
 mixture or of `tasks`; "grit": GRIT sample files). Every setting is checked by `build`
 before anything is compiled. Evaluation is split across hosts (eval/host_split.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,10 +36,18 @@ from unified_io.eval import results as results_lib
 from unified_io.eval import task_eval
 from unified_io.eval.grit import runner as grit_runner
 
-TASK_DEFAULTS = dict(kind="tasks", every_steps=0, split="validation", num_examples=32,
-                     batch_size=16, report=True, tasks="")
-GRIT_DEFAULTS = dict(kind="grit", every_steps=0, grit_dir="", split="ablation", tasks="",
-                     num_examples=0)
+TASK_DEFAULTS = dict(
+  kind="tasks",
+  every_steps=0,
+  split="validation",
+  num_examples=32,
+  batch_size=16,
+  report=True,
+  tasks="",
+)
+GRIT_DEFAULTS = dict(
+  kind="grit", every_steps=0, grit_dir="", split="ablation", tasks="", num_examples=0
+)
 
 
 class EvaluatorError(ValueError):
@@ -49,12 +58,15 @@ def _settings(name: str, entry, defaults: dict) -> ml_collections.ConfigDict:
   values = dict(entry)
   unknown = sorted(set(values) - set(defaults))
   if unknown:
-    raise EvaluatorError(f"config.evals.{name}: unknown keys {unknown}; "
-                         f"{defaults['kind']} evaluators take {sorted(defaults)}")
+    raise EvaluatorError(
+      f"config.evals.{name}: unknown keys {unknown}; "
+      f"{defaults['kind']} evaluators take {sorted(defaults)}"
+    )
   merged = ml_collections.ConfigDict({**defaults, **values})
   if not isinstance(merged.every_steps, int) or merged.every_steps < 0:
-    raise EvaluatorError(f"config.evals.{name}.every_steps must be an int >= 0, got "
-                         f"{merged.every_steps!r}")
+    raise EvaluatorError(
+      f"config.evals.{name}.every_steps must be an int >= 0, got {merged.every_steps!r}"
+    )
   return merged
 
 
@@ -88,27 +100,41 @@ class TaskEvaluator:
     for task_name in self.task_names:
       task = tasks_lib.get(task_name)
       if settings.split not in task.splits:
-        raise EvaluatorError(f"config.evals.{name}.split={settings.split!r}: task {task_name} "
-                             f"has splits {sorted(task.splits)}")
+        raise EvaluatorError(
+          f"config.evals.{name}.split={settings.split!r}: task {task_name} "
+          f"has splits {sorted(task.splits)}"
+        )
     if settings.num_examples < 1 or settings.batch_size < 1:
       raise EvaluatorError(f"config.evals.{name}: num_examples and batch_size must be >= 1")
 
   def _report_dir(self, step):
-    return os.path.join(self.workdir, "eval" if self.name == "tasks" else f"eval_{self.name}",
-                        f"step_{step}")
+    return os.path.join(
+      self.workdir, "eval" if self.name == "tasks" else f"eval_{self.name}", f"step_{step}"
+    )
 
   def run(self, params, step, log):
     s = self.settings
     predictor = self.shared.get(params)
-    log.line(f"Evaluating {len(self.task_names)} tasks on {s.split} ({s.num_examples} "
-             f"examples each) at step {step}")
+    log.line(
+      f"Evaluating {len(self.task_names)} tasks on {s.split} ({s.num_examples} "
+      f"examples each) at step {step}"
+    )
     results = task_eval.evaluate(
-        predictor, self.task_names, split=s.split, num_examples=s.num_examples,
-        batch_size=s.batch_size, seed=self.config.seed,
-        data_dir=self.config.data.get("data_dir") or None,
-        max_depth=self.config.data.max_depth, progress=log.line, shard=host_split.shard())
-    log.scalars(step, task_eval.scalars(results, prefix="eval/" if self.name == "tasks"
-                                        else f"eval_{self.name}/"))
+      predictor,
+      self.task_names,
+      split=s.split,
+      num_examples=s.num_examples,
+      batch_size=s.batch_size,
+      seed=self.config.seed,
+      data_dir=self.config.data.get("data_dir") or None,
+      max_depth=self.config.data.max_depth,
+      progress=log.line,
+      shard=host_split.shard(),
+    )
+    log.scalars(
+      step,
+      task_eval.scalars(results, prefix="eval/" if self.name == "tasks" else f"eval_{self.name}/"),
+    )
     log.line(f"Evaluation at step {step}: {results_lib.headline(results)}")
     if s.report and log.main:
       path = task_eval.write(results, self._report_dir(step), step, predictor.spec)
@@ -132,12 +158,14 @@ class GritEvaluator:
     except ValueError as e:
       raise EvaluatorError(f"config.evals.{name}: {e}") from None
     if not settings.grit_dir or not os.path.isdir(os.path.join(settings.grit_dir, "samples")):
-      raise EvaluatorError(f"config.evals.{name}.grit_dir={settings.grit_dir!r} must be a GRIT "
-                           f"folder with samples/")
+      raise EvaluatorError(
+        f"config.evals.{name}.grit_dir={settings.grit_dir!r} must be a GRIT folder with samples/"
+      )
 
   def _out(self, step):
-    return os.path.join(self.workdir, f"grit_{self.name}" if self.name != "grit" else "grit",
-                        f"step_{step}")
+    return os.path.join(
+      self.workdir, f"grit_{self.name}" if self.name != "grit" else "grit", f"step_{step}"
+    )
 
   def run(self, params, step, log):
     predictor = self.shared.get(params)
@@ -145,8 +173,16 @@ class GritEvaluator:
     log.line(f"GRIT {s.split} ({', '.join(self.tasks)}) at step {step}")
     out = self._out(step)
     split_dir, metrics = grit_runner.predict_grit(
-        predictor, s.grit_dir, s.split, self.tasks, out, s.num_examples or None,
-        self.config.seed, progress=log.line, shard=host_split.shard())
+      predictor,
+      s.grit_dir,
+      s.split,
+      self.tasks,
+      out,
+      s.num_examples or None,
+      self.config.seed,
+      progress=log.line,
+      shard=host_split.shard(),
+    )
     log.scalars(step, {f"{self.name}/{k}": v for k, v in metrics.items()})
     log.line(f"GRIT submission: {split_dir}")
     return metrics
@@ -157,8 +193,8 @@ class GritEvaluator:
 
 
 EVALUATORS: Dict[str, tuple] = {
-    "tasks": (TASK_DEFAULTS, TaskEvaluator),
-    "grit": (GRIT_DEFAULTS, GritEvaluator),
+  "tasks": (TASK_DEFAULTS, TaskEvaluator),
+  "grit": (GRIT_DEFAULTS, GritEvaluator),
 }
 
 
@@ -171,9 +207,9 @@ def build(config, workdir: str) -> List:
     entry = evals[name]
     kind = entry.get("kind", name)
     if kind not in EVALUATORS:
-      raise EvaluatorError(f"config.evals.{name}.kind={kind!r}: evaluators are "
-                           f"{', '.join(sorted(EVALUATORS))}")
+      raise EvaluatorError(
+        f"config.evals.{name}.kind={kind!r}: evaluators are {', '.join(sorted(EVALUATORS))}"
+      )
     defaults, make = EVALUATORS[kind]
     out.append(make(name, _settings(name, entry, defaults), config, workdir, shared))
   return out
-

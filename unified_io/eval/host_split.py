@@ -7,6 +7,7 @@ of the parameters on its own devices (`host_local_params`), and the per-example
 predictions and loss sums are exchanged (`gather`) so that every host scores the complete
 set: the metrics are those of one process evaluating everything, to the last digit.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -44,9 +45,10 @@ def _local_copy(x):
     covered[shard.index] = True
   if not covered.all():
     raise ValueError(
-        f"A parameter of shape {x.shape} is split across hosts (sharding {x.sharding}); "
-        f"evaluation on separate hosts needs every host to hold all parameters: use a "
-        f"config.mesh.model no larger than the devices of one host")
+      f"A parameter of shape {x.shape} is split across hosts (sharding {x.sharding}); "
+      f"evaluation on separate hosts needs every host to hold all parameters: use a "
+      f"config.mesh.model no larger than the devices of one host"
+    )
   return jax.device_put(out, jax.local_devices()[0])
 
 

@@ -8,6 +8,7 @@ or "image" (a generated image in [0, 1]): the fields of the task's output kind
 (`unified_io.eval.outputs`), decoded and post-processed exactly as evaluation does.
 `python -m unified_io.predict` is its command line; the GRIT runner calls it per sample.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -24,20 +25,20 @@ O = tasks_lib.Output
 # task -> (prompt key, output kind, what the arguments are). Classification here is free
 # text: a lone prompt has no answer options to choose from.
 TASKS = {
-    "caption": ("image_captioning", O.TEXT, ""),
-    "vqa": ("vqa", O.TEXT, "question"),
-    "classification": ("image_classification", O.TEXT, ""),
-    "categorization": ("object_categorization", O.TEXT, "box"),
-    "region_caption": ("region_captioning", O.TEXT, "box"),
-    "detection": ("detection", O.BOXES, ""),
-    "localization": ("localization", O.BOXES, "class name"),
-    "refexp": ("refexp", O.BOXES, "expression"),
-    "keypoints": ("keypoint", O.KEYPOINTS, "box"),
-    "depth": ("depth", O.DEPTH, ""),
-    "normals": ("surface_normal", O.NORMALS, ""),
-    "segmentation": ("segmentation", O.SEGMENTATION, "class name"),
-    "image_generation": ("image_generation", O.IMAGE, "caption"),
-    "inpainting": ("image_inpainting", O.IMAGE, "box + class name"),
+  "caption": ("image_captioning", O.TEXT, ""),
+  "vqa": ("vqa", O.TEXT, "question"),
+  "classification": ("image_classification", O.TEXT, ""),
+  "categorization": ("object_categorization", O.TEXT, "box"),
+  "region_caption": ("region_captioning", O.TEXT, "box"),
+  "detection": ("detection", O.BOXES, ""),
+  "localization": ("localization", O.BOXES, "class name"),
+  "refexp": ("refexp", O.BOXES, "expression"),
+  "keypoints": ("keypoint", O.KEYPOINTS, "box"),
+  "depth": ("depth", O.DEPTH, ""),
+  "normals": ("surface_normal", O.NORMALS, ""),
+  "segmentation": ("segmentation", O.SEGMENTATION, "class name"),
+  "image_generation": ("image_generation", O.IMAGE, "caption"),
+  "inpainting": ("image_inpainting", O.IMAGE, "box + class name"),
 }
 
 
@@ -46,8 +47,9 @@ def kind_of(task: Optional[str]) -> outputs.Kind:
   return outputs.get(TASKS[task][1] if task else O.TEXT)
 
 
-def make_prompt(task: str, image_hw, arg: str = "", box: Optional[Sequence[float]] = None,
-                layout=None) -> str:
+def make_prompt(
+  task: str, image_hw, arg: str = "", box: Optional[Sequence[float]] = None, layout=None
+) -> str:
   if task not in TASKS:
     raise ValueError(f"Unknown task {task!r}; tasks: {', '.join(sorted(TASKS))}")
   key, _, wants = TASKS[task]
@@ -74,8 +76,14 @@ def context(predictor) -> outputs.Context:
   return outputs.Context(predictor.layout, predictor.decode_text, predictor.config.data.max_depth)
 
 
-def predict(predictor, image, prompt: str, task: Optional[str] = None, seed: int = 0,
-            region: Optional[Sequence[float]] = None) -> dict:
+def predict(
+  predictor,
+  image,
+  prompt: str,
+  task: Optional[str] = None,
+  seed: int = 0,
+  region: Optional[Sequence[float]] = None,
+) -> dict:
   """Structured prediction for one image (uint8/float [H, W, 3] or None) and prompt.
 
   Decoded and post-processed by the task's output kind (`unified_io.eval.outputs`), as in
@@ -86,8 +94,9 @@ def predict(predictor, image, prompt: str, task: Optional[str] = None, seed: int
   if not prompt or not prompt.strip():
     raise ValueError("The prompt is empty")
   kind = kind_of(task)
-  image_hw = (predictor.config.model.image_size,) * 2 if image is None else np.asarray(
-      image).shape[:2]
+  image_hw = (
+    (predictor.config.model.image_size,) * 2 if image is None else np.asarray(image).shape[:2]
+  )
   features = predictor.features([raw_input(prompt, image)], names=["input"])
   pred = outputs.decode(kind, predictor, features, seed=seed)[0]
   out = {"prompt": prompt, "task": task, "text": pred["text"]}

@@ -29,6 +29,7 @@ of one example) never occurs in practice. At inference it is masked out
 (`not_visible_logit_mask`) so the model guesses coordinates for every joint, as the paper
 does: COCO's OKS gives no credit for declaring a joint invisible.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -63,7 +64,7 @@ def _clean_ids(token_ids) -> np.ndarray:
   ids = ids.astype(np.int64)
   eos = np.flatnonzero(ids == vocab.EOS_ID)
   if eos.size:
-    ids = ids[:eos[0]]
+    ids = ids[: eos[0]]
   return ids[ids != vocab.PAD_ID]
 
 
@@ -86,8 +87,7 @@ def _groups(ids: np.ndarray, is_coordinate: np.ndarray):
   return leading, groups
 
 
-def _decode(decode_text: Optional[DecodeText], ids: np.ndarray,
-            layout: vocab.VocabLayout) -> str:
+def _decode(decode_text: Optional[DecodeText], ids: np.ndarray, layout: vocab.VocabLayout) -> str:
   if decode_text is None or not len(ids):
     return ""
   # Image ids, vocabulary padding and out-of-range garbage are not text: drop them rather
@@ -96,9 +96,12 @@ def _decode(decode_text: Optional[DecodeText], ids: np.ndarray,
   return decode_text(ids).strip() if len(ids) else ""
 
 
-def parse_boxes(token_ids, layout: vocab.VocabLayout, image_hw: Sequence[float],
-                decode_text: Optional[DecodeText] = None
-                ) -> Tuple[np.ndarray, List[str], int]:
+def parse_boxes(
+  token_ids,
+  layout: vocab.VocabLayout,
+  image_hw: Sequence[float],
+  decode_text: Optional[DecodeText] = None,
+) -> Tuple[np.ndarray, List[str], int]:
   """Boxes and labels from "<loc y1> <loc x1> <loc y2> <loc x2> label ..." output.
 
   Returns (boxes float64 [N, 4] pixel (x1, y1, x2, y2) of the original `image_hw` image,
@@ -114,7 +117,7 @@ def parse_boxes(token_ids, layout: vocab.VocabLayout, image_hw: Sequence[float],
     n_boxes, leftover = divmod(len(coords), 4)
     n_malformed += int(leftover > 0)
     for k in range(n_boxes):
-      box = locations.location_ids_to_box(coords[4 * k:4 * k + 4], image_hw, layout)
+      box = locations.location_ids_to_box(coords[4 * k : 4 * k + 4], image_hw, layout)
       if box[2] < box[0] or box[3] < box[1]:
         n_malformed += 1
         continue
@@ -143,8 +146,9 @@ def not_visible_text(layout: Optional[vocab.VocabLayout] = None) -> str:
   return vocab.extra_id_token(layout.extra_index(not_visible_id(layout)))
 
 
-def not_visible_logit_mask(layout: vocab.VocabLayout,
-                           vocab_size: Optional[int] = None) -> np.ndarray:
+def not_visible_logit_mask(
+  layout: vocab.VocabLayout, vocab_size: Optional[int] = None
+) -> np.ndarray:
   """bool [vocab_size] allowed-ids mask without the not-visible token, for
   `decoding.allow_only` (equivalently `decoding.forbid(not_visible_id(layout))`)."""
   size = layout.total_size if vocab_size is None else int(vocab_size)
@@ -156,8 +160,9 @@ def not_visible_logit_mask(layout: vocab.VocabLayout,
   return allowed
 
 
-def keypoints_to_text(keypoints, image_hw: Sequence[float],
-                      layout: Optional[vocab.VocabLayout] = None) -> str:
+def keypoints_to_text(
+  keypoints, image_hw: Sequence[float], layout: Optional[vocab.VocabLayout] = None
+) -> str:
   """Target text of one person's keypoints [K, 3] (x, y, COCO visibility 0/1/2), see the
   module docstring. Labelled joints must lie inside the image (locations' tolerance)."""
   layout = layout or vocab.VocabLayout.official()
@@ -180,9 +185,14 @@ def _visibility(label: str) -> Optional[int]:
   return {"1": 0, "2": 1, "3": 2}.get(label)
 
 
-def parse_keypoints(token_ids, layout: vocab.VocabLayout, image_hw: Sequence[float],
-                    decode_text: Optional[DecodeText] = None, region=None,
-                    num_keypoints: int = NUM_KEYPOINTS) -> Tuple[np.ndarray, int]:
+def parse_keypoints(
+  token_ids,
+  layout: vocab.VocabLayout,
+  image_hw: Sequence[float],
+  decode_text: Optional[DecodeText] = None,
+  region=None,
+  num_keypoints: int = NUM_KEYPOINTS,
+) -> Tuple[np.ndarray, int]:
   """Inverse of `keypoints_to_text` for model output: (keypoints float64 [K, 3], n_malformed).
 
   Rows are (x, y, COCO visibility 0/1/2). Without `decode_text` labels are not read and
@@ -203,7 +213,7 @@ def parse_keypoints(token_ids, layout: vocab.VocabLayout, image_hw: Sequence[flo
     n_pairs, leftover = divmod(len(coords), 2)
     n_malformed += int(leftover > 0)
     for k in range(n_pairs):
-      pair = coords[2 * k:2 * k + 2]
+      pair = coords[2 * k : 2 * k + 2]
       located = bool(np.all(layout.is_location(pair)))
       x = y = 0.0
       if located:
@@ -257,12 +267,14 @@ def _to_original(image: np.ndarray, image_hw, method: str) -> np.ndarray:
   height, width = (int(v) for v in image_hw)
   if height <= 0 or width <= 0:
     raise ValueError(f"image_hw must be positive (height, width), got {tuple(image_hw)}")
-  return np.asarray(image_preprocessing.undo_image_preprocessing(
-      image, (height, width), method=method), np.float32)
+  return np.asarray(
+    image_preprocessing.undo_image_preprocessing(image, (height, width), method=method), np.float32
+  )
 
 
-def image_to_depth(image, image_hw: Sequence[int], max_depth: float,
-                   method: str = "nearest") -> np.ndarray:
+def image_to_depth(
+  image, image_hw: Sequence[int], max_depth: float, method: str = "nearest"
+) -> np.ndarray:
   """Depth in metres [H, W] of the original image from the model's grey output image."""
   restored = _to_original(_unit_image(image, "depth image"), image_hw, method)
   return dense_labels.image_to_depth(np.clip(restored, 0.0, 1.0), max_depth)
@@ -277,11 +289,13 @@ def image_to_normals(image, image_hw: Sequence[int], method: str = "nearest") ->
   return dense_labels.image_to_normals(np.clip(restored, 0.0, 1.0))
 
 
-def segmentation_masks(color_image, image_hw: Sequence[int],
-                       color_names_to_class: Optional[Dict[str, str]] = None,
-                       min_pixels: int = MIN_SEGMENT_PIXELS,
-                       palette=dense_labels.NAMED_COLORS
-                       ) -> Tuple[np.ndarray, List[str], List[Optional[str]]]:
+def segmentation_masks(
+  color_image,
+  image_hw: Sequence[int],
+  color_names_to_class: Optional[Dict[str, str]] = None,
+  min_pixels: int = MIN_SEGMENT_PIXELS,
+  palette=dense_labels.NAMED_COLORS,
+) -> Tuple[np.ndarray, List[str], List[Optional[str]]]:
   """Instance masks from a segmentation output image (appendix A.1, Object Segmentation).
 
   The image is brought back to the original size with nearest resizing, every pixel snaps
@@ -300,8 +314,9 @@ def segmentation_masks(color_image, image_hw: Sequence[int],
   names = [name for name, _ in palette]
   if not names:
     raise ValueError("palette is empty")
-  colors = np.concatenate([np.zeros((1, 3), np.float32),
-                           np.asarray([rgb for _, rgb in palette], np.float32) / 255.0])
+  colors = np.concatenate(
+    [np.zeros((1, 3), np.float32), np.asarray([rgb for _, rgb in palette], np.float32) / 255.0]
+  )
   if colors.shape != (len(names) + 1, 3):
     raise ValueError("palette must be (name, (r, g, b)) pairs")
   image = _to_original(_unit_image(color_image, "color_image"), image_hw, "nearest")

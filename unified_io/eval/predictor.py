@@ -10,6 +10,7 @@ Decoding follows the released model: greedy (or beam) text, top-p 0.9 sampling f
 codes; which decoding each output kind uses (depth and normal maps average several samples)
 is `unified_io.eval.outputs`. Every generate function is jitted once per batch shape.
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,8 +38,9 @@ from unified_io.data import pipeline
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir "
-                            f"(pass --config as well)")
+    raise FileNotFoundError(
+      f"{path} not found: {workdir} is not a training workdir (pass --config as well)"
+    )
   with open(path) as f:
     return ml_collections.ConfigDict(json.load(f))
 
@@ -50,8 +52,10 @@ def load_params(config, checkpoint: str):
   try:
     return checkpointing.restore_params(checkpoint, abstract)
   except (ValueError, KeyError) as e:
-    raise ValueError(f"Checkpoint {checkpoint} does not match the config's model (wrong config "
-                     f"for this checkpoint?): {e}") from e
+    raise ValueError(
+      f"Checkpoint {checkpoint} does not match the config's model (wrong config "
+      f"for this checkpoint?): {e}"
+    ) from e
 
 
 class Predictor:
@@ -73,8 +77,10 @@ class Predictor:
 
   def features(self, raws: Sequence[dict], names: Optional[Sequence[str]] = None):
     """Raw examples (tasks.py contract) -> batched model features (numpy)."""
-    rows = [pipeline.finalize(raw, self.spec, name=(names[i] if names else f"example {i}"))[0]
-            for i, raw in enumerate(raws)]
+    rows = [
+      pipeline.finalize(raw, self.spec, name=(names[i] if names else f"example {i}"))[0]
+      for i, raw in enumerate(raws)
+    ]
     return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
   @staticmethod
@@ -92,26 +98,46 @@ class Predictor:
   def keypoint_mask_fn(self):
     """Paper A.1: the not-visible token is masked at inference, so every joint gets a guess.
     One function object per predictor, because `text` compiles once per mask function."""
-    return decoding.allow_only(postprocess.not_visible_logit_mask(
-        self.layout, self.model.config.vocab_size))
+    return decoding.allow_only(
+      postprocess.not_visible_logit_mask(self.layout, self.model.config.vocab_size)
+    )
 
-  def text(self, features, max_len: Optional[int] = None, method: str = "greedy",
-           num_beams: int = 4, logit_mask_fn=None):
+  def text(
+    self,
+    features,
+    max_len: Optional[int] = None,
+    method: str = "greedy",
+    num_beams: int = 4,
+    logit_mask_fn=None,
+  ):
     """(decoded strings, token ids [B, max_len]) of the text output."""
-    texts, tokens, _ = self.text_with_scores(features, max_len, method, num_beams,
-                                             logit_mask_fn)
+    texts, tokens, _ = self.text_with_scores(features, max_len, method, num_beams, logit_mask_fn)
     return texts, tokens
 
-  def text_with_scores(self, features, max_len: Optional[int] = None, method: str = "greedy",
-                       num_beams: int = 4, logit_mask_fn=None):
+  def text_with_scores(
+    self,
+    features,
+    max_len: Optional[int] = None,
+    method: str = "greedy",
+    num_beams: int = 4,
+    logit_mask_fn=None,
+  ):
     """`text` plus each output's log-likelihood [B]: the sum of its tokens' log-probabilities
     (EOS included) for greedy decoding, beam search's length-normalised score for "beam"."""
     max_len = max_len or self.config.lengths.text_targets
     key = (max_len, method, num_beams, logit_mask_fn)
     if key not in self._text_fns:
-      self._text_fns[key] = jax.jit(functools.partial(
-          generation.generate_text, self.model, max_len=max_len, eos_id=vocab.EOS_ID,
-          method=method, num_beams=num_beams, logit_mask_fn=logit_mask_fn))
+      self._text_fns[key] = jax.jit(
+        functools.partial(
+          generation.generate_text,
+          self.model,
+          max_len=max_len,
+          eos_id=vocab.EOS_ID,
+          method=method,
+          num_beams=num_beams,
+          logit_mask_fn=logit_mask_fn,
+        )
+      )
     tokens, scores = self._text_fns[key](self.params, self._model_inputs(features))
     tokens = np.asarray(tokens)
     return [self.decode_text(row) for row in tokens], tokens, np.asarray(scores, np.float64)
@@ -124,16 +150,30 @@ class Predictor:
   @functools.cached_property
   def _image_fn(self):
     def run(params, vq_params, batch, rng, top_p, temperature):
-      text, ids = generation.generate_image(self.model, params, batch, eos_id=vocab.EOS_ID,
-                                            rng=rng, top_p=top_p, temperature=temperature)
+      text, ids = generation.generate_image(
+        self.model,
+        params,
+        batch,
+        eos_id=vocab.EOS_ID,
+        rng=rng,
+        top_p=top_p,
+        temperature=temperature,
+      )
       grid = self.vq.grid_size
       codes = jnp.clip(ids - self.model.config.padded_text_size, 0, self.vq.n_codes - 1)
       images = self.vq.decode_fn(vq_params, codes.reshape(-1, grid, grid))
       return text, codes, (images + 1.0) / 2.0
+
     return jax.jit(run)
 
-  def image(self, features, seed: int = 0, top_p: float = 0.9, temperature: float = 1.0,
-            num_samples: int = 1):
+  def image(
+    self,
+    features,
+    seed: int = 0,
+    top_p: float = 0.9,
+    temperature: float = 1.0,
+    num_samples: int = 1,
+  ):
     """(images float32 [B, H, W, 3] in [0, 1], codes [B, grid * grid]).
 
     num_samples > 1: the images are the pixel-wise mean of that many samples (seeds seed,
@@ -144,8 +184,9 @@ class Predictor:
     inputs = self._model_inputs(features)
     total, first_codes = None, None
     for k in range(num_samples):
-      _, codes, images = self._image_fn(self.params, self.vq.params, inputs,
-                                        jax.random.key(seed + k), top_p, temperature)
+      _, codes, images = self._image_fn(
+        self.params, self.vq.params, inputs, jax.random.key(seed + k), top_p, temperature
+      )
       images = np.asarray(images)
       total = images if total is None else total + images
       first_codes = np.asarray(codes) if first_codes is None else first_codes
@@ -167,15 +208,15 @@ class Predictor:
     valid = np.zeros((len(options), width), bool)
     for i, row in enumerate(encoded):
       for j, ids in enumerate(row):
-        table[i, j, :len(ids)] = ids
+        table[i, j, : len(ids)] = ids
         valid[i, j] = True
-    scores = np.asarray(self._score_fn(self.params, self._model_inputs(features),
-                                       jnp.asarray(table)))
+    scores = np.asarray(
+      self._score_fn(self.params, self._model_inputs(features), jnp.asarray(table))
+    )
     scores = np.where(valid, scores, -np.inf)
     return scores.argmax(axis=1), scores
 
 
 def batched(items: List, size: int):
   for start in range(0, len(items), size):
-    yield items[start:start + size]
-
+    yield items[start : start + size]

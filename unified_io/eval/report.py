@@ -4,6 +4,7 @@ Pictures show, per task, a few examples as rows of input (with the prompt), grou
 and prediction: boxes and keypoints drawn on the image, generated and dense outputs as
 images, text as captions.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,7 @@ def _input_image(raw):
   image = raw.get("image")
   if image is None:
     return None
-  return visualize.as_pil(image if np.asarray(image).dtype == np.uint8 else
-                          np.clip(image, 0, 1))
+  return visualize.as_pil(image if np.asarray(image).dtype == np.uint8 else np.clip(image, 0, 1))
 
 
 def _cells(result: results_lib.TaskResult, i: int, spec, max_depth: float = MAX_DEPTH):
@@ -44,54 +44,89 @@ def _cells(result: results_lib.TaskResult, i: int, spec, max_depth: float = MAX_
   image = _input_image(raw)
   inputs = (image, raw["prompt"])
   target_text = spec.tokenizer.decode(examples.features["text_targets"][i])
-  target_image = ((examples.features["image_target_pixels"][i] + 1) / 2
-                  if task.output.has_image else None)
+  target_image = (
+    (examples.features["image_target_pixels"][i] + 1) / 2 if task.output.has_image else None
+  )
   truth = kind.draw(image, kind.truth(raw, target_image), TILE, ctx.max_depth)
-  drawn = kind.draw(image, kind.parse(pred, hw, ctx, raw["meta"].get("box")), TILE,
-                    ctx.max_depth)
+  drawn = kind.draw(image, kind.parse(pred, hw, ctx, raw["meta"].get("box")), TILE, ctx.max_depth)
   has_text = task.output.has_text
-  return (inputs, (truth, target_text if has_text else ""),
-          (drawn, pred["text"] if has_text else ""))
+  return (
+    inputs,
+    (truth, target_text if has_text else ""),
+    (drawn, pred["text"] if has_text else ""),
+  )
 
 
-def group_picture(results: Dict[str, results_lib.TaskResult], group: str, spec,
-                  max_depth: float = MAX_DEPTH):
+def group_picture(
+  results: Dict[str, results_lib.TaskResult], group: str, spec, max_depth: float = MAX_DEPTH
+):
   rows, titles = [], []
   for name, result in results.items():
     if result.group != group:
       continue
     for i in range(min(EXAMPLES_PER_TASK, len(result.predictions))):
       cells = _cells(result, i, spec, max_depth)
-      rows.append([(None if image is None else visualize.as_pil(
-          image if not isinstance(image, np.ndarray) or image.dtype == np.uint8 else
-          np.clip(image, 0, 1)), caption) for image, caption in cells])
-      titles.append(f"{name.replace('builtin_', '')}\n{result.score.metric} "
-                    f"{result.score.value:.3g}")
+      rows.append(
+        [
+          (
+            None
+            if image is None
+            else visualize.as_pil(
+              image
+              if not isinstance(image, np.ndarray) or image.dtype == np.uint8
+              else np.clip(image, 0, 1)
+            ),
+            caption,
+          )
+          for image, caption in cells
+        ]
+      )
+      titles.append(
+        f"{name.replace('builtin_', '')}\n{result.score.metric} {result.score.value:.3g}"
+      )
   if not rows:
     return None
-  return visualize.grid(rows, tile_size=(TILE, TILE), row_titles=titles,
-                        col_titles=["input", "ground truth", "prediction"], row_title_width=150)
+  return visualize.grid(
+    rows,
+    tile_size=(TILE, TILE),
+    row_titles=titles,
+    col_titles=["input", "ground truth", "prediction"],
+    row_title_width=150,
+  )
 
 
 def table(results: Dict[str, results_lib.TaskResult]) -> List[str]:
-  lines = ["| group | task | metric | model | baseline | baseline is | beats it | val loss |",
-           "|---|---|---|---|---|---|---|---|"]
+  lines = [
+    "| group | task | metric | model | baseline | baseline is | beats it | val loss |",
+    "|---|---|---|---|---|---|---|---|",
+  ]
   for group in tasks_lib.GROUPS:
     for name, r in results.items():
       if r.group == group:
         s = r.score
         arrow = "↓" if s.lower_is_better else "↑"
-        lines.append(f"| {group} | {name} | {s.metric} {arrow} | {s.value:.3f} | "
-                     f"{s.baseline:.3f} | {s.baseline_is} | "
-                     f"{'yes' if s.beats_baseline else 'NO'} | {r.loss:.3f} |")
+        lines.append(
+          f"| {group} | {name} | {s.metric} {arrow} | {s.value:.3f} | "
+          f"{s.baseline:.3f} | {s.baseline_is} | "
+          f"{'yes' if s.beats_baseline else 'NO'} | {r.loss:.3f} |"
+        )
   return lines
 
 
-def write(results: Dict[str, results_lib.TaskResult], out_dir: str, step: Optional[int], spec,
-          max_depth: float = MAX_DEPTH) -> str:
+def write(
+  results: Dict[str, results_lib.TaskResult],
+  out_dir: str,
+  step: Optional[int],
+  spec,
+  max_depth: float = MAX_DEPTH,
+) -> str:
   """Writes report.md and <group>.png into out_dir; returns the report path."""
-  lines = [f"# Evaluation report{'' if step is None else f' at step {step}'}", "",
-           results_lib.headline(results) + ".", ""]
+  lines = [
+    f"# Evaluation report{'' if step is None else f' at step {step}'}",
+    "",
+    results_lib.headline(results) + ".",
+    "",
+  ]
   lines += table(results) + [""]
   for group in tasks_lib.GROUPS:
     picture = group_picture(results, group, spec, max_depth)

@@ -1,4 +1,5 @@
 """Results of an evaluation: a metric beside its baseline per task, which beat it, as JSON."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,6 +17,7 @@ class Score:
   metric is the display name ("AP50", "RMSE (m)"...); extra holds further numbers logged
   beside it (e.g. grounded VQA's mask IoU).
   """
+
   metric: str
   value: float
   baseline: float
@@ -40,6 +42,7 @@ class TaskResult:
   examples (task_eval.TaskExamples) and predictions (one dict per example) feed the report's
   pictures and predictions.jsonl; they are left out of `summary`.
   """
+
   group: str
   score: Score
   loss: float
@@ -51,11 +54,18 @@ class TaskResult:
   def as_json(self) -> dict:
     """metrics.json's entry: the keys it always had."""
     s = self.score
-    return dict(group=self.group, metric=s.metric, score=float(s.value),
-                baseline=float(s.baseline), baseline_is=s.baseline_is,
-                lower_is_better=s.lower_is_better, loss=float(self.loss),
-                num_examples=self.num_examples, **{k: float(v) for k, v in s.extra.items()},
-                skipped=dict(self.skipped))
+    return dict(
+      group=self.group,
+      metric=s.metric,
+      score=float(s.value),
+      baseline=float(s.baseline),
+      baseline_is=s.baseline_is,
+      lower_is_better=s.lower_is_better,
+      loss=float(self.loss),
+      num_examples=self.num_examples,
+      **{k: float(v) for k, v in s.extra.items()},
+      skipped=dict(self.skipped),
+    )
 
 
 def summary(results: Dict[str, TaskResult]) -> Dict[str, dict]:

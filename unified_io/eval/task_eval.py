@@ -14,6 +14,7 @@ with several processes each predicts a whole-batch slice of every task's example
 predictions are gathered before scoring (eval/host_split.py), so the metrics are those of
 one process. The trainer runs it through eval/evaluators.py (config.evals).
 """
+
 from __future__ import annotations
 
 import collections
@@ -32,7 +33,6 @@ from unified_io.model import builder as model_builder
 from unified_io.model import losses
 from unified_io.eval import host_split
 from unified_io.eval import outputs
-from unified_io.eval import predictor as predictor_lib
 from unified_io.eval import report
 from unified_io.eval import results as results_lib
 from unified_io.data import pipeline
@@ -47,9 +47,15 @@ class TaskExamples:
   skipped: collections.Counter
 
 
-def collect(task: tasks_lib.Task, spec: pipeline.ExampleSpec, ctx: tasks_lib.TaskContext,
-            split: str, num_examples: int, seed: int, data_dir: Optional[str] = None
-            ) -> TaskExamples:
+def collect(
+  task: tasks_lib.Task,
+  spec: pipeline.ExampleSpec,
+  ctx: tasks_lib.TaskContext,
+  split: str,
+  num_examples: int,
+  seed: int,
+  data_dir: Optional[str] = None,
+) -> TaskExamples:
   """The first `num_examples` usable records of a task's split, in record order."""
   src = pipeline.source(task.builder, task.splits[split], data_dir, task.record_filter)
   raws, rows, skipped = [], [], collections.Counter()
@@ -65,8 +71,9 @@ def collect(task: tasks_lib.Task, spec: pipeline.ExampleSpec, ctx: tasks_lib.Tas
     raws.append(raw)
     rows.append(features)
   if not raws:
-    raise ValueError(f"{task.name}: no usable example in {task.builder}[{split}] "
-                     f"(skipped: {dict(skipped)})")
+    raise ValueError(
+      f"{task.name}: no usable example in {task.builder}[{split}] (skipped: {dict(skipped)})"
+    )
   return TaskExamples(task, raws, {k: np.stack([r[k] for r in rows]) for k in rows[0]}, skipped)
 
 
@@ -79,8 +86,12 @@ def _slice(features, start, stop):
 
 def subset(examples: TaskExamples, rows: range) -> TaskExamples:
   """The examples of `rows` (a contiguous range), e.g. one host's part."""
-  return TaskExamples(examples.task, examples.raws[rows.start:rows.stop],
-                      _slice(examples.features, rows.start, rows.stop), examples.skipped)
+  return TaskExamples(
+    examples.task,
+    examples.raws[rows.start : rows.stop],
+    _slice(examples.features, rows.start, rows.stop),
+    examples.skipped,
+  )
 
 
 def host_batches(num_examples: int, batch_size: int, shard: Tuple[int, int]) -> range:
@@ -89,12 +100,19 @@ def host_batches(num_examples: int, batch_size: int, shard: Tuple[int, int]) -> 
   with one process."""
   num_batches = -(-num_examples // batch_size)
   batches = host_split.host_rows(num_batches, *shard)
-  return range(min(batches.start * batch_size, num_examples),
-               min(batches.stop * batch_size, num_examples))
+  return range(
+    min(batches.start * batch_size, num_examples), min(batches.stop * batch_size, num_examples)
+  )
 
 
-def predict(predictor, examples: TaskExamples, batch_size: int, seed: int = 0,
-            image_decoding: Optional[dict] = None, first_index: int = 0) -> List[dict]:
+def predict(
+  predictor,
+  examples: TaskExamples,
+  batch_size: int,
+  seed: int = 0,
+  image_decoding: Optional[dict] = None,
+  first_index: int = 0,
+) -> List[dict]:
   """Per example, `outputs.decode`'s raw prediction ("text", "tokens", "image"...).
 
   Choices pick among the examples' meta["class_names"] (never an out-of-set answer). Image
@@ -109,9 +127,14 @@ def predict(predictor, examples: TaskExamples, batch_size: int, seed: int = 0,
   for start in range(0, n, batch_size):
     part = _slice(examples.features, start, start + batch_size)
     rows = len(part["text_inputs"])
-    preds += outputs.decode(kind, predictor, part, seed=seed + 1000 * (first_index + start),
-                            options=None if options is None else [list(options)] * rows,
-                            image_decoding=image_decoding)
+    preds += outputs.decode(
+      kind,
+      predictor,
+      part,
+      seed=seed + 1000 * (first_index + start),
+      options=None if options is None else [list(options)] * rows,
+      image_decoding=image_decoding,
+    )
   return preds
 
 
@@ -123,8 +146,9 @@ def context(spec, max_depth: float) -> outputs.Context:
   return outputs.Context(spec.tokenizer.layout, spec.tokenizer.decode, max_depth)
 
 
-def score(examples: TaskExamples, preds: Sequence[dict], spec, max_depth: float
-          ) -> results_lib.Score:
+def score(
+  examples: TaskExamples, preds: Sequence[dict], spec, max_depth: float
+) -> results_lib.Score:
   """The task's metric of `preds` (all of its examples' predictions) beside its baseline."""
   return outputs.score(examples.task, examples, preds, context(spec, max_depth))
 
@@ -139,19 +163,30 @@ def _loss_fn(model, vq, padded_text_size):
     text_logits, image_logits = model.apply({"params": params}, batch)
     total, count = losses.example_losses(text_logits, image_logits, batch)
     return jnp.sum(total), jnp.sum(count)
+
   return run
 
 
-def loss_sums(predictor, loss_fn, examples: TaskExamples, batch_size: int
-              ) -> List[Tuple[float, float]]:
+def loss_sums(
+  predictor, loss_fn, examples: TaskExamples, batch_size: int
+) -> List[Tuple[float, float]]:
   """Per batch: (summed token loss, target tokens) of the examples' targets (teacher
   forced). Kept per batch so that gathered parts add up in the one-process order."""
-  keys = ("text_inputs", "image_inputs", "image_input_mask", "text_targets",
-          "image_target_pixels", "image_target_mask")
+  keys = (
+    "text_inputs",
+    "image_inputs",
+    "image_input_mask",
+    "text_targets",
+    "image_target_pixels",
+    "image_target_mask",
+  )
   sums = []
   for s in range(0, len(examples.raws), batch_size):
-    part = {key: jnp.asarray(v) for key, v in _slice(examples.features, s, s + batch_size).items()
-            if key in keys}
+    part = {
+      key: jnp.asarray(v)
+      for key, v in _slice(examples.features, s, s + batch_size).items()
+      if key in keys
+    }
     t, c = loss_fn(predictor.params, predictor.vq.params, part)
     sums.append((float(t), float(c)))
   return sums
@@ -169,10 +204,19 @@ def loss(predictor, loss_fn, examples: TaskExamples, batch_size: int) -> float:
   return mean_loss(loss_sums(predictor, loss_fn, examples, batch_size))
 
 
-def evaluate(predictor, task_names: Sequence[str], *, split: str, num_examples: int,
-             batch_size: int, seed: int, data_dir: Optional[str], max_depth: float,
-             progress: Callable[[str], None] = print, shard: Tuple[int, int] = (0, 1)
-             ) -> Dict[str, results_lib.TaskResult]:
+def evaluate(
+  predictor,
+  task_names: Sequence[str],
+  *,
+  split: str,
+  num_examples: int,
+  batch_size: int,
+  seed: int,
+  data_dir: Optional[str],
+  max_depth: float,
+  progress: Callable[[str], None] = print,
+  shard: Tuple[int, int] = (0, 1),
+) -> Dict[str, results_lib.TaskResult]:
   """Per task: its score beside the baseline, validation loss, examples and predictions.
 
   shard: (this process, processes). Every process collects the same examples, predicts
@@ -192,23 +236,38 @@ def evaluate(predictor, task_names: Sequence[str], *, split: str, num_examples: 
     examples = collect(task, spec, ctx, split, num_examples, seed, data_dir)
     rows = host_batches(len(examples.raws), batch_size, shard)
     mine = subset(examples, rows)
-    part = (loss_sums(predictor, loss_fn, mine, batch_size),
-            predict(predictor, mine, batch_size, seed, first_index=rows.start))
+    part = (
+      loss_sums(predictor, loss_fn, mine, batch_size),
+      predict(predictor, mine, batch_size, seed, first_index=rows.start),
+    )
     parts = host_split.gather(part, name) if shard[1] > 1 else [part]
     task_loss = mean_loss(host_split.concatenate([p[0] for p in parts]))
     preds = host_split.concatenate([p[1] for p in parts])
     s = score(examples, preds, spec, max_depth)
     results[name] = results_lib.TaskResult(
-        group=task.group, score=s, loss=task_loss, num_examples=len(examples.raws),
-        skipped=dict(examples.skipped), examples=examples, predictions=preds)
-    progress(f"[{k + 1}/{len(task_names)}] {name}: {s.metric} {s.value:.4g} (baseline "
-             f"{s.baseline:.4g}, {s.baseline_is}), loss {task_loss:.3f}, "
-             f"{len(examples.raws)} examples, {time.time() - start:.1f} s")
+      group=task.group,
+      score=s,
+      loss=task_loss,
+      num_examples=len(examples.raws),
+      skipped=dict(examples.skipped),
+      examples=examples,
+      predictions=preds,
+    )
+    progress(
+      f"[{k + 1}/{len(task_names)}] {name}: {s.metric} {s.value:.4g} (baseline "
+      f"{s.baseline:.4g}, {s.baseline_is}), loss {task_loss:.3f}, "
+      f"{len(examples.raws)} examples, {time.time() - start:.1f} s"
+    )
   return results
 
 
-def write(results: Dict[str, results_lib.TaskResult], out_dir: str, step: Optional[int] = None,
-          spec=None, max_depth: float = report.MAX_DEPTH):
+def write(
+  results: Dict[str, results_lib.TaskResult],
+  out_dir: str,
+  step: Optional[int] = None,
+  spec=None,
+  max_depth: float = report.MAX_DEPTH,
+):
   """metrics.json, report.md and one picture per task group into out_dir."""
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "metrics.json"), "w") as f:
@@ -216,8 +275,7 @@ def write(results: Dict[str, results_lib.TaskResult], out_dir: str, step: Option
   return report.write(results, out_dir, step, spec, max_depth)
 
 
-def scalars(results: Dict[str, results_lib.TaskResult], prefix: str = "eval/"
-            ) -> Dict[str, float]:
+def scalars(results: Dict[str, results_lib.TaskResult], prefix: str = "eval/") -> Dict[str, float]:
   """TensorBoard scalars: per task its metric, baseline and loss."""
   out = {}
   for name, r in results.items():

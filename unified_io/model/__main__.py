@@ -5,6 +5,7 @@
 `total` is the network (the paper's Table 2 figure for small/base/large), `vqgan` the
 frozen image tokenizer; the paper's XL figure (2925M) matches `total_with_vqgan`.
 """
+
 import json
 
 from absl import app
@@ -27,15 +28,21 @@ def _main(_):
     return
   layout = builder.vocab_layout(config)
   path = flags.FLAGS["config"].config_filename
-  print(f"config: {path}   vocabulary: {layout.total_size} ids "
-        f"({layout.padded_text_size} text + {layout.image_vocab_size} image)")
+  print(
+    f"config: {path}   vocabulary: {layout.total_size} ids "
+    f"({layout.padded_text_size} text + {layout.image_vocab_size} image)"
+  )
   for name, n in counts["modules"].items():
     print(f"  {name:<16s} {n:>15,d}  ({n / 1e6:8.2f}M)")
   print(f"  {'total':<16s} {counts['total']:>15,d}  ({counts['total'] / 1e6:8.2f}M)")
-  print(f"  {'vqgan (frozen)':<16s} {counts['vqgan']:>15,d}  ({counts['vqgan'] / 1e6:8.2f}M)  "
-        f"preset {config.vqgan.preset!r}")
-  print(f"  {'total + vqgan':<16s} {counts['total_with_vqgan']:>15,d}  "
-        f"({counts['total_with_vqgan'] / 1e6:8.2f}M)")
+  print(
+    f"  {'vqgan (frozen)':<16s} {counts['vqgan']:>15,d}  ({counts['vqgan'] / 1e6:8.2f}M)  "
+    f"preset {config.vqgan.preset!r}"
+  )
+  print(
+    f"  {'total + vqgan':<16s} {counts['total_with_vqgan']:>15,d}  "
+    f"({counts['total_with_vqgan'] / 1e6:8.2f}M)"
+  )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ targets into the vocabulary's image ids with the frozen VQ-GAN.
 
 `python -m unified_io.model` (unified_io/model/__main__.py) prints the parameter counts.
 """
+
 import dataclasses
 
 import flax.linen as nn
@@ -25,33 +26,43 @@ def network_config(config) -> network.NetworkConfig:
   unknown = sorted(set(config.model.keys()) - known)
   if unknown:
     raise ValueError(f"Unknown config.model keys {unknown}; known keys: {sorted(known)}")
-  return network.NetworkConfig(vocab_size=layout.total_size,
-                               padded_text_size=layout.padded_text_size, **config.model.to_dict())
+  return network.NetworkConfig(
+    vocab_size=layout.total_size, padded_text_size=layout.padded_text_size, **config.model.to_dict()
+  )
 
 
 def build(config) -> network.UnifiedIO:
   return network.UnifiedIO(network_config(config))
 
 
-def dummy_batch(net_config: network.NetworkConfig, batch_size=1, text_len=None, target_len=None,
-                image_target_len=None):
+def dummy_batch(
+  net_config: network.NetworkConfig,
+  batch_size=1,
+  text_len=None,
+  target_len=None,
+  image_target_len=None,
+):
   """Zero-filled batch with every input present, for init and shape inference."""
   cfg = net_config
   text_len = text_len or cfg.encoder_max_text_length
   target_len = target_len or cfg.decoder_max_text_length
   image_target_len = image_target_len or cfg.decoder_max_image_length
   return {
-      "text_inputs": jnp.ones((batch_size, text_len), jnp.int32),
-      "image_inputs": jnp.zeros((batch_size, cfg.image_size, cfg.image_size, 3), jnp.float32),
-      "image_input_mask": jnp.ones((batch_size, cfg.encoder_max_image_length), bool),
-      "text_targets": jnp.ones((batch_size, target_len), jnp.int32),
-      "image_targets": jnp.full((batch_size, image_target_len), cfg.padded_text_size, jnp.int32),
+    "text_inputs": jnp.ones((batch_size, text_len), jnp.int32),
+    "image_inputs": jnp.zeros((batch_size, cfg.image_size, cfg.image_size, 3), jnp.float32),
+    "image_input_mask": jnp.ones((batch_size, cfg.encoder_max_image_length), bool),
+    "text_targets": jnp.ones((batch_size, target_len), jnp.int32),
+    "image_targets": jnp.full((batch_size, image_target_len), cfg.padded_text_size, jnp.int32),
   }
 
 
 def init_params(model: network.UnifiedIO, rng, batch=None):
   """Float32 parameters (boxed with logical axis names) for `model`."""
-  batch = dummy_batch(model.config, text_len=8, target_len=4, image_target_len=4) if batch is None else batch
+  batch = (
+    dummy_batch(model.config, text_len=8, target_len=4, image_target_len=4)
+    if batch is None
+    else batch
+  )
   return model.init({"params": rng}, batch)["params"]
 
 
@@ -63,21 +74,27 @@ def abstract_params(model: network.UnifiedIO):
 def parameter_counts(params) -> dict:
   """{"total": n, "modules": {top-level name: n}} for a (possibly abstract) parameter tree."""
   params = nn.unbox(params)
-  modules = {name: int(sum(np.prod(x.shape) for x in jax.tree.leaves(sub)))
-             for name, sub in params.items()}
+  modules = {
+    name: int(sum(np.prod(x.shape) for x in jax.tree.leaves(sub))) for name, sub in params.items()
+  }
   return {"total": int(sum(modules.values())), "modules": modules}
 
 
 def vqgan_parameter_count(config) -> int:
   """Parameters of the config's VQ-GAN preset (shapes only, nothing allocated)."""
-  from vqgan import configs as vq_configs  # pylint: disable=g-import-not-at-top
-  from vqgan import model as vq_model  # pylint: disable=g-import-not-at-top
+  from vqgan import configs as vq_configs
+  from vqgan import model as vq_model
+
   vq_config = vq_configs.get_config(config.vqgan.preset)
   if vq_config.n_codes != config.vocab.image_codes:
-    raise ValueError(f"config.vqgan.preset={config.vqgan.preset!r} has {vq_config.n_codes} codes "
-                     f"but config.vocab.image_codes={config.vocab.image_codes}")
+    raise ValueError(
+      f"config.vqgan.preset={config.vqgan.preset!r} has {vq_config.n_codes} codes "
+      f"but config.vocab.image_codes={config.vocab.image_codes}"
+    )
   shapes = vq_model.param_shapes(vq_config)
-  return int(sum(np.prod(s) for s in jax.tree.leaves(shapes, is_leaf=lambda x: isinstance(x, tuple))))
+  return int(
+    sum(np.prod(s) for s in jax.tree.leaves(shapes, is_leaf=lambda x: isinstance(x, tuple)))
+  )
 
 
 # ----------------------------------------------------------------------- geometric init
@@ -98,8 +115,9 @@ def _grid_sinusoids(grid: int, emb_dim: int):
   centres = (np.arange(grid) + 0.5) / grid
   rows, cols = np.meshgrid(centres, centres, indexing="ij")
   half = emb_dim // 2
-  return np.concatenate([_sinusoids(rows.ravel(), half, grid),
-                         _sinusoids(cols.ravel(), half, grid)], axis=1)
+  return np.concatenate(
+    [_sinusoids(rows.ravel(), half, grid), _sinusoids(cols.ravel(), half, grid)], axis=1
+  )
 
 
 def geometric_init(params, config):
@@ -129,13 +147,15 @@ def geometric_init(params, config):
   params = jax.tree.map(lambda x: x, params)  # a new tree; the caller's stays as it was
   table = params["token_embedder"]["embedding"]
   params["token_embedder"]["embedding"] = table.at[ids].set(location.astype(table.dtype))
-  for part, start, grid in (("encoder", net.encoder_max_text_length, net.image_grid_width),
-                            ("decoder", net.decoder_max_text_length,
-                             net.decoder_image_grid_width)):
+  for part, start, grid in (
+    ("encoder", net.encoder_max_text_length, net.image_grid_width),
+    ("decoder", net.decoder_max_text_length, net.decoder_image_grid_width),
+  ):
     table = params[part]["position_embedding"]["embedding"]
     cells = _grid_sinusoids(grid, emb_dim).astype(table.dtype)
-    params[part]["position_embedding"]["embedding"] = table.at[start:start + grid * grid].set(
-        cells)
+    params[part]["position_embedding"]["embedding"] = table.at[start : start + grid * grid].set(
+      cells
+    )
   return params
 
 

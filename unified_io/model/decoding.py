@@ -160,7 +160,8 @@ def _select_tokens(logits, rng, temperature, top_k: int, top_p):
   """
   greedy_ids = jnp.argmax(logits, axis=-1).astype(jnp.int32)
   greedy_log_probs = jnp.take_along_axis(
-      jax.nn.log_softmax(logits, axis=-1), greedy_ids[:, None], axis=-1)[:, 0]
+    jax.nn.log_softmax(logits, axis=-1), greedy_ids[:, None], axis=-1
+  )[:, 0]
   if _is_static_number(temperature) and temperature == 0:
     return greedy_ids, greedy_log_probs
 
@@ -173,28 +174,31 @@ def _select_tokens(logits, rng, temperature, top_k: int, top_p):
     scaled = _filter_top_p(scaled, top_p)
   sampled_ids = jax.random.categorical(rng, scaled, axis=-1).astype(jnp.int32)
   sampled_log_probs = jnp.take_along_axis(
-      jax.nn.log_softmax(scaled, axis=-1), sampled_ids[:, None], axis=-1)[:, 0]
+    jax.nn.log_softmax(scaled, axis=-1), sampled_ids[:, None], axis=-1
+  )[:, 0]
 
   is_greedy = temperature == 0
-  return (jnp.where(is_greedy, greedy_ids, sampled_ids),
-          jnp.where(is_greedy, greedy_log_probs, sampled_log_probs))
+  return (
+    jnp.where(is_greedy, greedy_ids, sampled_ids),
+    jnp.where(is_greedy, greedy_log_probs, sampled_log_probs),
+  )
 
 
 def temperature_sample(
-    tokens_to_logits: TokensToLogitsFn,
-    cache: PyTree,
-    first_ids: jnp.ndarray,
-    max_len: int,
-    *,
-    rng: jax.Array,
-    eos_id: int,
-    start_step=0,
-    temperature=1.0,
-    top_k: int = 0,
-    top_p=1.0,
-    stop_at_eos: bool = True,
-    logit_mask_fn: Optional[LogitMaskFn] = None,
-    return_cache: bool = False,
+  tokens_to_logits: TokensToLogitsFn,
+  cache: PyTree,
+  first_ids: jnp.ndarray,
+  max_len: int,
+  *,
+  rng: jax.Array,
+  eos_id: int,
+  start_step=0,
+  temperature=1.0,
+  top_k: int = 0,
+  top_p=1.0,
+  stop_at_eos: bool = True,
+  logit_mask_fn: Optional[LogitMaskFn] = None,
+  return_cache: bool = False,
 ) -> Tuple[jnp.ndarray, ...]:
   """Samples up to `max_len` tokens per row.
 
@@ -229,7 +233,8 @@ def temperature_sample(
     logits = _apply_logit_mask(logit_mask_fn, step, logits)
     # fold_in keeps draws a pure function of (rng, iteration), independent of early exit.
     new_ids, new_log_probs = _select_tokens(
-        logits, jax.random.fold_in(rng, i), temperature, top_k, top_p)
+      logits, jax.random.fold_in(rng, i), temperature, top_k, top_p
+    )
     new_ids = jnp.where(finished, PAD_ID, new_ids)
     log_probs = log_probs + jnp.where(finished, 0.0, new_log_probs)
     tokens = tokens.at[:, i].set(new_ids)
@@ -238,38 +243,45 @@ def temperature_sample(
     return i + 1, tokens, new_ids, cache, finished, log_probs
 
   initial_state = (
-      jnp.asarray(0, jnp.int32),
-      jnp.full((batch_size, max_len), PAD_ID, jnp.int32),
-      first_ids,
-      cache,
-      jnp.zeros((batch_size,), bool),
-      jnp.zeros((batch_size,), jnp.float32),
+    jnp.asarray(0, jnp.int32),
+    jnp.full((batch_size, max_len), PAD_ID, jnp.int32),
+    first_ids,
+    cache,
+    jnp.zeros((batch_size,), bool),
+    jnp.zeros((batch_size,), jnp.float32),
   )
-  _, tokens, _, cache, _, log_probs = jax.lax.while_loop(not_done, decode_one_step,
-                                                         initial_state)
+  _, tokens, _, cache, _, log_probs = jax.lax.while_loop(not_done, decode_one_step, initial_state)
   if return_cache:
     return tokens, log_probs, cache
   return tokens, log_probs
 
 
 def greedy_decode(
-    tokens_to_logits: TokensToLogitsFn,
-    cache: PyTree,
-    first_ids: jnp.ndarray,
-    max_len: int,
-    *,
-    eos_id: int,
-    start_step=0,
-    stop_at_eos: bool = True,
-    logit_mask_fn: Optional[LogitMaskFn] = None,
-    return_cache: bool = False,
+  tokens_to_logits: TokensToLogitsFn,
+  cache: PyTree,
+  first_ids: jnp.ndarray,
+  max_len: int,
+  *,
+  eos_id: int,
+  start_step=0,
+  stop_at_eos: bool = True,
+  logit_mask_fn: Optional[LogitMaskFn] = None,
+  return_cache: bool = False,
 ) -> Tuple[jnp.ndarray, ...]:
   """Argmax decoding; `temperature_sample` with temperature 0 (see it for the outputs)."""
   return temperature_sample(
-      tokens_to_logits, cache, first_ids, max_len,
-      rng=jax.random.PRNGKey(0),  # unused: greedy never draws
-      eos_id=eos_id, start_step=start_step, temperature=0.0,
-      stop_at_eos=stop_at_eos, logit_mask_fn=logit_mask_fn, return_cache=return_cache)
+    tokens_to_logits,
+    cache,
+    first_ids,
+    max_len,
+    rng=jax.random.PRNGKey(0),  # unused: greedy never draws
+    eos_id=eos_id,
+    start_step=start_step,
+    temperature=0.0,
+    stop_at_eos=stop_at_eos,
+    logit_mask_fn=logit_mask_fn,
+    return_cache=return_cache,
+  )
 
 
 # ---------------------------------------------------------------------------------------
@@ -288,16 +300,16 @@ def _top_k_gather(values, k: int, *arrays_to_gather):
 
 
 def beam_search(
-    tokens_to_logits: TokensToLogitsFn,
-    cache: PyTree,
-    first_ids: jnp.ndarray,
-    max_len: int,
-    *,
-    eos_id: int,
-    num_beams: int,
-    alpha: float = 0.6,
-    start_step=0,
-    logit_mask_fn: Optional[LogitMaskFn] = None,
+  tokens_to_logits: TokensToLogitsFn,
+  cache: PyTree,
+  first_ids: jnp.ndarray,
+  max_len: int,
+  *,
+  eos_id: int,
+  num_beams: int,
+  alpha: float = 0.6,
+  start_step=0,
+  logit_mask_fn: Optional[LogitMaskFn] = None,
 ) -> Tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
   """Beam search with the GNMT/T5 length penalty.
 
@@ -340,8 +352,7 @@ def beam_search(
 
   def not_done(state):
     i, _, alive_log_probs, _, _, _, finished_scores = state
-    cannot_improve = jnp.min(finished_scores, axis=1) >= best_reachable_score(
-        alive_log_probs, i)
+    cannot_improve = jnp.min(finished_scores, axis=1) >= best_reachable_score(alive_log_probs, i)
     return (i < max_len) & ~jnp.all(cannot_improve)
 
   def decode_one_step(state):
@@ -350,12 +361,12 @@ def beam_search(
     logits, cache = tokens_to_logits(last_ids.reshape(-1, 1), cache, step)
     logits = _apply_logit_mask(logit_mask_fn, step, logits)
     vocab_size = logits.shape[-1]
-    token_log_probs = jax.nn.log_softmax(logits, axis=-1).reshape(batch_size, num_beams,
-                                                                  vocab_size)
+    token_log_probs = jax.nn.log_softmax(logits, axis=-1).reshape(batch_size, num_beams, vocab_size)
 
     # Candidate continuations: every (beam, token) pair, flattened beam-major.
     candidate_log_probs = (alive_log_probs[:, :, None] + token_log_probs).reshape(
-        batch_size, num_beams * vocab_size)
+      batch_size, num_beams * vocab_size
+    )
     num_candidates = min(2 * num_beams, num_beams * vocab_size)
     top_log_probs, top_flat_ids, _ = _top_k_gather(candidate_log_probs, num_candidates)
     top_source_beams = top_flat_ids // vocab_size
@@ -368,30 +379,34 @@ def beam_search(
     is_last_step = i == max_len - 1
     finalize = within_beam & (ends_in_eos | is_last_step)
     new_finished_scores = jnp.where(
-        finalize, top_log_probs / length_penalty(i + 1, alpha), _IMPOSSIBLE)
+      finalize, top_log_probs / length_penalty(i + 1, alpha), _IMPOSSIBLE
+    )
     finished_scores, _, (finished_tokens,) = _top_k_gather(
-        jnp.concatenate([finished_scores, new_finished_scores], axis=1), num_beams,
-        jnp.concatenate([finished_tokens, top_tokens], axis=1))
+      jnp.concatenate([finished_scores, new_finished_scores], axis=1),
+      num_beams,
+      jnp.concatenate([finished_tokens, top_tokens], axis=1),
+    )
 
     continuing_log_probs = jnp.where(ends_in_eos, _IMPOSSIBLE, top_log_probs)
     alive_log_probs, _, (alive_tokens, alive_source_beams, last_ids) = _top_k_gather(
-        continuing_log_probs, num_beams, top_tokens, top_source_beams, top_new_ids)
+      continuing_log_probs, num_beams, top_tokens, top_source_beams, top_new_ids
+    )
     cache = _gather_flat_rows(cache, (beam_row_offsets + alive_source_beams).reshape(-1))
-    return (i + 1, alive_tokens, alive_log_probs, last_ids, cache, finished_tokens,
-            finished_scores)
+    return (i + 1, alive_tokens, alive_log_probs, last_ids, cache, finished_tokens, finished_scores)
 
   # All beams start identical; only beam 0 may expand on the first step, otherwise the
   # search would fill the beam with num_beams copies of the same hypotheses.
   initial_alive_log_probs = jnp.tile(
-      jnp.asarray([0.0] + [_IMPOSSIBLE] * (num_beams - 1), jnp.float32), (batch_size, 1))
+    jnp.asarray([0.0] + [_IMPOSSIBLE] * (num_beams - 1), jnp.float32), (batch_size, 1)
+  )
   initial_state = (
-      jnp.asarray(0, jnp.int32),
-      jnp.full((batch_size, num_beams, max_len), PAD_ID, jnp.int32),
-      initial_alive_log_probs,
-      jnp.repeat(first_ids[:, None], num_beams, axis=1),
-      cache,
-      jnp.full((batch_size, num_beams, max_len), PAD_ID, jnp.int32),
-      jnp.full((batch_size, num_beams), _IMPOSSIBLE, jnp.float32),
+    jnp.asarray(0, jnp.int32),
+    jnp.full((batch_size, num_beams, max_len), PAD_ID, jnp.int32),
+    initial_alive_log_probs,
+    jnp.repeat(first_ids[:, None], num_beams, axis=1),
+    cache,
+    jnp.full((batch_size, num_beams, max_len), PAD_ID, jnp.int32),
+    jnp.full((batch_size, num_beams), _IMPOSSIBLE, jnp.float32),
   )
   final_state = jax.lax.while_loop(not_done, decode_one_step, initial_state)
   all_tokens, all_scores = final_state[5], final_state[6]

@@ -5,6 +5,7 @@ image mode runs the text part, then feeds the image start token and samples the 
 codes (image-only logits) for the whole code grid. Every function takes the network, its
 parameters (unboxed) and a batch in `network.UnifiedIO`'s format.
 """
+
 import jax
 import jax.numpy as jnp
 
@@ -21,49 +22,105 @@ def encode(model, params, batch):
 
 def _step_fn(model, params, encoded, encoder_mask, self_bias, cross_bias, text_len, eos_id):
   def tokens_to_logits(ids, cache, step):
-    return model.apply({"params": params}, ids, step, cache, encoded, encoder_mask, self_bias,
-                       cross_bias, text_len, eos_id, method=network.UnifiedIO.decode_step)
+    return model.apply(
+      {"params": params},
+      ids,
+      step,
+      cache,
+      encoded,
+      encoder_mask,
+      self_bias,
+      cross_bias,
+      text_len,
+      eos_id,
+      method=network.UnifiedIO.decode_step,
+    )
+
   return tokens_to_logits
 
 
 def _prepare(model, params, batch, text_len, image_len, expand):
   encoded, encoder_pe, encoder_mask = encode(model, params, batch)
-  self_bias, cross_bias = model.apply({"params": params}, text_len, image_len, encoder_pe,
-                                      method=network.UnifiedIO.decoder_biases)
+  self_bias, cross_bias = model.apply(
+    {"params": params}, text_len, image_len, encoder_pe, method=network.UnifiedIO.decoder_biases
+  )
   if expand > 1:
     encoded, encoder_mask, cross_bias = decoding.expand_for_beams(
-        (encoded, encoder_mask, cross_bias), expand)
+      (encoded, encoder_mask, cross_bias), expand
+    )
   cache = network.init_decode_cache(model.config, encoded.shape[0], text_len + image_len)
   return encoded, encoder_mask, self_bias, cross_bias, cache
 
 
-def generate_text(model, params, batch, *, max_len, eos_id, method="greedy", num_beams=4,
-                  alpha=0.6, temperature=1.0, top_k=0, top_p=1.0, rng=None, logit_mask_fn=None):
+def generate_text(
+  model,
+  params,
+  batch,
+  *,
+  max_len,
+  eos_id,
+  method="greedy",
+  num_beams=4,
+  alpha=0.6,
+  temperature=1.0,
+  top_k=0,
+  top_p=1.0,
+  rng=None,
+  logit_mask_fn=None,
+):
   """Returns (tokens int32 [B, max_len] (0 after EOS), log-likelihood scores [B])."""
   if method not in TEXT_METHODS:
     raise ValueError(f"Unknown decoding method {method!r}; choose from {TEXT_METHODS}")
   bsz = batch["text_inputs"].shape[0]
   beams = num_beams if method == "beam" else 1
-  encoded, encoder_mask, self_bias, cross_bias, cache = _prepare(model, params, batch, max_len, 0,
-                                                                 beams)
+  encoded, encoder_mask, self_bias, cross_bias, cache = _prepare(
+    model, params, batch, max_len, 0, beams
+  )
   step = _step_fn(model, params, encoded, encoder_mask, self_bias, cross_bias, max_len, eos_id)
   first = jnp.zeros((bsz,), jnp.int32)  # decoding starts from the pad id, as in training
   if method == "beam":
-    tokens, scores, _, _ = decoding.beam_search(step, cache, first, max_len, eos_id=eos_id,
-                                                num_beams=num_beams, alpha=alpha,
-                                                logit_mask_fn=logit_mask_fn)
+    tokens, scores, _, _ = decoding.beam_search(
+      step,
+      cache,
+      first,
+      max_len,
+      eos_id=eos_id,
+      num_beams=num_beams,
+      alpha=alpha,
+      logit_mask_fn=logit_mask_fn,
+    )
     return tokens, scores
   if method == "greedy":
     temperature, rng = 0.0, jax.random.key(0)
   elif rng is None:
     raise ValueError("method='sample' needs an rng")
   return decoding.temperature_sample(
-      step, cache, first, max_len, rng=rng, eos_id=eos_id, temperature=temperature, top_k=top_k,
-      top_p=top_p, logit_mask_fn=logit_mask_fn)
+    step,
+    cache,
+    first,
+    max_len,
+    rng=rng,
+    eos_id=eos_id,
+    temperature=temperature,
+    top_k=top_k,
+    top_p=top_p,
+    logit_mask_fn=logit_mask_fn,
+  )
 
 
-def generate_image(model, params, batch, *, eos_id, rng, text_len=1, temperature=1.0, top_k=0,
-                   top_p=0.9, logit_mask_fn=None):
+def generate_image(
+  model,
+  params,
+  batch,
+  *,
+  eos_id,
+  rng,
+  text_len=1,
+  temperature=1.0,
+  top_k=0,
+  top_p=0.9,
+  logit_mask_fn=None,
+):
   """Greedy text (up to `text_len` tokens), then sampled image codes.
 
   Returns (text tokens [B, text_len], image ids [B, decoder_max_image_length] in the unified
@@ -72,17 +129,36 @@ def generate_image(model, params, batch, *, eos_id, rng, text_len=1, temperature
   cfg = model.config
   image_len = cfg.decoder_max_image_length
   bsz = batch["text_inputs"].shape[0]
-  encoded, encoder_mask, self_bias, cross_bias, cache = _prepare(model, params, batch, text_len,
-                                                                 image_len, 1)
+  encoded, encoder_mask, self_bias, cross_bias, cache = _prepare(
+    model, params, batch, text_len, image_len, 1
+  )
   step = _step_fn(model, params, encoded, encoder_mask, self_bias, cross_bias, text_len, eos_id)
   text, _, cache = decoding.temperature_sample(
-      step, cache, jnp.zeros((bsz,), jnp.int32), text_len, rng=rng, eos_id=eos_id,
-      temperature=0.0, return_cache=True)
+    step,
+    cache,
+    jnp.zeros((bsz,), jnp.int32),
+    text_len,
+    rng=rng,
+    eos_id=eos_id,
+    temperature=0.0,
+    return_cache=True,
+  )
   image_start = jnp.full((bsz,), cfg.padded_text_size - 1, jnp.int32)
   image, _, _ = decoding.temperature_sample(
-      step, cache, image_start, image_len, rng=rng, eos_id=eos_id, start_step=text_len,
-      temperature=temperature, top_k=top_k, top_p=top_p, stop_at_eos=False,
-      logit_mask_fn=logit_mask_fn, return_cache=True)
+    step,
+    cache,
+    image_start,
+    image_len,
+    rng=rng,
+    eos_id=eos_id,
+    start_step=text_len,
+    temperature=temperature,
+    top_k=top_k,
+    top_p=top_p,
+    stop_at_eos=False,
+    logit_mask_fn=logit_mask_fn,
+    return_cache=True,
+  )
   return text, image
 
 
@@ -97,12 +173,13 @@ def score_options(model, params, batch, options, chunk_size=64):
   bsz, num_options, _ = options.shape
   scores = []
   for start in range(0, num_options, chunk_size):
-    chunk = options[:, start:start + chunk_size]
+    chunk = options[:, start : start + chunk_size]
     k = chunk.shape[1]
     expanded = decoding.expand_for_beams((encoded, encoder_pe, encoder_mask), k)
     targets = {"text_targets": chunk.reshape(bsz * k, -1)}
-    text_logits, image_logits = model.apply({"params": params}, *expanded, targets,
-                                            method=network.UnifiedIO.decode)
+    text_logits, image_logits = model.apply(
+      {"params": params}, *expanded, targets, method=network.UnifiedIO.decode
+    )
     total, _ = losses.example_losses(text_logits, image_logits, targets)
     scores.append(-total.reshape(bsz, k))
   return jnp.concatenate(scores, axis=1)

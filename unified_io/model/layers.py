@@ -3,6 +3,7 @@
 Parameters are float32 and stored in the released Unified-IO layout (2-D dense kernels,
 T5 names), each tagged with logical axis names for sharding. Computation runs in `dtype`.
 """
+
 from typing import Any
 
 import flax.linen as nn
@@ -23,6 +24,7 @@ def _param(module, name, init, shape, axes):
 
 class RMSNorm(nn.Module):
   """T5 layer norm: scale by the root mean square; no mean subtraction, no bias."""
+
   dtype: Dtype = jnp.float32
   epsilon: float = 1e-6
 
@@ -37,6 +39,7 @@ class RMSNorm(nn.Module):
 
 class Dense(nn.Module):
   """Bias-free linear map with a 2-D kernel [in, out]; `out_shape` reshapes the result."""
+
   out_shape: tuple
   kernel_axes: tuple
   dtype: Dtype = jnp.float32
@@ -45,7 +48,7 @@ class Dense(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    in_shape = x.shape[-self.in_dims:]
+    in_shape = x.shape[-self.in_dims :]
     in_size = 1
     for d in in_shape:
       in_size *= d
@@ -53,20 +56,26 @@ class Dense(nn.Module):
     for d in self.out_shape:
       out_size *= d
     kernel = _param(self, "kernel", self.kernel_init, (in_size, out_size), self.kernel_axes)
-    x = x.astype(self.dtype).reshape(x.shape[:-self.in_dims] + (in_size,))
+    x = x.astype(self.dtype).reshape(x.shape[: -self.in_dims] + (in_size,))
     y = jnp.dot(x, kernel.astype(self.dtype))
     return y.reshape(y.shape[:-1] + tuple(self.out_shape))
 
 
 class Embed(nn.Module):
   """Embedding table [num, features]; `attend` gives logits against the table in float32."""
+
   num_embeddings: int
   features: int
   dtype: Dtype = jnp.float32
 
   def setup(self):
-    self.embedding = _param(self, "embedding", nn.initializers.normal(stddev=1.0),
-                            (self.num_embeddings, self.features), (P.VOCAB, P.EMBED))
+    self.embedding = _param(
+      self,
+      "embedding",
+      nn.initializers.normal(stddev=1.0),
+      (self.num_embeddings, self.features),
+      (P.VOCAB, P.EMBED),
+    )
 
   def __call__(self, ids):
     if not jnp.issubdtype(ids.dtype, jnp.integer):
@@ -94,6 +103,7 @@ class Embed(nn.Module):
 
 class MlpBlock(nn.Module):
   """Gated-GELU MLP: gelu(x W0) * (x W1), then Wo. GELU is the tanh approximation."""
+
   mlp_dim: int
   dtype: Dtype = jnp.float32
   dropout_rate: float = 0.0
@@ -109,8 +119,9 @@ class MlpBlock(nn.Module):
     return dense(x.shape[-1], (P.MLP, P.EMBED), "wo")(h)
 
 
-def dot_product_attention(query, key, value, bias, key_mask, *, dtype, float32_logits,
-                          dropout_rng=None, dropout_rate=0.0):
+def dot_product_attention(
+  query, key, value, bias, key_mask, *, dtype, float32_logits, dropout_rng=None, dropout_rate=0.0
+):
   """Softmax attention. query [B,Q,H,D], key/value [B,K,H,D], bias [B|1,H,Q,K], key_mask [B,K]."""
   if float32_logits:
     query, key = query.astype(jnp.float32), key.astype(jnp.float32)
@@ -121,8 +132,9 @@ def dot_product_attention(query, key, value, bias, key_mask, *, dtype, float32_l
     logits = jnp.where(key_mask[:, None, None, :], logits, jnp.asarray(NEG_INF, logits.dtype))
   weights = jax.nn.softmax(logits.astype(jnp.float32)).astype(dtype)
   if dropout_rng is not None and dropout_rate > 0:
-    keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate,
-                                weights.shape[:2] + (1,) + weights.shape[3:])
+    keep = jax.random.bernoulli(
+      dropout_rng, 1.0 - dropout_rate, weights.shape[:2] + (1,) + weights.shape[3:]
+    )
     weights = weights * keep.astype(dtype) / jnp.asarray(1.0 - dropout_rate, dtype)
   return jnp.einsum("bhqk,bkhd->bqhd", weights, value)
 
@@ -133,6 +145,7 @@ class MultiHeadAttention(nn.Module):
   With `cache` (a dict with "k", "v" of shape [B, max_len, H, D]) the call handles one
   query position: its key/value are written at `step` and the updated cache is returned.
   """
+
   num_heads: int
   head_dim: int
   dtype: Dtype = jnp.float32
@@ -140,8 +153,9 @@ class MultiHeadAttention(nn.Module):
   float32_logits: bool = False
 
   @nn.compact
-  def __call__(self, inputs_q, inputs_kv, bias, key_mask, *, deterministic=True,
-               cache=None, step=None):
+  def __call__(
+    self, inputs_q, inputs_kv, bias, key_mask, *, deterministic=True, cache=None, step=None
+  ):
     heads = (self.num_heads, self.head_dim)
     base_init = nn.initializers.variance_scaling(1.0, "fan_in", "normal")
 
@@ -160,16 +174,26 @@ class MultiHeadAttention(nn.Module):
     new_cache = None
     if cache is not None:
       key = jax.lax.dynamic_update_slice_in_dim(cache["k"], key.astype(cache["k"].dtype), step, 1)
-      value = jax.lax.dynamic_update_slice_in_dim(cache["v"], value.astype(cache["v"].dtype),
-                                                  step, 1)
+      value = jax.lax.dynamic_update_slice_in_dim(
+        cache["v"], value.astype(cache["v"].dtype), step, 1
+      )
       new_cache = {"k": key, "v": value}
 
     dropout_rng = None
     if not deterministic and self.dropout_rate > 0:
       dropout_rng = self.make_rng("dropout")
-    x = dot_product_attention(query, key, value, bias, key_mask, dtype=self.dtype,
-                              float32_logits=self.float32_logits, dropout_rng=dropout_rng,
-                              dropout_rate=self.dropout_rate)
-    out = Dense((inputs_q.shape[-1],), (P.JOINED_KV, P.EMBED), self.dtype, base_init,
-                in_dims=2, name="out")(x)
+    x = dot_product_attention(
+      query,
+      key,
+      value,
+      bias,
+      key_mask,
+      dtype=self.dtype,
+      float32_logits=self.float32_logits,
+      dropout_rng=dropout_rng,
+      dropout_rate=self.dropout_rate,
+    )
+    out = Dense(
+      (inputs_q.shape[-1],), (P.JOINED_KV, P.EMBED), self.dtype, base_init, in_dims=2, name="out"
+    )(x)
     return out, new_cache

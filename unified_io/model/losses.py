@@ -4,6 +4,7 @@ The released model is trained with a per-token loss: every non-padding target to
 or image) of the batch counts once, and the batch loss is their mean. `example_losses`
 gives the per-example sums that answer-option scoring ranks by.
 """
+
 import jax
 import jax.numpy as jnp
 

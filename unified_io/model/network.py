@@ -6,6 +6,7 @@ release are reproduced on purpose (see the `NetworkConfig` field docs).
 
 Dropout is active exactly when the caller passes a 'dropout' rng to `apply`.
 """
+
 import dataclasses
 import re
 from typing import Optional
@@ -56,13 +57,15 @@ class NetworkConfig:
 
   def __post_init__(self):
     if self.image_size % self.patch_size:
-      raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size "
-                       f"{self.patch_size}")
+      raise ValueError(
+        f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
+      )
     if self.remat_policy not in REMAT_POLICIES:
       raise ValueError(f"remat_policy {self.remat_policy!r} not in {REMAT_POLICIES}")
     if not 0 < self.padded_text_size < self.vocab_size:
-      raise ValueError(f"padded_text_size {self.padded_text_size} must be in (0, vocab_size "
-                       f"{self.vocab_size})")
+      raise ValueError(
+        f"padded_text_size {self.padded_text_size} must be in (0, vocab_size {self.vocab_size})"
+      )
 
   @property
   def image_grid_width(self):
@@ -70,7 +73,7 @@ class NetworkConfig:
 
   @property
   def encoder_max_image_length(self):
-    return self.image_grid_width ** 2
+    return self.image_grid_width**2
 
   @property
   def activation_dtype(self):
@@ -80,14 +83,23 @@ class NetworkConfig:
 def _stack(layer_cls, config, num_layers, num_broadcast_args):
   """Wraps a layer class in remat and (optionally) scan; the last argument is per-layer."""
   if config.remat_policy != "none":
-    policy = (None if config.remat_policy == "full"
-              else jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
+    policy = (
+      None
+      if config.remat_policy == "full"
+      else jax.checkpoint_policies.dots_with_no_batch_dims_saveable
+    )
     layer_cls = nn.remat(layer_cls, policy=policy, prevent_cse=not config.scan_layers)
   if not config.scan_layers:
     return layer_cls
-  return nn.scan(layer_cls, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
-                 in_axes=(nn.broadcast,) * num_broadcast_args + (1,), out_axes=1,
-                 length=num_layers, metadata_params={nn.PARTITION_NAME: P.LAYERS})
+  return nn.scan(
+    layer_cls,
+    variable_axes={"params": 0},
+    split_rngs={"params": True, "dropout": True},
+    in_axes=(nn.broadcast,) * num_broadcast_args + (1,),
+    out_axes=1,
+    length=num_layers,
+    metadata_params={nn.PARTITION_NAME: P.LAYERS},
+  )
 
 
 def _layers(layer_cls, config, num_layers, num_broadcast_args):
@@ -108,8 +120,14 @@ def _dropout(module, rate, x):
 
 
 def _attention(config, name):
-  return layers.MultiHeadAttention(config.num_heads, config.head_dim, config.activation_dtype,
-                                   config.dropout_rate, config.float32_attention_logits, name=name)
+  return layers.MultiHeadAttention(
+    config.num_heads,
+    config.head_dim,
+    config.activation_dtype,
+    config.dropout_rate,
+    config.float32_attention_logits,
+    name=name,
+  )
 
 
 class EncoderLayer(nn.Module):
@@ -120,12 +138,14 @@ class EncoderLayer(nn.Module):
     cfg = self.config
     dtype = cfg.activation_dtype
     h = layers.RMSNorm(dtype, name="pre_attention_layer_norm")(x)
-    h, _ = _attention(cfg, "attention")(h, h, bias, key_mask,
-                                        deterministic=not self.has_rng("dropout"))
+    h, _ = _attention(cfg, "attention")(
+      h, h, bias, key_mask, deterministic=not self.has_rng("dropout")
+    )
     x = x + _dropout(self, cfg.dropout_rate, h)
     h = layers.RMSNorm(dtype, name="pre_mlp_layer_norm")(x)
     h = layers.MlpBlock(cfg.mlp_dim, dtype, cfg.dropout_rate, name="mlp")(
-        h, deterministic=not self.has_rng("dropout"))
+      h, deterministic=not self.has_rng("dropout")
+    )
     x = x + _dropout(self, cfg.dropout_rate, h)
     return nn.with_logical_constraint(x, (P.BATCH, P.LENGTH, P.EMBED)), None
 
@@ -134,23 +154,26 @@ class DecoderLayer(nn.Module):
   config: NetworkConfig
 
   @nn.compact
-  def __call__(self, y, encoded, encoder_mask, self_bias, self_key_mask, cross_bias, step,
-               cache=None):
+  def __call__(
+    self, y, encoded, encoder_mask, self_bias, self_key_mask, cross_bias, step, cache=None
+  ):
     cfg = self.config
     dtype = cfg.activation_dtype
     deterministic = not self.has_rng("dropout")
     h = layers.RMSNorm(dtype, name="pre_self_attention_layer_norm")(y)
-    h, new_cache = _attention(cfg, "self_attention")(h, h, self_bias, self_key_mask,
-                                                     deterministic=deterministic,
-                                                     cache=cache, step=step)
+    h, new_cache = _attention(cfg, "self_attention")(
+      h, h, self_bias, self_key_mask, deterministic=deterministic, cache=cache, step=step
+    )
     y = y + _dropout(self, cfg.dropout_rate, h)
     h = layers.RMSNorm(dtype, name="pre_cross_attention_layer_norm")(y)
-    h, _ = _attention(cfg, "encoder_decoder_attention")(h, encoded, cross_bias, encoder_mask,
-                                                       deterministic=deterministic)
+    h, _ = _attention(cfg, "encoder_decoder_attention")(
+      h, encoded, cross_bias, encoder_mask, deterministic=deterministic
+    )
     y = y + _dropout(self, cfg.dropout_rate, h)
     h = layers.RMSNorm(dtype, name="pre_mlp_layer_norm")(y)
     h = layers.MlpBlock(cfg.mlp_dim, dtype, cfg.dropout_rate, name="mlp")(
-        h, deterministic=deterministic)
+      h, deterministic=deterministic
+    )
     y = y + _dropout(self, cfg.dropout_rate, h)
     return nn.with_logical_constraint(y, (P.BATCH, P.LENGTH, P.EMBED)), new_cache
 
@@ -160,8 +183,9 @@ def _embed(cfg, num, name):
 
 
 def _position_projection(cfg, name):
-  return layers.Dense((cfg.num_heads, cfg.head_dim), (P.EMBED, P.JOINED_KV),
-                      cfg.activation_dtype, name=name)
+  return layers.Dense(
+    (cfg.num_heads, cfg.head_dim), (P.EMBED, P.JOINED_KV), cfg.activation_dtype, name=name
+  )
 
 
 def _absolute_bias(cfg, pos_q, pos_k):
@@ -179,9 +203,11 @@ class Encoder(nn.Module):
     dtype = cfg.activation_dtype
     self.segment_embedding = _embed(cfg, cfg.num_segment_embeddings, "segment_embedding")
     self.position_embedding = _embed(
-        cfg, cfg.encoder_max_text_length + cfg.encoder_max_image_length, "position_embedding")
-    self.relpos_bias = RelativePositionBias(cfg.num_heads, cfg.image_grid_width,
-                                            bidirectional=True, dtype=dtype)
+      cfg, cfg.encoder_max_text_length + cfg.encoder_max_image_length, "position_embedding"
+    )
+    self.relpos_bias = RelativePositionBias(
+      cfg.num_heads, cfg.image_grid_width, bidirectional=True, dtype=dtype
+    )
     self.image_projection = layers.Dense((cfg.emb_dim,), (P.IMAGE_PATCH, P.EMBED), dtype)
     self.txt_emb_pre_ln = layers.RMSNorm(dtype)
     self.img_emb_pre_ln = layers.RMSNorm(dtype)
@@ -198,11 +224,15 @@ class Encoder(nn.Module):
     img_pos = self.position_embedding(image_positions + cfg.encoder_max_text_length)
     txt = self.token_embedder(text_ids) + self.segment_embedding(jnp.zeros_like(text_ids[:1]))
     img = self.image_projection(patches) + self.segment_embedding(
-        jnp.ones((1, patches.shape[1]), jnp.int32))
+      jnp.ones((1, patches.shape[1]), jnp.int32)
+    )
     txt = self.txt_emb_pre_ln(txt + txt_pos)
     img = self.img_emb_pre_ln(img + img_pos)
-    pe = self.pe_pre_ln(jnp.concatenate([jnp.broadcast_to(txt_pos, txt.shape),
-                                         jnp.broadcast_to(img_pos, img.shape)], axis=1))
+    pe = self.pe_pre_ln(
+      jnp.concatenate(
+        [jnp.broadcast_to(txt_pos, txt.shape), jnp.broadcast_to(img_pos, img.shape)], axis=1
+      )
+    )
     bias = _absolute_bias(cfg, self.position_q_linear(pe), self.position_k_linear(pe))
     bias = bias + self.relpos_bias(text_positions, image_positions)
     key_mask = jnp.concatenate([text_mask, patch_mask], axis=1)
@@ -228,10 +258,12 @@ class Decoder(nn.Module):
   def setup(self):
     cfg = self.config
     dtype = cfg.activation_dtype
-    self.relpos_bias = RelativePositionBias(cfg.num_heads, cfg.decoder_image_grid_width,
-                                            bidirectional=False, dtype=dtype)
+    self.relpos_bias = RelativePositionBias(
+      cfg.num_heads, cfg.decoder_image_grid_width, bidirectional=False, dtype=dtype
+    )
     self.position_embedding = _embed(
-        cfg, cfg.decoder_max_text_length + cfg.decoder_max_image_length, "position_embedding")
+      cfg, cfg.decoder_max_text_length + cfg.decoder_max_image_length, "position_embedding"
+    )
     self.segments_embedding = _embed(cfg, cfg.num_segment_embeddings, "segments_embedding")
     self.pre_ln = layers.RMSNorm(dtype)
     self.pe_pre_ln = layers.RMSNorm(dtype)
@@ -246,10 +278,16 @@ class Decoder(nn.Module):
     """Position-table ids and segment ids of a sequence of text then image targets."""
     cfg = self.config
     if image_len > cfg.decoder_max_image_length or text_len > cfg.decoder_max_text_length:
-      raise ValueError(f"Decoder lengths text={text_len}, image={image_len} exceed the position "
-                       f"table ({cfg.decoder_max_text_length}, {cfg.decoder_max_image_length})")
-    positions = jnp.concatenate([jnp.arange(text_len, dtype=jnp.int32),
-                                 cfg.decoder_max_text_length + jnp.arange(image_len, dtype=jnp.int32)])
+      raise ValueError(
+        f"Decoder lengths text={text_len}, image={image_len} exceed the position "
+        f"table ({cfg.decoder_max_text_length}, {cfg.decoder_max_image_length})"
+      )
+    positions = jnp.concatenate(
+      [
+        jnp.arange(text_len, dtype=jnp.int32),
+        cfg.decoder_max_text_length + jnp.arange(image_len, dtype=jnp.int32),
+      ]
+    )
     segments = (jnp.arange(text_len + image_len) >= text_len).astype(jnp.int32)
     return positions[None], segments[None]
 
@@ -258,16 +296,36 @@ class Decoder(nn.Module):
     cfg = self.config
     positions, _ = self.positions(text_len, image_len)
     pe = self.pe_pre_ln(self.position_embedding(positions))
-    self_bias = _absolute_bias(cfg, self.self_position_q_linear(pe), self.self_position_k_linear(pe))
-    self_bias = self_bias + self.relpos_bias(jnp.arange(text_len)[None], jnp.arange(image_len)[None])
-    cross_bias = _absolute_bias(cfg, jnp.broadcast_to(self.cross_position_q_linear(pe),
-                                                      (encoder_pe.shape[0],) + pe.shape[1:2] +
-                                                      (cfg.num_heads, cfg.head_dim)),
-                                self.cross_position_k_linear(encoder_pe))
+    self_bias = _absolute_bias(
+      cfg, self.self_position_q_linear(pe), self.self_position_k_linear(pe)
+    )
+    self_bias = self_bias + self.relpos_bias(
+      jnp.arange(text_len)[None], jnp.arange(image_len)[None]
+    )
+    cross_bias = _absolute_bias(
+      cfg,
+      jnp.broadcast_to(
+        self.cross_position_q_linear(pe),
+        (encoder_pe.shape[0],) + pe.shape[1:2] + (cfg.num_heads, cfg.head_dim),
+      ),
+      self.cross_position_k_linear(encoder_pe),
+    )
     return self_bias, (cross_bias if cfg.cross_attention_position_bias else None)
 
-  def __call__(self, ids, positions, segments, encoded, encoder_mask, self_bias, self_key_mask,
-               cross_bias, cache=None, step=None, text_len=None):
+  def __call__(
+    self,
+    ids,
+    positions,
+    segments,
+    encoded,
+    encoder_mask,
+    self_bias,
+    self_key_mask,
+    cross_bias,
+    cache=None,
+    step=None,
+    text_len=None,
+  ):
     """Logits [B, L, V] for decoder inputs `ids` [B, L] (L = 1 with `cache` at `step`).
 
     With a static `text_len` (text positions first, then image positions) the logits come
@@ -275,8 +333,11 @@ class Decoder(nn.Module):
     vocabulary is computed: text ids for text positions, image ids for image positions.
     """
     cfg = self.config
-    y = (self.token_embedder(ids) + self.position_embedding(positions)
-         + self.segments_embedding(segments))
+    y = (
+      self.token_embedder(ids)
+      + self.position_embedding(positions)
+      + self.segments_embedding(segments)
+    )
     y = _dropout(self, cfg.dropout_rate, self.pre_ln(y)).astype(cfg.activation_dtype)
     y = nn.with_logical_constraint(y, (P.BATCH, P.LENGTH, P.EMBED))
     args = (encoded, encoder_mask, self_bias, self_key_mask, cross_bias, step)
@@ -328,6 +389,7 @@ class UnifiedIO(nn.Module):
   image_target_mask bool [B, Ti] (default: all valid). Optional: text_input_mask
   (default text_inputs > 0), image_input_positions int32 [B, Np] for pre-selected patches.
   """
+
   config: NetworkConfig
 
   def setup(self):
@@ -342,42 +404,52 @@ class UnifiedIO(nn.Module):
     if text_ids.ndim != 2:
       raise ValueError(f"text_inputs must be [batch, length], got shape {text_ids.shape}")
     if text_ids.shape[1] > cfg.encoder_max_text_length:
-      raise ValueError(f"text_inputs length {text_ids.shape[1]} exceeds encoder_max_text_length "
-                       f"{cfg.encoder_max_text_length}")
+      raise ValueError(
+        f"text_inputs length {text_ids.shape[1]} exceeds encoder_max_text_length "
+        f"{cfg.encoder_max_text_length}"
+      )
     bsz = text_ids.shape[0]
     text_mask = batch.get("text_input_mask")
     text_mask = text_ids > 0 if text_mask is None else text_mask.astype(bool)
     patches, patch_mask, image_positions = self._patches(batch, bsz)
     if train and 0 < cfg.train_image_patches < patches.shape[1]:
       patches, patch_mask, image_positions = subsample_image_patches(
-          self.make_rng("patches"), patches, patch_mask, cfg.train_image_patches)
+        self.make_rng("patches"), patches, patch_mask, cfg.train_image_patches
+      )
     text_positions = jnp.arange(text_ids.shape[1], dtype=jnp.int32)[None]
     return self.encoder(text_ids, text_mask, text_positions, patches, patch_mask, image_positions)
 
   def _patches(self, batch, bsz):
     cfg = self.config
     num = cfg.encoder_max_image_length
-    feat = cfg.patch_size ** 2 * 3
+    feat = cfg.patch_size**2 * 3
     images = batch.get("image_inputs")
     if images is None:
       # Text-only batch: no patches at all. Masked-out patches would change no output (no
       # query attends to them and the decoder never reads them) but would lengthen every
       # encoder layer by train_image_patches (or all) positions.
-      return (jnp.zeros((bsz, 0, feat), cfg.activation_dtype), jnp.zeros((bsz, 0), bool),
-              jnp.zeros((1, 0), jnp.int32))
+      return (
+        jnp.zeros((bsz, 0, feat), cfg.activation_dtype),
+        jnp.zeros((bsz, 0), bool),
+        jnp.zeros((1, 0), jnp.int32),
+      )
     expected = (bsz, cfg.image_size, cfg.image_size, 3)
     if images.shape != expected:
-      raise ValueError(f"image_inputs must have shape {expected} (batch, size, size, RGB), "
-                       f"got {images.shape}")
+      raise ValueError(
+        f"image_inputs must have shape {expected} (batch, size, size, RGB), got {images.shape}"
+      )
     mask = batch.get("image_input_mask")
     if mask is None or mask.shape != (bsz, num):
-      raise ValueError(f"image_input_mask must have shape {(bsz, num)}, got "
-                       f"{None if mask is None else mask.shape}")
+      raise ValueError(
+        f"image_input_mask must have shape {(bsz, num)}, got {None if mask is None else mask.shape}"
+      )
     positions = batch.get("image_input_positions")
     patches = space_to_depth(images, cfg.patch_size)
     if positions is None:
       return patches, mask.astype(bool), jnp.arange(num, dtype=jnp.int32)[None]
-    take = lambda x: jnp.take_along_axis(x, positions.reshape(positions.shape + (1,) * (x.ndim - 2)), 1)
+    take = lambda x: jnp.take_along_axis(
+      x, positions.reshape(positions.shape + (1,) * (x.ndim - 2)), 1
+    )
     return take(patches), take(mask.astype(bool)), positions
 
   def decoder_inputs(self, batch):
@@ -392,11 +464,16 @@ class UnifiedIO(nn.Module):
       start = jnp.full((bsz, 1), cfg.padded_text_size - 1, image_targets.dtype)
       parts.append(jnp.concatenate([start, image_targets[:, :-1]], axis=1))
       image_mask = batch.get("image_target_mask")
-      masks.append(jnp.ones(image_targets.shape, bool) if image_mask is None
-                   else image_mask.astype(bool))
+      masks.append(
+        jnp.ones(image_targets.shape, bool) if image_mask is None else image_mask.astype(bool)
+      )
     image_len = 0 if image_targets is None else image_targets.shape[1]
-    return (jnp.concatenate(parts, axis=1), jnp.concatenate(masks, axis=1),
-            text_targets.shape[1], image_len)
+    return (
+      jnp.concatenate(parts, axis=1),
+      jnp.concatenate(masks, axis=1),
+      text_targets.shape[1],
+      image_len,
+    )
 
   def __call__(self, batch, train=False):
     """Returns (text_logits [B, Tt, V], image_logits [B, Ti, V]) with modality masking."""
@@ -410,17 +487,22 @@ class UnifiedIO(nn.Module):
     causal = jnp.tril(jnp.ones((text_len + image_len,) * 2, bool))
     # Key masks folded into the biases once (see Encoder), not applied in every layer.
     self_bias = jnp.where(causal & key_mask[:, None, None, :], self_bias, layers.NEG_INF)
-    cross_bias = jnp.where(encoder_mask[:, None, None, :],
-                           jnp.float32(0) if cross_bias is None else cross_bias, layers.NEG_INF)
-    logits, _ = self.decoder(ids, positions, segments, encoded, None, self_bias, None,
-                             cross_bias, text_len=text_len)
+    cross_bias = jnp.where(
+      encoder_mask[:, None, None, :],
+      jnp.float32(0) if cross_bias is None else cross_bias,
+      layers.NEG_INF,
+    )
+    logits, _ = self.decoder(
+      ids, positions, segments, encoded, None, self_bias, None, cross_bias, text_len=text_len
+    )
     return logits[:, :text_len], logits[:, text_len:]
 
   def decoder_biases(self, text_len, image_len, encoder_pe):
     return self.decoder.biases(text_len, image_len, encoder_pe)
 
-  def decode_step(self, ids, step, cache, encoded, encoder_mask, self_bias, cross_bias, text_len,
-                  eos_id):
+  def decode_step(
+    self, ids, step, cache, encoded, encoder_mask, self_bias, cross_bias, text_len, eos_id
+  ):
     """One cached decoding step at absolute position `step` (text first, then image).
 
     cache: {"k", "v": [N, layers, L, H, D], "valid": [N, L] bool, "eos": [N] bool}.
@@ -432,26 +514,40 @@ class UnifiedIO(nn.Module):
     position = jnp.where(is_image, cfg.decoder_max_text_length + step - text_len, step)
     # A text position stops being attended to once EOS has been fed (it is padding).
     eos = cache["eos"] | ((ids[:, 0] == eos_id) & ~is_image)
-    valid = jax.lax.dynamic_update_slice_in_dim(
-        cache["valid"], (is_image | ~eos)[:, None], step, 1)
+    valid = jax.lax.dynamic_update_slice_in_dim(cache["valid"], (is_image | ~eos)[:, None], step, 1)
     row = jax.lax.dynamic_slice_in_dim(self_bias, step, 1, axis=2)
     causal = jnp.arange(row.shape[-1]) <= step
     row = jnp.where(causal, row, layers.NEG_INF)
     if cross_bias is not None:
       cross_bias = jax.lax.dynamic_slice_in_dim(cross_bias, step, 1, axis=2)
     kv = {"k": cache["k"], "v": cache["v"]}
-    logits, kv = self.decoder(ids, position.reshape(1, 1), is_image.astype(jnp.int32).reshape(1, 1),
-                              encoded, encoder_mask, row, valid, cross_bias, kv, step)
+    logits, kv = self.decoder(
+      ids,
+      position.reshape(1, 1),
+      is_image.astype(jnp.int32).reshape(1, 1),
+      encoded,
+      encoder_mask,
+      row,
+      valid,
+      cross_bias,
+      kv,
+      step,
+    )
     logits = mask_logits_by_modality(logits[:, 0], is_image, cfg.padded_text_size)
     return logits, {"k": kv["k"], "v": kv["v"], "valid": valid, "eos": eos}
 
 
-def init_decode_cache(config: NetworkConfig, batch_size: int, max_len: int,
-                      dtype: Optional[str] = None):
+def init_decode_cache(
+  config: NetworkConfig, batch_size: int, max_len: int, dtype: Optional[str] = None
+):
   shape = (batch_size, config.num_decoder_layers, max_len, config.num_heads, config.head_dim)
   dtype = jnp.dtype(dtype or config.dtype)
-  return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype),
-          "valid": jnp.zeros((batch_size, max_len), bool), "eos": jnp.zeros((batch_size,), bool)}
+  return {
+    "k": jnp.zeros(shape, dtype),
+    "v": jnp.zeros(shape, dtype),
+    "valid": jnp.zeros((batch_size, max_len), bool),
+    "eos": jnp.zeros((batch_size,), bool),
+  }
 
 
 _LAYER = re.compile(r"^layers_(\d+)$")

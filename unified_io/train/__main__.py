@@ -10,6 +10,7 @@ Before anything is built the config is validated (unified_io/train/config_check.
 switch has an allowed value) and its inputs are checked (unified_io/train/preflight.py:
 tokenizer, VQ-GAN, datasets, task groups); either lists all it found and exits 1.
 """
+
 import os
 import sys
 
@@ -41,10 +42,8 @@ def _main(argv):
     config_check.validate(config)
     preflight.run(config)
     # The synthetic copy task has nothing to evaluate on.
-    evaluators = (evaluators_lib.build(config, workdir) if config.data.source == "mixture"
-                  else [])
-  except (config_check.ConfigError, preflight.PreflightError,
-          evaluators_lib.EvaluatorError) as e:
+    evaluators = evaluators_lib.build(config, workdir) if config.data.source == "mixture" else []
+  except (config_check.ConfigError, preflight.PreflightError, evaluators_lib.EvaluatorError) as e:
     _stop(str(e))
   distributed.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   try:
@@ -58,14 +57,15 @@ def _main(argv):
     stderr = os.dup(sys.stderr.fileno())
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
     os.write(stderr, f"unified_io.train: {e}\n".encode())
-    os._exit(1)  # pylint: disable=protected-access
+    os._exit(1)
 
 
 if __name__ == "__main__":
   _CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py", "Config file[:variant].")
   _WORKDIR = flags.DEFINE_string("workdir", "workdir/tiny", "Checkpoints, logs and config go here.")
-  _COORDINATOR = flags.DEFINE_string("coordinator_address", None,
-                                     "HOST:PORT of process 0 (multi-process GPU/CPU runs).")
+  _COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "HOST:PORT of process 0 (multi-process GPU/CPU runs)."
+  )
   _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
   _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Index of this process.")
   app.run(_main)

@@ -7,6 +7,7 @@ raises one ConfigError naming every bad key with the values it allows. The allow
 are read from the code that implements them, so adding an optimiser or a mixture there is
 all it takes.
 """
+
 from typing import Callable, List, Sequence, Tuple
 
 from unified_io.data import mixtures
@@ -27,12 +28,12 @@ class ConfigError(ValueError):
 
 # (config key, allowed values). Lazily: the registry is only complete once imported.
 SWITCHES: Tuple[Tuple[str, Callable[[], Sequence[str]]], ...] = (
-    ("data.source", lambda: trainer.Inputs.SOURCES),
-    ("data.schedule", lambda: SCHEDULES),
-    ("optimizer.name", lambda: optim.OPTIMIZERS),
-    ("model.remat_policy", lambda: network.REMAT_POLICIES),
-    ("model.dtype", lambda: network.ACTIVATION_DTYPES),
-    ("vqgan.preset", lambda: tuple(sorted(vqgan_configs.PRESETS))),
+  ("data.source", lambda: trainer.Inputs.SOURCES),
+  ("data.schedule", lambda: SCHEDULES),
+  ("optimizer.name", lambda: optim.OPTIMIZERS),
+  ("model.remat_policy", lambda: network.REMAT_POLICIES),
+  ("model.dtype", lambda: network.ACTIVATION_DTYPES),
+  ("vqgan.preset", lambda: tuple(sorted(vqgan_configs.PRESETS))),
 )
 
 
@@ -63,8 +64,10 @@ def problems(config) -> List[str]:
   known_tasks = sorted(tasks_lib.all_tasks())
   for name in tasks:
     if name not in known_tasks:
-      found.append(f"config.data.tasks names {name!r}, which is not a registered task; tasks: "
-                   f"{', '.join(known_tasks)}")
+      found.append(
+        f"config.data.tasks names {name!r}, which is not a registered task; tasks: "
+        f"{', '.join(known_tasks)}"
+      )
   mixture = data.get("mixture", "")
   # An empty mixture is fine where none is read: synthetic source, or an explicit task list.
   if mixture or (data.get("source") == "mixture" and not tasks):

@@ -4,6 +4,7 @@ Adafactor with factored second moments, beta1 = 0.9, beta2 = 1 - k^-0.8 at step 
 rate `lr` for `constant_steps` steps then decaying as 1/sqrt(k), global-norm clipping at 1.0.
 Parameters whose path matches `config.freeze` get no updates and no optimiser state.
 """
+
 import re
 
 import jax
@@ -25,6 +26,7 @@ def learning_rate_schedule(opt_config):
     if warmup:
       value = value * jnp.minimum(1.0, k / warmup)
     return value
+
   return schedule
 
 
@@ -42,8 +44,10 @@ def trainable_mask(params, freeze_regex):
     raise ValueError(f"config.freeze={freeze_regex!r} is not a valid regex: {e}") from e
   mask = jax.tree_util.tree_map_with_path(lambda p, _: not pattern.search(path_name(p)), params)
   if all(jax.tree.leaves(mask)):
-    raise ValueError(f"config.freeze={freeze_regex!r} matches no parameter; paths look like "
-                     f"{path_name(jax.tree_util.tree_flatten_with_path(params)[0][0][0])}")
+    raise ValueError(
+      f"config.freeze={freeze_regex!r} matches no parameter; paths look like "
+      f"{path_name(jax.tree_util.tree_flatten_with_path(params)[0][0][0])}"
+    )
   return mask
 
 
@@ -52,13 +56,21 @@ def build(opt_config, params, freeze_regex=""):
   name = opt_config.name
   schedule = learning_rate_schedule(opt_config)
   if name == "adafactor":
-    inner = optax.adafactor(learning_rate=schedule, decay_rate=opt_config.decay_rate,
-                            momentum=opt_config.beta1 or None,
-                            multiply_by_parameter_scale=opt_config.parameter_scale,
-                            clipping_threshold=None, factored=True)
+    inner = optax.adafactor(
+      learning_rate=schedule,
+      decay_rate=opt_config.decay_rate,
+      momentum=opt_config.beta1 or None,
+      multiply_by_parameter_scale=opt_config.parameter_scale,
+      clipping_threshold=None,
+      factored=True,
+    )
   elif name == "adamw":
-    inner = optax.adamw(schedule, b1=opt_config.beta1, b2=opt_config.get("beta2", 0.999),
-                        weight_decay=opt_config.get("weight_decay", 0.0))
+    inner = optax.adamw(
+      schedule,
+      b1=opt_config.beta1,
+      b2=opt_config.get("beta2", 0.999),
+      weight_decay=opt_config.get("weight_decay", 0.0),
+    )
   else:
     raise ValueError(f"config.optimizer.name={name!r} is not one of {', '.join(OPTIMIZERS)}")
   chain = [optax.clip_by_global_norm(opt_config.clip_norm)] if opt_config.clip_norm else []

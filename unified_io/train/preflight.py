@@ -11,12 +11,14 @@ Checked for data.source="mixture" (the synthetic copy task reads nothing):
 - config.vocab.sentencepiece_model, config.vqgan.weights (config.json + params.msgpack),
   config.data.data_dir, config.init_from;
 - for each task of the mixture (or of data.tasks), its TFDS builder exists and is prepared
-  in data_dir with the task's train split and the splits of config.evals' task evaluators. The built-in dataset is
-  built on first use (unified_io/data/builtin_dataset.py), so it counts as prepared;
+  in data_dir with the task's train split and the splits of config.evals' task evaluators.
+  The built-in dataset is built on first use (unified_io/data/builtin_dataset.py), so it
+  counts as prepared;
 - groups: a mixture sampled at the paper's group rates (mixtures.multitask_rates) that has
   no task for some of the paper's eight groups renormalises the others' rates. That is
   refused unless config.data.allow_missing_groups=True says it is intended.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,14 +32,16 @@ from vqgan import api as vqgan_api
 
 BUILTIN_PREFIX = "uio_builtin_scenes"
 TOKENIZER_HOWTO = (
-    "copy T5's cc_all.32000 SentencePiece model there (tokenizers/README.md):\n"
-    "mkdir -p {dir} && gsutil cp gs://t5-data/vocabs/cc_all.32000/sentencepiece.model {path}")
+  "copy T5's cc_all.32000 SentencePiece model there (tokenizers/README.md):\n"
+  "mkdir -p {dir} && gsutil cp gs://t5-data/vocabs/cc_all.32000/sentencepiece.model {path}"
+)
 VQGAN_HOWTO = (
-    "convert the official VQ-GAN (README \"VQ-GAN image tokenizer\"):\n"
-    "python -m vqgan.convert --taming vqgan_imagenet_f16_16384/checkpoints/last.ckpt "
-    "--out {path}   (taming-transformers' checkpoint; needs requirements-torch.txt)\n"
-    "or, from a released checkpoint converted by `python -m unified_io.convert --out=CONV`:\n"
-    "python -m vqgan.convert --unified-io CONV/vqgan.msgpack --out {path}")
+  "convert the official VQ-GAN (README \"VQ-GAN image tokenizer\"):\n"
+  "python -m vqgan.convert --taming vqgan_imagenet_f16_16384/checkpoints/last.ckpt "
+  "--out {path}   (taming-transformers' checkpoint; needs requirements-torch.txt)\n"
+  "or, from a released checkpoint converted by `python -m unified_io.convert --out=CONV`:\n"
+  "python -m vqgan.convert --unified-io CONV/vqgan.msgpack --out {path}"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +59,8 @@ class PreflightError(Exception):
 
 def _exists(path: str) -> bool:
   if "://" in path:
-    from etils import epath  # pylint: disable=g-import-not-at-top
+    from etils import epath
+
     return epath.Path(path).exists()
   return os.path.exists(os.path.expanduser(path))
 
@@ -64,43 +69,54 @@ def _data_dir_flag(data_dir: Optional[str]) -> str:
   return f" --data_dir={data_dir}" if data_dir else ""
 
 
-def dataset_problem(builder_name: str, splits: Sequence[str], data_dir: Optional[str],
-                    task_names: Sequence[str]) -> Optional[Missing]:
+def dataset_problem(
+  builder_name: str, splits: Sequence[str], data_dir: Optional[str], task_names: Sequence[str]
+) -> Optional[Missing]:
   """None if `builder_name` is prepared in data_dir with `splits`, else what to do.
 
   Reads only dataset_info.json of the prepared version (tfds.builder never downloads).
   """
   if builder_name.startswith(BUILTIN_PREFIX):
     return None  # built on first use, no download
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
+
   where = data_dir or "the TFDS data_dir (~/tensorflow_datasets or $TFDS_DATA_DIR)"
   used_by = f"(task{'s' if len(task_names) > 1 else ''} {', '.join(task_names)})"
   try:
     builder = tfds.builder(builder_name, data_dir=data_dir)
   except tfds.core.DatasetNotFoundError:
-    return Missing(f"TFDS dataset {builder_name} {used_by}: TFDS has no builder of that name",
-                   "fix Task.builder in unified_io/data/tasks/, or install the package that "
-                   "registers it")
+    return Missing(
+      f"TFDS dataset {builder_name} {used_by}: TFDS has no builder of that name",
+      "fix Task.builder in unified_io/data/tasks/, or install the package that registers it",
+    )
   except ValueError as e:  # e.g. an unknown builder config ("glue/nope")
-    return Missing(f"TFDS dataset {builder_name} {used_by}: {str(e).splitlines()[0]}",
-                   "fix Task.builder in unified_io/data/tasks/")
+    return Missing(
+      f"TFDS dataset {builder_name} {used_by}: {str(e).splitlines()[0]}",
+      "fix Task.builder in unified_io/data/tasks/",
+    )
   build = f"tfds build {builder_name}{_data_dir_flag(data_dir)}"
   # What builder.is_prepared() looks at first, without its warning per absent folder.
   if (builder.data_path / "dataset_info.json").exists():
     absent = [s for s in splits if s not in builder.info.splits]
     if not absent:
       return None
-    return Missing(f"TFDS dataset {builder_name} {used_by} in {builder.data_path} has no split "
-                   f"{', '.join(absent)} (it has {', '.join(sorted(builder.info.splits))})",
-                   f"rebuild it: {build} --overwrite")
-  what = (f"TFDS dataset {builder_name} version {builder.version} {used_by} is not prepared in "
-          f"{where}")
+    return Missing(
+      f"TFDS dataset {builder_name} {used_by} in {builder.data_path} has no split "
+      f"{', '.join(absent)} (it has {', '.join(sorted(builder.info.splits))})",
+      f"rebuild it: {build} --overwrite",
+    )
+  what = (
+    f"TFDS dataset {builder_name} version {builder.version} {used_by} is not prepared in {where}"
+  )
   if builder.MANUAL_DOWNLOAD_INSTRUCTIONS:
     manual = os.path.join(data_dir or "DATA_DIR", "downloads", "manual")
     instructions = textwrap.dedent(builder.MANUAL_DOWNLOAD_INSTRUCTIONS).strip()
-    return Missing(what, f"it needs a manual download: put into {manual} what its "
-                   f"instructions say, then run {build}\n{builder.name}'s instructions:\n"
-                   f"{textwrap.indent(instructions, '  ')}")
+    return Missing(
+      what,
+      f"it needs a manual download: put into {manual} what its "
+      f"instructions say, then run {build}\n{builder.name}'s instructions:\n"
+      f"{textwrap.indent(instructions, '  ')}",
+    )
   return Missing(what, build)
 
 
@@ -115,17 +131,19 @@ def group_problem(groups_and_rates: Dict[str, float], mixture: str) -> Optional[
   """
   present = [g for g, rate in groups_and_rates.items() if rate > 0]
   norm = sum(tasks_lib.GROUP_RATES[g] for g in present)
-  if not present or any(abs(groups_and_rates[g] - tasks_lib.GROUP_RATES[g] / norm) > 1e-6
-                        for g in present):
+  if not present or any(
+    abs(groups_and_rates[g] - tasks_lib.GROUP_RATES[g] / norm) > 1e-6 for g in present
+  ):
     return None
   empty = [g for g in tasks_lib.GROUPS if g not in present]
   if not empty:
     return None
   rates = ", ".join(f"{g} {tasks_lib.GROUP_RATES[g]:g}" for g in empty)
   return Missing(
-      f"mixture {mixture} has no task in {len(empty)} of the paper's {len(tasks_lib.GROUPS)} "
-      f"task groups ({rates}); the other groups' rates would be renormalised to fill theirs",
-      "if that is intended, pass --config.data.allow_missing_groups=True")
+    f"mixture {mixture} has no task in {len(empty)} of the paper's {len(tasks_lib.GROUPS)} "
+    f"task groups ({rates}); the other groups' rates would be renormalised to fill theirs",
+    "if that is intended, pass --config.data.allow_missing_groups=True",
+  )
 
 
 def check(config) -> List[Missing]:
@@ -133,40 +151,65 @@ def check(config) -> List[Missing]:
   missing = []
   init_from = config.get("init_from", "")
   if init_from and not _exists(init_from):
-    missing.append(Missing(f"config.init_from={init_from} does not exist",
-                           "point it at a workdir or a `python -m unified_io.convert` output"))
+    missing.append(
+      Missing(
+        f"config.init_from={init_from} does not exist",
+        "point it at a workdir or a `python -m unified_io.convert` output",
+      )
+    )
   if config.data.source != "mixture":
     return missing
   spm = config.vocab.sentencepiece_model
   if not _exists(spm):
-    missing.append(Missing(f"text tokenizer config.vocab.sentencepiece_model={spm}",
-                           TOKENIZER_HOWTO.format(dir=os.path.dirname(spm) or ".", path=spm)))
+    missing.append(
+      Missing(
+        f"text tokenizer config.vocab.sentencepiece_model={spm}",
+        TOKENIZER_HOWTO.format(dir=os.path.dirname(spm) or ".", path=spm),
+      )
+    )
   weights = config.vqgan.get("weights", "")
   vq_files = [os.path.join(weights, f) for f in (vqgan_api.CONFIG_FILE, vqgan_api.PARAMS_FILE)]
   absent = [f for f in vq_files if not _exists(f)] if weights else ["(config.vqgan.weights)"]
   if absent:
-    missing.append(Missing(f"VQ-GAN weights config.vqgan.weights={weights or '(empty)'}: no "
-                           f"{', '.join(os.path.basename(f) for f in absent)}",
-                           VQGAN_HOWTO.format(path=weights or "DIR")))
+    missing.append(
+      Missing(
+        f"VQ-GAN weights config.vqgan.weights={weights or '(empty)'}: no "
+        f"{', '.join(os.path.basename(f) for f in absent)}",
+        VQGAN_HOWTO.format(path=weights or "DIR"),
+      )
+    )
   data_dir = config.data.get("data_dir", "") or None
   try:
     names, rates = from_config.mixture_rates(config)
   except ValueError as e:  # a task without Task.size whose dataset cannot report one
-    return missing + [Missing(f"the rates of mixture {config.data.mixture}: {e}",
-                              "prepare that task's dataset, or set its Task.size")]
+    return missing + [
+      Missing(
+        f"the rates of mixture {config.data.mixture}: {e}",
+        "prepare that task's dataset, or set its Task.size",
+      )
+    ]
   tasks = [tasks_lib.get(n) for n in names]
-  if data_dir and not _exists(data_dir) and any(
-      not t.builder.startswith(BUILTIN_PREFIX) for t in tasks):
-    missing.append(Missing(f"config.data.data_dir={data_dir} does not exist",
-                           f"mkdir -p {data_dir}, then build the datasets below into it"))
+  if (
+    data_dir
+    and not _exists(data_dir)
+    and any(not t.builder.startswith(BUILTIN_PREFIX) for t in tasks)
+  ):
+    missing.append(
+      Missing(
+        f"config.data.data_dir={data_dir} does not exist",
+        f"mkdir -p {data_dir}, then build the datasets below into it",
+      )
+    )
   by_builder: Dict[str, List[tasks_lib.Task]] = {}
   for task in tasks:
     by_builder.setdefault(task.builder, []).append(task)
-  eval_splits = {entry.get("split", "validation") for entry in config.get("evals", {}).values()
-                 if entry.get("kind", "tasks") == "tasks"}
+  eval_splits = {
+    entry.get("split", "validation")
+    for entry in config.get("evals", {}).values()
+    if entry.get("kind", "tasks") == "tasks"
+  }
   for builder_name, users in by_builder.items():
-    splits = sorted({t.splits[k] for t in users for k in ("train", *eval_splits)
-                     if k in t.splits})
+    splits = sorted({t.splits[k] for t in users for k in ("train", *eval_splits) if k in t.splits})
     problem = dataset_problem(builder_name, splits, data_dir, [t.name for t in users])
     if problem:
       missing.append(problem)
@@ -181,9 +224,11 @@ def check(config) -> List[Missing]:
 
 
 def message(missing: Sequence[Missing]) -> str:
-  return (f"{len(missing)} input{'s' if len(missing) > 1 else ''} of this config "
-          f"{'are' if len(missing) > 1 else 'is'} missing; nothing was built:\n"
-          + "\n".join(str(m) for m in missing))
+  return (
+    f"{len(missing)} input{'s' if len(missing) > 1 else ''} of this config "
+    f"{'are' if len(missing) > 1 else 'is'} missing; nothing was built:\n"
+    + "\n".join(str(m) for m in missing)
+  )
 
 
 def run(config):

@@ -3,8 +3,8 @@
 WORKDIR gets checkpoints/, tensorboard/, config.json and log.txt. Rerunning with the same
 WORKDIR resumes from its latest checkpoint (same loss sequence as an uninterrupted run).
 """
+
 import functools
-import os
 import signal
 import sys
 import time
@@ -55,14 +55,24 @@ def _opt_state_shardings(optimizer, abstract_opt_state, params_shardings, abstra
     if leaf.shape == param.shape:
       return sharding
     spec = tuple(sharding.spec) + (None,) * (len(param.shape) - len(sharding.spec))
-    specs = {spec[:axis] + spec[axis + 1:] for axis in range(len(param.shape))
-             if param.shape[:axis] + param.shape[axis + 1:] == leaf.shape}
+    specs = {
+      spec[:axis] + spec[axis + 1 :]
+      for axis in range(len(param.shape))
+      if param.shape[:axis] + param.shape[axis + 1 :] == leaf.shape
+    }
     if len(specs) == 1:
       return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*specs.pop()))
     return replicated
-  return optax.tree_map_params(optimizer, choose, abstract_opt_state, params_shardings,
-                               abstract_params, transform_non_params=lambda _: replicated,
-                               is_leaf=lambda x: isinstance(x, optax.MaskedNode))
+
+  return optax.tree_map_params(
+    optimizer,
+    choose,
+    abstract_opt_state,
+    params_shardings,
+    abstract_params,
+    transform_non_params=lambda _: replicated,
+    is_leaf=lambda x: isinstance(x, optax.MaskedNode),
+  )
 
 
 def create_train_state(config, model, mesh, rules):
@@ -74,10 +84,14 @@ def create_train_state(config, model, mesh, rules):
   abstract_opt = jax.eval_shape(optimizer.init, abstract_params)
   replicated = mesh_lib.replicated(mesh)
   state_shardings = {
-      "params": params_shardings,
-      "opt_state": _opt_state_shardings(optimizer, abstract_opt, params_shardings,
-                                        abstract_params, mesh),
-      "step": replicated, "rng": replicated, "skipped": replicated, "consecutive_skips": replicated,
+    "params": params_shardings,
+    "opt_state": _opt_state_shardings(
+      optimizer, abstract_opt, params_shardings, abstract_params, mesh
+    ),
+    "step": replicated,
+    "rng": replicated,
+    "skipped": replicated,
+    "consecutive_skips": replicated,
   }
 
   def init_state(params=None):
@@ -85,13 +99,19 @@ def create_train_state(config, model, mesh, rules):
       params = nn.unbox(model_lib.init_params(model, jax.random.PRNGKey(config.seed)))
       if config.train.get("geometric_init", False):
         params = model_lib.geometric_init(params, config)
-    return {"params": params, "opt_state": optimizer.init(params), "step": jnp.int32(0),
-            "rng": jax.random.PRNGKey(config.seed + 1), "skipped": jnp.int32(0),
-            "consecutive_skips": jnp.int32(0)}
+    return {
+      "params": params,
+      "opt_state": optimizer.init(params),
+      "step": jnp.int32(0),
+      "rng": jax.random.PRNGKey(config.seed + 1),
+      "skipped": jnp.int32(0),
+      "consecutive_skips": jnp.int32(0),
+    }
 
   abstract = jax.eval_shape(init_state)
-  abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                          abstract, state_shardings)
+  abstract = jax.tree.map(
+    lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_shardings
+  )
   return init_state, abstract, state_shardings, optimizer, schedule
 
 
@@ -102,20 +122,25 @@ def _per_task(values, batch, num_tasks):
   return jax.ops.segment_sum(values, batch["task_index"], num_segments=num_tasks)
 
 
-def train_step(state, batch, vq_params=None, *, model, optimizer, schedule, z_loss,
-               vq_config=None, num_tasks=0):
-  batch = model_lib.tokenize_image_targets(batch, vq_config, vq_params, model.config.padded_text_size)
+def train_step(
+  state, batch, vq_params=None, *, model, optimizer, schedule, z_loss, vq_config=None, num_tasks=0
+):
+  batch = model_lib.tokenize_image_targets(
+    batch, vq_config, vq_params, model.config.padded_text_size
+  )
   step_rng = jax.random.fold_in(state["rng"], state["step"])
   dropout_rng, patch_rng = jax.random.split(step_rng)
 
   def loss_fn(params):
-    text_logits, image_logits = model.apply({"params": params}, batch, train=True,
-                                            rngs={"dropout": dropout_rng, "patches": patch_rng})
+    text_logits, image_logits = model.apply(
+      {"params": params}, batch, train=True, rngs={"dropout": dropout_rng, "patches": patch_rng}
+    )
     total, count = losses.example_losses(text_logits, image_logits, batch, z_loss)
     return losses.weighted_token_mean(total, count, batch.get("loss_weight")), (total, count)
 
-  (loss, (example_loss, example_count)), grads = jax.value_and_grad(
-      loss_fn, has_aux=True)(state["params"])
+  (loss, (example_loss, example_count)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+    state["params"]
+  )
   grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
   updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
@@ -123,14 +148,19 @@ def train_step(state, batch, vq_params=None, *, model, optimizer, schedule, z_lo
   keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
   skipped = (~finite).astype(jnp.int32)
   new_state = {
-      "params": keep(params, state["params"]),
-      "opt_state": keep(opt_state, state["opt_state"]),
-      "step": state["step"] + 1, "rng": state["rng"],
-      "skipped": state["skipped"] + skipped,
-      "consecutive_skips": jnp.where(finite, 0, state["consecutive_skips"] + 1),
+    "params": keep(params, state["params"]),
+    "opt_state": keep(opt_state, state["opt_state"]),
+    "step": state["step"] + 1,
+    "rng": state["rng"],
+    "skipped": state["skipped"] + skipped,
+    "consecutive_skips": jnp.where(finite, 0, state["consecutive_skips"] + 1),
   }
-  metrics = {"loss": loss, "grad_norm": grad_norm, "learning_rate": schedule(state["step"]),
-             "skipped": skipped}
+  metrics = {
+    "loss": loss,
+    "grad_norm": grad_norm,
+    "learning_rate": schedule(state["step"]),
+    "skipped": skipped,
+  }
   if num_tasks:
     # Sums, not means: the host adds them over the logging window and divides once.
     metrics["task_loss_sum"] = _per_task(example_loss, batch, num_tasks)
@@ -142,8 +172,11 @@ def train_step(state, batch, vq_params=None, *, model, optimizer, schedule, z_lo
 
 
 def _tokens_per_batch(batch):
-  tokens = sum(int(np.sum(np.asarray(batch[k]) > 0)) for k in ("text_inputs", "text_targets",
-                                                               "image_targets") if k in batch)
+  tokens = sum(
+    int(np.sum(np.asarray(batch[k]) > 0))
+    for k in ("text_inputs", "text_targets", "image_targets")
+    if k in batch
+  )
   if "image_target_pixels" in batch:
     tokens += int(np.sum(batch["image_target_mask"]))
   return tokens
@@ -162,16 +195,25 @@ class Inputs:
     if source == "synthetic":
       # Said at the start of every run: a synthetic run's losses say nothing about any task.
       if jax.process_index() == 0:
-        print("Training on the SYNTHETIC copy task (config.data.source=synthetic), not on "
-              "data: for tests and benchmarks only.", flush=True)
+        print(
+          "Training on the SYNTHETIC copy task (config.data.source=synthetic), not on "
+          "data: for tests and benchmarks only.",
+          flush=True,
+        )
       self.batches = synthetic_batches.SyntheticBatches(
-          net_cfg, config.lengths, config.train.batch_size, seed=config.seed,
-          process_index=jax.process_index(), process_count=jax.process_count())
+        net_cfg,
+        config.lengths,
+        config.train.batch_size,
+        seed=config.seed,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+      )
     elif source == "mixture":
       self.vq = from_config.image_tokenizer(config)
       spec = from_config.example_spec(config, self.vq)
-      self.batches = from_config.train_batches(config, spec, jax.process_index(),
-                                                 jax.process_count())
+      self.batches = from_config.train_batches(
+        config, spec, jax.process_index(), jax.process_count()
+      )
       self.task_names = self.batches.task_names
     else:
       raise ValueError(f"config.data.source={source!r}: choose one of {', '.join(self.SOURCES)}")
@@ -206,11 +248,16 @@ def train(config, workdir, evaluators=()):
     rules = mesh_lib.logical_rules(config.mesh)
     model = model_lib.build(config)
     init_state, abstract_state, state_shardings, optimizer, schedule = create_train_state(
-        config, model, mesh, rules)
+      config, model, mesh, rules
+    )
     inputs = Inputs(config, model.config)
-    ckpt = checkpointing.Checkpointer(workdir, keep=config.checkpoint.keep,
-                                      every_steps=config.checkpoint.every_steps,
-                                      async_save=config.checkpoint.async_save, log=log.line)
+    ckpt = checkpointing.Checkpointer(
+      workdir,
+      keep=config.checkpoint.keep,
+      every_steps=config.checkpoint.every_steps,
+      async_save=config.checkpoint.async_save,
+      log=log.line,
+    )
     # Closed on errors too: orbax's background threads otherwise outlive the exit and print
     # their own tracebacks after the trainer's message.
     try:
@@ -231,14 +278,29 @@ def train(config, workdir, evaluators=()):
         if inputs.vq is not None:
           vq_params = jax.device_put(inputs.vq.params, replicated)
         step_fn = jax.jit(
-            functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
-                              z_loss=config.loss.z_loss,
-                              vq_config=None if inputs.vq is None else inputs.vq.config,
-                              num_tasks=len(inputs.task_names)),
-            in_shardings=(state_shardings, mesh_lib.batch_sharding(mesh), replicated),
-            out_shardings=(state_shardings, replicated), donate_argnums=0)
-        history = _loop(config, state, functools.partial(_Step, step_fn, vq_params), inputs,
-                        ckpt, log, mesh, evaluators)
+          functools.partial(
+            train_step,
+            model=model,
+            optimizer=optimizer,
+            schedule=schedule,
+            z_loss=config.loss.z_loss,
+            vq_config=None if inputs.vq is None else inputs.vq.config,
+            num_tasks=len(inputs.task_names),
+          ),
+          in_shardings=(state_shardings, mesh_lib.batch_sharding(mesh), replicated),
+          out_shardings=(state_shardings, replicated),
+          donate_argnums=0,
+        )
+        history = _loop(
+          config,
+          state,
+          functools.partial(_Step, step_fn, vq_params),
+          inputs,
+          ckpt,
+          log,
+          mesh,
+          evaluators,
+        )
     finally:
       ckpt.close()
   return history
@@ -269,8 +331,9 @@ class _ProgressBar:
       self.start, self.first = time.time(), step
     done = int(self.width * step / max(total, 1))
     rate = (step - self.first) / max(time.time() - self.start, 1e-9)
-    sys.stdout.write(f"\r[{'#' * done}{'.' * (self.width - done)}] {step}/{total} "
-                     f"({rate:.2f} it/s)")
+    sys.stdout.write(
+      f"\r[{'#' * done}{'.' * (self.width - done)}] {step}/{total} ({rate:.2f} it/s)"
+    )
     sys.stdout.flush()
     self.shown = True
 
@@ -282,7 +345,8 @@ class _ProgressBar:
 
 def _log_tasks(log, step, task_names, sums, tokens):
   """Per-task and per-group mean token loss over the logging window."""
-  from unified_io.data.tasks import registry as tasks_lib  # pylint: disable=g-import-not-at-top
+  from unified_io.data.tasks import registry as tasks_lib
+
   values, group_sums, group_tokens = {}, {}, {}
   for name, total, count in zip(task_names, sums, tokens):
     if count > 0:
@@ -304,8 +368,10 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators):
   previous = signal.signal(signal.SIGTERM, lambda signum, _: stop.update(signal=signum))
   history, window_start, window_steps, window_tokens, window_examples = [], time.time(), 0, 0, 0
   task_sums = task_tokens = 0.0
-  log.line(f"Training steps {step}..{total} with global batch {config.train.batch_size} on "
-           f"{jax.device_count()} devices, mesh {dict(mesh.shape)}")
+  log.line(
+    f"Training steps {step}..{total} with global batch {config.train.batch_size} on "
+    f"{jax.device_count()} devices, mesh {dict(mesh.shape)}"
+  )
   if inputs.task_names:
     log.line(f"Tasks ({len(inputs.task_names)}): {', '.join(inputs.task_names)}")
   run_step = None
@@ -318,9 +384,12 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators):
       if run_step is None:
         run_step = make_step(state, batch)
         peak, peak_source = flops_lib.peak_flops_per_device(
-            config.train.get("peak_flops_per_device", 0.0))
-        log.line(f"Step: {run_step.flops / 1e9:.3g} GFLOP per device (XLA cost analysis); "
-                 f"peak {peak / 1e12:.3g} TFLOP/s per device ({peak_source})")
+          config.train.get("peak_flops_per_device", 0.0)
+        )
+        log.line(
+          f"Step: {run_step.flops / 1e9:.3g} GFLOP per device (XLA cost analysis); "
+          f"peak {peak / 1e12:.3g} TFLOP/s per device ({peak_source})"
+        )
         distributed.host_barrier("uio_train_step_compiled")
         window_start = time.time()
       window_tokens += _tokens_per_batch(local) * jax.process_count()
@@ -341,16 +410,22 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators):
         eta = (total - step) / max(steps_per_s, 1e-9)
         mfu = flops_lib.utilisation(run_step.flops, steps_per_s, peak)
         progress.clear()
-        log.line(f"step {step} loss {loss:.4f} lr {float(metrics['learning_rate']):.3g} "
-                 f"grad_norm {float(metrics['grad_norm']):.3g} steps/s {steps_per_s:.2f} "
-                 f"tokens/s {window_tokens / elapsed:.0f} examples/s {window_examples / elapsed:.1f} "
-                 f"flop_util {'n/a' if mfu is None else f'{mfu:.1%}'} "
-                 f"skipped {int(state['skipped'])} eta {eta / 60:.1f}min")
-        scalars = {"loss": loss, "grad_norm": float(metrics["grad_norm"]),
-                   "learning_rate": float(metrics["learning_rate"]),
-                   "skipped_steps": int(state["skipped"]), "steps_per_s": steps_per_s,
-                   "tokens_per_s": window_tokens / elapsed,
-                   "examples_per_s": window_examples / elapsed}
+        log.line(
+          f"step {step} loss {loss:.4f} lr {float(metrics['learning_rate']):.3g} "
+          f"grad_norm {float(metrics['grad_norm']):.3g} steps/s {steps_per_s:.2f} "
+          f"tokens/s {window_tokens / elapsed:.0f} examples/s {window_examples / elapsed:.1f} "
+          f"flop_util {'n/a' if mfu is None else f'{mfu:.1%}'} "
+          f"skipped {int(state['skipped'])} eta {eta / 60:.1f}min"
+        )
+        scalars = {
+          "loss": loss,
+          "grad_norm": float(metrics["grad_norm"]),
+          "learning_rate": float(metrics["learning_rate"]),
+          "skipped_steps": int(state["skipped"]),
+          "steps_per_s": steps_per_s,
+          "tokens_per_s": window_tokens / elapsed,
+          "examples_per_s": window_examples / elapsed,
+        }
         if mfu is not None:
           scalars["flop_utilisation"] = mfu
         log.scalars(step, scalars)
@@ -364,9 +439,11 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators):
         window_start, window_steps, window_tokens, window_examples = time.time(), 0, 0, 0
       if int(state["consecutive_skips"]) >= config.train.max_consecutive_skips:
         ckpt.wait()
-        raise RuntimeError(f"Stopping: {int(state['consecutive_skips'])} consecutive steps had "
-                           f"non-finite loss or gradients (last step {step}). Lower "
-                           f"config.optimizer.lr or check the data.")
+        raise RuntimeError(
+          f"Stopping: {int(state['consecutive_skips'])} consecutive steps had "
+          f"non-finite loss or gradients (last step {step}). Lower "
+          f"config.optimizer.lr or check the data."
+        )
       ckpt.save(step, state, data.get_state())
       due = [e for e in evaluators if e.every_steps and step % e.every_steps == 0]
       if due and step != total:

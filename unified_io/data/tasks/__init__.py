@@ -4,9 +4,10 @@
 tasks. Code that looks tasks up by name imports the package (or any of its modules, which
 imports the package first), so a lookup always sees every task.
 """
+
 from unified_io.data.tasks import registry
+
 # Imported for their registrations, after the registry they register into.
 from unified_io.data.tasks import builtin_vision  # noqa: F401
 from unified_io.data.tasks import text  # noqa: F401
 from unified_io.data.tasks import vision  # noqa: F401
-

@@ -24,6 +24,7 @@ Target formats (paper appendix A.1; "<loc>" is a location token written "<extra_
   (`dense_labels`) on black; grounded VQA: the answer plus the object's mask, white on black.
 - Depth and normals: `dense_labels.depth_to_image(depth, ctx.max_depth)`, `normals_to_image`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -56,18 +57,34 @@ TASKS: Dict[str, tasks.Task] = {}
 Prompt = Callable[..., str]
 
 
-def register(name: str, group: str, prompt_key: str,
-             fn: Callable[[dict, np.random.Generator, tasks.TaskContext, Prompt], dict], *,
-             metric: tasks.Metric, output: tasks.Output, builder: str = BUILTIN,
-             **kwargs) -> tasks.Task:
+def register(
+  name: str,
+  group: str,
+  prompt_key: str,
+  fn: Callable[[dict, np.random.Generator, tasks.TaskContext, Prompt], dict],
+  *,
+  metric: tasks.Metric,
+  output: tasks.Output,
+  builder: str = BUILTIN,
+  **kwargs,
+) -> tasks.Task:
   """Registers `fn(example, rng, ctx, prompt)`; `prompt(*args)` fills the task's template."""
 
   def preprocess(example, rng, ctx):
     return fn(example, rng, ctx, functools.partial(task.prompt, rng, ctx))
 
-  task = tasks.register(tasks.Task(
-      name=name, group=group, builder=builder, preprocess=preprocess,
-      prompts=prompts.PROMPTS[prompt_key], output=output, metric=metric, **kwargs))
+  task = tasks.register(
+    tasks.Task(
+      name=name,
+      group=group,
+      builder=builder,
+      preprocess=preprocess,
+      prompts=prompts.PROMPTS[prompt_key],
+      output=output,
+      metric=metric,
+      **kwargs,
+    )
+  )
   TASKS[name] = task
   return task
 
@@ -109,15 +126,24 @@ def box_is_valid(box, image_hw) -> bool:
   x1, y1, x2, y2 = box
   height, width = image_hw
   tolerance = locations.OUTSIDE_TOLERANCE_PX
-  return bool(x2 > x1 and y2 > y1 and min(x1, y1) >= -tolerance
-              and x2 <= width + tolerance and y2 <= height + tolerance)
+  return bool(
+    x2 > x1
+    and y2 > y1
+    and min(x1, y1) >= -tolerance
+    and x2 <= width + tolerance
+    and y2 <= height + tolerance
+  )
 
 
 def point_is_inside(point, image_hw) -> bool:
   x, y = np.asarray(point, np.float64)
   tolerance = locations.OUTSIDE_TOLERANCE_PX
-  return bool(np.isfinite(x) and np.isfinite(y) and -tolerance <= x <= image_hw[1] + tolerance
-              and -tolerance <= y <= image_hw[0] + tolerance)
+  return bool(
+    np.isfinite(x)
+    and np.isfinite(y)
+    and -tolerance <= x <= image_hw[1] + tolerance
+    and -tolerance <= y <= image_hw[0] + tolerance
+  )
 
 
 def normalised_to_pixels(bbox, image_hw) -> np.ndarray:
@@ -147,12 +173,25 @@ def keypoints_text(points, visibility, image_hw, ctx: tasks.TaskContext) -> str:
   return " ".join(parts)
 
 
-def raw_example(prompt: str, image, image_hw, record_id: str, *, target_text: str = "",
-                target_image=None, nearest: bool = False, **meta) -> dict:
+def raw_example(
+  prompt: str,
+  image,
+  image_hw,
+  record_id: str,
+  *,
+  target_text: str = "",
+  target_image=None,
+  nearest: bool = False,
+  **meta,
+) -> dict:
   """A raw example (tasks.py contract); `meta` always holds example_id and image_hw."""
-  raw = {"prompt": prompt, "image": image, "target_text": target_text,
-         "target_image": target_image,
-         "meta": dict(example_id=record_id, image_hw=tuple(int(s) for s in image_hw), **meta)}
+  raw = {
+    "prompt": prompt,
+    "image": image,
+    "target_text": target_text,
+    "target_image": target_image,
+    "meta": dict(example_id=record_id, image_hw=tuple(int(s) for s in image_hw), **meta),
+  }
   if nearest:  # label maps: colours must survive resizing
     raw["target_image_resize"] = "nearest"
   return raw
@@ -161,6 +200,7 @@ def raw_example(prompt: str, image, image_hw, record_id: str, *, target_text: st
 @dataclasses.dataclass(frozen=True)
 class Objects:
   """The usable boxed objects of one image, whichever dataset they come from."""
+
   example_id: str
   image: np.ndarray  # uint8 [H, W, 3]
   boxes: np.ndarray  # float64 [N, 4] pixel (x1, y1, x2, y2), all valid
@@ -183,16 +223,30 @@ class Objects:
     return int(where[0]) if len(where) else None
 
 
-def make_objects(example: dict, image: np.ndarray, boxes, names: Sequence[str],
-                 keep: Optional[Sequence[bool]] = None) -> Objects:
+def make_objects(
+  example: dict,
+  image: np.ndarray,
+  boxes,
+  names: Sequence[str],
+  keep: Optional[Sequence[bool]] = None,
+) -> Objects:
   """Keeps objects with valid boxes (and `keep`): a bad box is annotation noise, not fatal."""
   boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
   if len(names) != len(boxes):
     raise Skip(f"objects have {len(boxes)} boxes but {len(names)} labels")
-  kept = [i for i in range(len(boxes)) if box_is_valid(boxes[i], image.shape[:2])
-          and (keep is None or keep[i])]
-  return Objects(example_id(example), image, boxes[kept].reshape(-1, 4),
-                 tuple(names[i] for i in kept), np.asarray(kept, np.int64), frozenset(names))
+  kept = [
+    i
+    for i in range(len(boxes))
+    if box_is_valid(boxes[i], image.shape[:2]) and (keep is None or keep[i])
+  ]
+  return Objects(
+    example_id(example),
+    image,
+    boxes[kept].reshape(-1, 4),
+    tuple(names[i] for i in kept),
+    np.asarray(kept, np.int64),
+    frozenset(names),
+  )
 
 
 def builtin_objects(example: dict) -> Objects:
@@ -213,9 +267,15 @@ def detection(objs: Objects, rng, ctx, prompt: Prompt) -> dict:
   objs.require()
   order = rng.permutation(len(objs.names))
   boxes, names = objs.boxes[order], [objs.names[i] for i in order]
-  return raw_example(prompt(), objs.image, objs.image_hw, objs.example_id,
-                     target_text=labelled_boxes_text(boxes, names, objs.image_hw, ctx),
-                     boxes=boxes, labels=names)
+  return raw_example(
+    prompt(),
+    objs.image,
+    objs.image_hw,
+    objs.example_id,
+    target_text=labelled_boxes_text(boxes, names, objs.image_hw, ctx),
+    boxes=boxes,
+    labels=names,
+  )
 
 
 def localization(objs: Objects, rng, ctx, prompt: Prompt, class_names: Sequence[str]) -> dict:
@@ -223,25 +283,48 @@ def localization(objs: Objects, rng, ctx, prompt: Prompt, class_names: Sequence[
   absent = [name for name in class_names if name not in objs.annotated]
   if absent and rng.random() < LOCALIZATION_NEGATIVE_RATE:
     name = absent[pick(len(absent), rng)]
-    return raw_example(prompt(name), objs.image, objs.image_hw, objs.example_id,
-                       target_text="", boxes=np.zeros((0, 4)), labels=[], class_name=name,
-                       negative=True)
+    return raw_example(
+      prompt(name),
+      objs.image,
+      objs.image_hw,
+      objs.example_id,
+      target_text="",
+      boxes=np.zeros((0, 4)),
+      labels=[],
+      class_name=name,
+      negative=True,
+    )
   present = sorted(set(objs.names))
   name = present[pick(len(present), rng)]
   chosen = rng.permutation(np.flatnonzero([n == name for n in objs.names]))
   boxes = objs.boxes[chosen]
-  return raw_example(prompt(name), objs.image, objs.image_hw, objs.example_id,
-                     target_text=labelled_boxes_text(boxes, [name] * len(boxes),
-                                                     objs.image_hw, ctx),
-                     boxes=boxes, labels=[name] * len(boxes), class_name=name, negative=False)
+  return raw_example(
+    prompt(name),
+    objs.image,
+    objs.image_hw,
+    objs.example_id,
+    target_text=labelled_boxes_text(boxes, [name] * len(boxes), objs.image_hw, ctx),
+    boxes=boxes,
+    labels=[name] * len(boxes),
+    class_name=name,
+    negative=False,
+  )
 
 
-def object_categorization(objs: Objects, rng, ctx, prompt: Prompt,
-                          class_names: Sequence[str]) -> dict:
+def object_categorization(
+  objs: Objects, rng, ctx, prompt: Prompt, class_names: Sequence[str]
+) -> dict:
   i = pick(len(objs.require().names), rng)
-  return raw_example(prompt(box_text(objs.boxes[i], objs.image_hw, ctx)), objs.image,
-                     objs.image_hw, objs.example_id, target_text=objs.names[i],
-                     box=objs.boxes[i], label=objs.names[i], class_names=tuple(class_names))
+  return raw_example(
+    prompt(box_text(objs.boxes[i], objs.image_hw, ctx)),
+    objs.image,
+    objs.image_hw,
+    objs.example_id,
+    target_text=objs.names[i],
+    box=objs.boxes[i],
+    label=objs.names[i],
+    class_names=tuple(class_names),
+  )
 
 
 def inpainting(objs: Objects, rng, ctx, prompt: Prompt) -> dict:
@@ -253,32 +336,51 @@ def inpainting(objs: Objects, rng, ctx, prompt: Prompt) -> dict:
   c1, r1 = (int(np.ceil(v)) for v in box[2:])
   blanked = image.copy()
   blanked[r0:r1, c0:c1] = INPAINT_FILL
-  return raw_example(prompt(f"{box_text(box, objs.image_hw, ctx)} {name}"), blanked,
-                     objs.image_hw, objs.example_id, target_image=image, box=box, label=name)
+  return raw_example(
+    prompt(f"{box_text(box, objs.image_hw, ctx)} {name}"),
+    blanked,
+    objs.image_hw,
+    objs.example_id,
+    target_image=image,
+    box=box,
+    label=name,
+  )
 
 
 def captioning(image, captions: Sequence[str], record_id: str, rng, prompt: Prompt) -> dict:
   captions = [c for c in captions if c.strip()]
   if not captions:
     raise Skip("no caption")
-  return raw_example(prompt(), image, image.shape[:2], record_id,
-                     target_text=captions[pick(len(captions), rng)], captions=captions)
+  return raw_example(
+    prompt(),
+    image,
+    image.shape[:2],
+    record_id,
+    target_text=captions[pick(len(captions), rng)],
+    captions=captions,
+  )
 
 
-def image_generation(image, captions: Sequence[str], record_id: str, rng,
-                     prompt: Prompt) -> dict:
+def image_generation(image, captions: Sequence[str], record_id: str, rng, prompt: Prompt) -> dict:
   captions = [c for c in captions if c.strip()]
   if not captions:
     raise Skip("no caption")
   caption = captions[pick(len(captions), rng)]
-  return raw_example(prompt(caption), None, image.shape[:2], record_id,
-                     target_image=to_float(image), caption=caption)
+  return raw_example(
+    prompt(caption), None, image.shape[:2], record_id, target_image=to_float(image), caption=caption
+  )
 
 
 def refexp(image, box, expression: str, record_id: str, ctx, prompt: Prompt) -> dict:
-  return raw_example(prompt(expression), image, image.shape[:2], record_id,
-                     target_text=box_text(box, image.shape[:2], ctx), box=np.asarray(box),
-                     expression=expression)
+  return raw_example(
+    prompt(expression),
+    image,
+    image.shape[:2],
+    record_id,
+    target_text=box_text(box, image.shape[:2], ctx),
+    box=np.asarray(box),
+    expression=expression,
+  )
 
 
 def depth_estimation(image, depth, record_id: str, ctx, prompt: Prompt) -> dict:
@@ -290,9 +392,15 @@ def depth_estimation(image, depth, record_id: str, ctx, prompt: Prompt) -> dict:
     raise Skip(f"depth has {bad} non-finite pixels")
   if np.any(depth < 0):
     raise Skip("depth has negative values")
-  return raw_example(prompt(), image, image.shape[:2], record_id,
-                     target_image=dense_labels.depth_to_image(depth, ctx.max_depth),
-                     depth=depth, max_depth=ctx.max_depth)
+  return raw_example(
+    prompt(),
+    image,
+    image.shape[:2],
+    record_id,
+    target_image=dense_labels.depth_to_image(depth, ctx.max_depth),
+    depth=depth,
+    max_depth=ctx.max_depth,
+  )
 
 
 # ----------------------------------------------------------------- built-in scene tasks
@@ -312,8 +420,9 @@ def _instance_masks(example, objs: Objects) -> List[np.ndarray]:
 
 def _builtin_image_generation(example, rng, ctx, prompt):
   del ctx
-  return image_generation(as_image(example["image"]), _captions(example), example_id(example),
-                          rng, prompt)
+  return image_generation(
+    as_image(example["image"]), _captions(example), example_id(example), rng, prompt
+  )
 
 
 def _visible_instances(example):
@@ -338,9 +447,15 @@ def _builtin_segmentation_generation(example, rng, ctx, prompt):
   color_names = [dense_labels.COLOR_NAMES[c] for c in colors]
   names = [objs.names[k] for k in visible]
   mapping = " , ".join(f"{color} : {name}" for color, name in zip(color_names, names))
-  return raw_example(prompt(mapping), dense_labels.instances_to_image(instance_map, colors),
-                     objs.image_hw, objs.example_id, target_image=to_float(objs.image),
-                     colors=color_names, labels=names)
+  return raw_example(
+    prompt(mapping),
+    dense_labels.instances_to_image(instance_map, colors),
+    objs.image_hw,
+    objs.example_id,
+    target_image=to_float(objs.image),
+    colors=color_names,
+    labels=names,
+  )
 
 
 def _builtin_keypoints(example, rng, ctx, prompt):
@@ -351,8 +466,9 @@ def _builtin_keypoints(example, rng, ctx, prompt):
   owners = np.asarray(persons["object_index"], np.int64).reshape(-1)
   if not len(owners):
     raise Skip("no person in the image")
-  candidates = [p for p in range(len(owners))
-                if visibility[p].any() and objs.position(owners[p]) is not None]
+  candidates = [
+    p for p in range(len(owners)) if visibility[p].any() and objs.position(owners[p]) is not None
+  ]
   if not candidates:
     raise Skip("no person with a valid box and labelled keypoints")
   p = candidates[pick(len(candidates), rng)]
@@ -363,10 +479,17 @@ def _builtin_keypoints(example, rng, ctx, prompt):
     raise Skip("a labelled keypoint lies outside the image")
   box = objs.boxes[objs.position(owners[p])]
   area = int(np.asarray(example["objects"]["area"]).reshape(-1)[owners[p]])
-  return raw_example(prompt(box_text(box, objs.image_hw, ctx)), objs.image, objs.image_hw,
-                     objs.example_id,
-                     target_text=keypoints_text(points[p], visibility[p], objs.image_hw, ctx),
-                     keypoints=points[p], visibility=visibility[p], box=box, area=area)
+  return raw_example(
+    prompt(box_text(box, objs.image_hw, ctx)),
+    objs.image,
+    objs.image_hw,
+    objs.example_id,
+    target_text=keypoints_text(points[p], visibility[p], objs.image_hw, ctx),
+    keypoints=points[p],
+    visibility=visibility[p],
+    box=box,
+    area=area,
+  )
 
 
 def _builtin_region_texts(example, objs: Objects) -> List[Tuple[int, str]]:
@@ -390,15 +513,22 @@ def _builtin_region_captioning(example, rng, ctx, prompt):
   objs = builtin_objects(example)
   pairs = _builtin_region_texts(example, objs)
   k, caption = pairs[pick(len(pairs), rng)]
-  return raw_example(prompt(box_text(objs.boxes[k], objs.image_hw, ctx)), objs.image,
-                     objs.image_hw, objs.example_id, target_text=caption,
-                     box=objs.boxes[k], captions=[caption])
+  return raw_example(
+    prompt(box_text(objs.boxes[k], objs.image_hw, ctx)),
+    objs.image,
+    objs.image_hw,
+    objs.example_id,
+    target_text=caption,
+    box=objs.boxes[k],
+    captions=[caption],
+  )
 
 
 def _builtin_depth(example, rng, ctx, prompt):
   del rng
-  return depth_estimation(as_image(example["image"]), example["depth"], example_id(example),
-                          ctx, prompt)
+  return depth_estimation(
+    as_image(example["image"]), example["depth"], example_id(example), ctx, prompt
+  )
 
 
 def _builtin_normals(example, rng, ctx, prompt):
@@ -410,8 +540,14 @@ def _builtin_normals(example, rng, ctx, prompt):
   bad = int(np.sum(~np.isfinite(normals).all(axis=-1)))
   if bad:
     raise Skip(f"normals have {bad} non-finite pixels")
-  return raw_example(prompt(), image, image.shape[:2], example_id(example),
-                     target_image=dense_labels.normals_to_image(normals), normals=normals)
+  return raw_example(
+    prompt(),
+    image,
+    image.shape[:2],
+    example_id(example),
+    target_image=dense_labels.normals_to_image(normals),
+    normals=normals,
+  )
 
 
 def _builtin_segmentation(example, rng, ctx, prompt):
@@ -424,11 +560,18 @@ def _builtin_segmentation(example, rng, ctx, prompt):
   instance_map = np.zeros(objs.image_hw, np.int64)
   for j, k in enumerate(members):
     instance_map[masks[k]] = j + 1
-  return raw_example(prompt(name), objs.image, objs.image_hw, objs.example_id,
-                     target_image=dense_labels.instances_to_image(instance_map, colors),
-                     nearest=True, class_name=name, masks=np.stack([masks[k] for k in members]),
-                     boxes=objs.boxes[members],
-                     colors=[dense_labels.COLOR_NAMES[c] for c in colors])
+  return raw_example(
+    prompt(name),
+    objs.image,
+    objs.image_hw,
+    objs.example_id,
+    target_image=dense_labels.instances_to_image(instance_map, colors),
+    nearest=True,
+    class_name=name,
+    masks=np.stack([masks[k] for k in members]),
+    boxes=objs.boxes[members],
+    colors=[dense_labels.COLOR_NAMES[c] for c in colors],
+  )
 
 
 def _builtin_image_classification(example, rng, ctx, prompt):
@@ -438,20 +581,32 @@ def _builtin_image_classification(example, rng, ctx, prompt):
     raise Skip(f"image_class {label} outside the {len(scene_text.IMAGE_CLASSES)} classes")
   image = as_image(example["image"])
   name = scene_text.IMAGE_CLASSES[label]
-  return raw_example(prompt(), image, image.shape[:2], example_id(example), target_text=name,
-                     label=name, class_names=scene_text.IMAGE_CLASSES)
+  return raw_example(
+    prompt(),
+    image,
+    image.shape[:2],
+    example_id(example),
+    target_text=name,
+    label=name,
+    class_names=scene_text.IMAGE_CLASSES,
+  )
 
 
 def _builtin_captioning(example, rng, ctx, prompt):
   del ctx
-  return captioning(as_image(example["image"]), _captions(example), example_id(example), rng,
-                    prompt)
+  return captioning(
+    as_image(example["image"]), _captions(example), example_id(example), rng, prompt
+  )
 
 
 def _vqa_pairs(example) -> List[Tuple[str, str, str, int]]:
   qa = example["vqa"]
-  return [(text(q), text(a), text(kind), int(o)) for q, a, kind, o in
-          zip(qa["question"], qa["answer"], qa["kind"], np.asarray(qa["object_index"]))]
+  return [
+    (text(q), text(a), text(kind), int(o))
+    for q, a, kind, o in zip(
+      qa["question"], qa["answer"], qa["kind"], np.asarray(qa["object_index"])
+    )
+  ]
 
 
 def _builtin_vqa(example, rng, ctx, prompt):
@@ -462,23 +617,44 @@ def _builtin_vqa(example, rng, ctx, prompt):
   question, answer, kind, _ = pairs[pick(len(pairs), rng)]
   image = as_image(example["image"])
   # The released models were trained on lower-cased questions.
-  return raw_example(prompt(question.lower()), image, image.shape[:2], example_id(example),
-                     target_text=answer, answers=[answer], question=question, kind=kind)
+  return raw_example(
+    prompt(question.lower()),
+    image,
+    image.shape[:2],
+    example_id(example),
+    target_text=answer,
+    answers=[answer],
+    question=question,
+    kind=kind,
+  )
 
 
 def _builtin_grounded_vqa(example, rng, ctx, prompt):
   del ctx
   objs = builtin_objects(example)
   ids = np.asarray(example["instance_ids"])
-  pairs = [pair for pair in _vqa_pairs(example)
-           if pair[3] >= 0 and pair[1].strip() and np.any(ids == pair[3] + 1)]
+  pairs = [
+    pair
+    for pair in _vqa_pairs(example)
+    if pair[3] >= 0 and pair[1].strip() and np.any(ids == pair[3] + 1)
+  ]
   if not pairs:
     raise Skip("no question about one visible object")
   question, answer, kind, index = pairs[pick(len(pairs), rng)]
   mask = ids == index + 1
-  return raw_example(prompt(question.lower()), objs.image, objs.image_hw, objs.example_id,
-                     target_text=answer, target_image=dense_labels.mask_to_image(mask),
-                     nearest=True, answers=[answer], question=question, kind=kind, mask=mask)
+  return raw_example(
+    prompt(question.lower()),
+    objs.image,
+    objs.image_hw,
+    objs.example_id,
+    target_text=answer,
+    target_image=dense_labels.mask_to_image(mask),
+    nearest=True,
+    answers=[answer],
+    question=question,
+    kind=kind,
+    mask=mask,
+  )
 
 
 def _builtin_relationship(example, rng, ctx, prompt):
@@ -486,59 +662,140 @@ def _builtin_relationship(example, rng, ctx, prompt):
   rel = example["relationships"]
   if not len(rel["predicate"]):
     raise Skip("no relationship in the image")
-  triples = [(objs.position(s), text(p), objs.position(o)) for s, p, o in
-             zip(np.asarray(rel["subject"]), rel["predicate"], np.asarray(rel["object"]))]
+  triples = [
+    (objs.position(s), text(p), objs.position(o))
+    for s, p, o in zip(np.asarray(rel["subject"]), rel["predicate"], np.asarray(rel["object"]))
+  ]
   triples = [(s, p, o) for s, p, o in triples if s is not None and o is not None and p.strip()]
   if not triples:
     raise Skip("no relationship between objects with valid boxes")
   s, predicate, o = triples[pick(len(triples), rng)]
   hw = objs.image_hw
   subject, obj = objs.names[s], objs.names[o]
-  return raw_example(prompt(f"{box_text(objs.boxes[s], hw, ctx)} {subject}",
-                            f"{box_text(objs.boxes[o], hw, ctx)} {obj}"),
-                     objs.image, hw, objs.example_id, target_text=f"{subject} {predicate} {obj}",
-                     predicate=predicate, subject_box=objs.boxes[s], object_box=objs.boxes[o],
-                     subject=subject, object=obj)
+  return raw_example(
+    prompt(
+      f"{box_text(objs.boxes[s], hw, ctx)} {subject}", f"{box_text(objs.boxes[o], hw, ctx)} {obj}"
+    ),
+    objs.image,
+    hw,
+    objs.example_id,
+    target_text=f"{subject} {predicate} {obj}",
+    predicate=predicate,
+    subject_box=objs.boxes[s],
+    object_box=objs.boxes[o],
+    subject=subject,
+    object=obj,
+  )
 
 
 _SHAPES = {"class_names": scenes.SHAPES}
 M, O = tasks.Metric, tasks.Output
 # (name, group, prompt key, fn, metric, output)
 _BUILTIN_TASKS = (
-    ("image_generation", "image_synthesis", "image_generation", _builtin_image_generation,
-     M.IMAGE_PSNR, O.IMAGE),
-    ("inpainting", "image_synthesis", "image_inpainting", on_objects(builtin_objects,
-                                                                     inpainting),
-     M.IMAGE_PSNR, O.IMAGE),
-    ("segmentation_generation", "image_synthesis", "segmentation_based_generation",
-     _builtin_segmentation_generation, M.IMAGE_PSNR, O.IMAGE),
-    ("detection", "sparse_labelling", "detection", on_objects(builtin_objects, detection),
-     M.DETECTION_MAP, O.BOXES),
-    ("localization", "sparse_labelling", "localization",
-     on_objects(builtin_objects, localization, **_SHAPES), M.DETECTION_MAP, O.BOXES),
-    ("keypoints", "sparse_labelling", "keypoint", _builtin_keypoints, M.KEYPOINT_OKS, O.KEYPOINTS),
-    ("refexp", "sparse_labelling", "refexp", _builtin_refexp, M.BOX_IOU, O.BOXES),
-    ("depth", "dense_labelling", "depth", _builtin_depth, M.DEPTH_RMSE, O.DEPTH),
-    ("surface_normals", "dense_labelling", "surface_normal", _builtin_normals, M.NORMAL_ANGLE,
-     O.NORMALS),
-    ("segmentation", "dense_labelling", "segmentation", _builtin_segmentation,
-     M.SEGMENTATION_IOU, O.SEGMENTATION),
-    ("image_classification", "image_classification", "image_classification",
-     _builtin_image_classification, M.ACCURACY, O.CHOICE),
-    ("object_categorization", "image_classification", "object_categorization",
-     on_objects(builtin_objects, object_categorization, **_SHAPES), M.ACCURACY, O.CHOICE),
-    ("captioning", "image_captioning", "image_captioning", _builtin_captioning,
-     M.CIDER, O.TEXT),
-    ("region_captioning", "image_captioning", "region_captioning", _builtin_region_captioning,
-     M.CIDER, O.TEXT),
-    ("vqa", "vision_language", "vqa", _builtin_vqa, M.VQA_ACCURACY, O.TEXT),
-    ("grounded_vqa", "vision_language", "grounded_vqa", _builtin_grounded_vqa,
-     M.GROUNDED_VQA, O.TEXT_MASK),
-    ("relationship", "vision_language", "relationship", _builtin_relationship, M.ACCURACY,
-     O.TEXT),
+  (
+    "image_generation",
+    "image_synthesis",
+    "image_generation",
+    _builtin_image_generation,
+    M.IMAGE_PSNR,
+    O.IMAGE,
+  ),
+  (
+    "inpainting",
+    "image_synthesis",
+    "image_inpainting",
+    on_objects(builtin_objects, inpainting),
+    M.IMAGE_PSNR,
+    O.IMAGE,
+  ),
+  (
+    "segmentation_generation",
+    "image_synthesis",
+    "segmentation_based_generation",
+    _builtin_segmentation_generation,
+    M.IMAGE_PSNR,
+    O.IMAGE,
+  ),
+  (
+    "detection",
+    "sparse_labelling",
+    "detection",
+    on_objects(builtin_objects, detection),
+    M.DETECTION_MAP,
+    O.BOXES,
+  ),
+  (
+    "localization",
+    "sparse_labelling",
+    "localization",
+    on_objects(builtin_objects, localization, **_SHAPES),
+    M.DETECTION_MAP,
+    O.BOXES,
+  ),
+  ("keypoints", "sparse_labelling", "keypoint", _builtin_keypoints, M.KEYPOINT_OKS, O.KEYPOINTS),
+  ("refexp", "sparse_labelling", "refexp", _builtin_refexp, M.BOX_IOU, O.BOXES),
+  ("depth", "dense_labelling", "depth", _builtin_depth, M.DEPTH_RMSE, O.DEPTH),
+  (
+    "surface_normals",
+    "dense_labelling",
+    "surface_normal",
+    _builtin_normals,
+    M.NORMAL_ANGLE,
+    O.NORMALS,
+  ),
+  (
+    "segmentation",
+    "dense_labelling",
+    "segmentation",
+    _builtin_segmentation,
+    M.SEGMENTATION_IOU,
+    O.SEGMENTATION,
+  ),
+  (
+    "image_classification",
+    "image_classification",
+    "image_classification",
+    _builtin_image_classification,
+    M.ACCURACY,
+    O.CHOICE,
+  ),
+  (
+    "object_categorization",
+    "image_classification",
+    "object_categorization",
+    on_objects(builtin_objects, object_categorization, **_SHAPES),
+    M.ACCURACY,
+    O.CHOICE,
+  ),
+  ("captioning", "image_captioning", "image_captioning", _builtin_captioning, M.CIDER, O.TEXT),
+  (
+    "region_captioning",
+    "image_captioning",
+    "region_captioning",
+    _builtin_region_captioning,
+    M.CIDER,
+    O.TEXT,
+  ),
+  ("vqa", "vision_language", "vqa", _builtin_vqa, M.VQA_ACCURACY, O.TEXT),
+  (
+    "grounded_vqa",
+    "vision_language",
+    "grounded_vqa",
+    _builtin_grounded_vqa,
+    M.GROUNDED_VQA,
+    O.TEXT_MASK,
+  ),
+  ("relationship", "vision_language", "relationship", _builtin_relationship, M.ACCURACY, O.TEXT),
 )
 BUILTIN_TASK_NAMES = tuple(f"builtin_{name}" for name, *_ in _BUILTIN_TASKS)
 
 for _name, _group, _key, _fn, _metric, _output in _BUILTIN_TASKS:
-  register(f"builtin_{_name}", _group, _key, _fn, metric=_metric, output=_output,
-           description=f"Built-in scenes: {_name.replace('_', ' ')}.")
+  register(
+    f"builtin_{_name}",
+    _group,
+    _key,
+    _fn,
+    metric=_metric,
+    output=_output,
+    description=f"Built-in scenes: {_name.replace('_', ' ')}.",
+  )

@@ -32,6 +32,7 @@ among options, boxes, keypoints, a depth/normal/segmentation map, an image, text
 so a misspelt name fails at import, naming the task, instead of at the first evaluation.
 How each kind is decoded, post-processed, scored and drawn is `unified_io.eval.outputs`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,8 +44,16 @@ import numpy as np
 from unified_io.common import vocab
 
 # The paper's task groups (Table 1), in its order.
-GROUPS = ("image_synthesis", "sparse_labelling", "dense_labelling", "image_classification",
-          "image_captioning", "vision_language", "nlp", "language_modelling")
+GROUPS = (
+  "image_synthesis",
+  "sparse_labelling",
+  "dense_labelling",
+  "image_classification",
+  "image_captioning",
+  "vision_language",
+  "nlp",
+  "language_modelling",
+)
 
 # Paper §3.4: groups are sampled at 1/8 each, except image synthesis 3/16 and dense
 # labelling 1/16.
@@ -54,6 +63,7 @@ GROUP_RATES.update(image_synthesis=3 / 16, dense_labelling=1 / 16)
 
 class Output(enum.Enum):
   """The kind of a task's model output; it decides decoding, post-processing and drawing."""
+
   TEXT = "text"  # free text (captions, answers, summaries...)
   CHOICE = "choice"  # one of the example's meta["class_names"], scored as complete targets
   BOXES = "boxes"  # location tokens read as boxes (detection, localization, refexp)
@@ -80,6 +90,7 @@ _IMAGE_ONLY = (Output.DEPTH, Output.NORMALS, Output.SEGMENTATION, Output.IMAGE)
 
 class Metric(enum.Enum):
   """How a task's predictions are scored (each beside an input-free baseline)."""
+
   ACCURACY = "accuracy"  # exact string match of the answer
   VQA_ACCURACY = "vqa_accuracy"  # min(#annotators agreeing / 3, 1)
   CIDER = "caption_cider"  # CIDEr-D against the references
@@ -97,16 +108,21 @@ class Metric(enum.Enum):
 
 # Which metrics suit which output kind.
 METRICS: Dict[Output, Tuple[Metric, ...]] = {
-    Output.TEXT: (Metric.ACCURACY, Metric.VQA_ACCURACY, Metric.CIDER, Metric.ROUGE_L,
-                  Metric.EXACT_MATCH),
-    Output.CHOICE: (Metric.ACCURACY,),
-    Output.BOXES: (Metric.BOX_IOU, Metric.DETECTION_MAP),
-    Output.KEYPOINTS: (Metric.KEYPOINT_OKS,),
-    Output.DEPTH: (Metric.DEPTH_RMSE,),
-    Output.NORMALS: (Metric.NORMAL_ANGLE,),
-    Output.SEGMENTATION: (Metric.SEGMENTATION_IOU,),
-    Output.IMAGE: (Metric.IMAGE_PSNR,),
-    Output.TEXT_MASK: (Metric.GROUNDED_VQA,),
+  Output.TEXT: (
+    Metric.ACCURACY,
+    Metric.VQA_ACCURACY,
+    Metric.CIDER,
+    Metric.ROUGE_L,
+    Metric.EXACT_MATCH,
+  ),
+  Output.CHOICE: (Metric.ACCURACY,),
+  Output.BOXES: (Metric.BOX_IOU, Metric.DETECTION_MAP),
+  Output.KEYPOINTS: (Metric.KEYPOINT_OKS,),
+  Output.DEPTH: (Metric.DEPTH_RMSE,),
+  Output.NORMALS: (Metric.NORMAL_ANGLE,),
+  Output.SEGMENTATION: (Metric.SEGMENTATION_IOU,),
+  Output.IMAGE: (Metric.IMAGE_PSNR,),
+  Output.TEXT_MASK: (Metric.GROUNDED_VQA,),
 }
 
 
@@ -128,6 +144,7 @@ class SkipExample(Exception):
 @dataclasses.dataclass(frozen=True)
 class TaskContext:
   """What preprocessors need to know about the model they feed."""
+
   layout: vocab.VocabLayout = dataclasses.field(default_factory=vocab.VocabLayout.official)
   input_image_size: int = 384
   target_image_size: int = 256
@@ -143,7 +160,8 @@ class Task:
   preprocess: Callable[[dict, np.random.Generator, TaskContext], dict]
   prompts: Tuple[str, ...]  # templates; prompts[0] is the official one
   splits: Mapping[str, str] = dataclasses.field(
-      default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"})
+    default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"}
+  )
   loss_weight: float = 1.0
   size: Optional[int] = None  # train examples, for mixing rates; None: read from TFDS info
   output: Output = Output.TEXT  # what the model writes (a member or its string value)
@@ -166,13 +184,16 @@ class Task:
     metric = _as_enum(Metric, self.metric, self.name, "metric")
     object.__setattr__(self, "metric", metric)
     if metric not in METRICS[output]:
-      raise ValueError(f"Task {self.name}: metric {metric.value} does not suit output "
-                       f"{output.value}; it takes {', '.join(m.value for m in METRICS[output])}")
+      raise ValueError(
+        f"Task {self.name}: metric {metric.value} does not suit output "
+        f"{output.value}; it takes {', '.join(m.value for m in METRICS[output])}"
+      )
 
   def prompt(self, rng: np.random.Generator, ctx: TaskContext, *args) -> str:
     """The official template (or, with ctx.paraphrase, a random one) filled with args."""
-    template = self.prompts[0] if not ctx.paraphrase else self.prompts[
-        int(rng.integers(len(self.prompts)))]
+    template = (
+      self.prompts[0] if not ctx.paraphrase else self.prompts[int(rng.integers(len(self.prompts)))]
+    )
     return template.format(*args)
 
 

@@ -6,6 +6,7 @@ task skips the other kinds, so its size is a fifth of the split) and, for the V&
 image-denoising objectives, `uio_builtin_scenes/scenes`. Real-dataset adapters follow the
 TFDS feature structures of glue/mnli, glue/sst2, squad/v1.1 and cnn_dailymail.
 """
+
 from __future__ import annotations
 
 from typing import List, Sequence
@@ -37,8 +38,13 @@ def _text(value) -> str:
 
 
 def _raw(prompt: str, target: str, image=None, **meta) -> dict:
-  return {"prompt": prompt, "image": image, "target_text": target, "target_image": None,
-          "meta": meta}
+  return {
+    "prompt": prompt,
+    "image": image,
+    "target_text": target,
+    "target_image": None,
+    "meta": meta,
+  }
 
 
 def _template(key: str, rng, ctx: tasks.TaskContext) -> str:
@@ -49,9 +55,12 @@ def _template(key: str, rng, ctx: tasks.TaskContext) -> str:
 # ------------------------------------------------------------------------ span corruption
 
 
-def span_corruption(words: Sequence[str], rng: np.random.Generator,
-                    noise_density: float = NOISE_DENSITY,
-                    mean_span_length: float = MEAN_SPAN_LENGTH):
+def span_corruption(
+  words: Sequence[str],
+  rng: np.random.Generator,
+  noise_density: float = NOISE_DENSITY,
+  mean_span_length: float = MEAN_SPAN_LENGTH,
+):
   """T5 span corruption over words: (input text, target text).
 
   round(n * noise_density) words (at least 1) are dropped in spans of mean length
@@ -71,11 +80,11 @@ def span_corruption(words: Sequence[str], rng: np.random.Generator,
   keep_lengths = _random_partition(n - num_noise, num_spans, rng)
   inputs, targets, position = [], [], 0
   for k in range(num_spans):
-    inputs += words[position:position + keep_lengths[k]]
+    inputs += words[position : position + keep_lengths[k]]
     position += keep_lengths[k]
     sentinel = vocab.extra_id_token(k)
     inputs.append(sentinel)
-    targets += [sentinel] + words[position:position + noise_lengths[k]]
+    targets += [sentinel] + words[position : position + noise_lengths[k]]
     position += noise_lengths[k]
   return " ".join(inputs), " ".join(targets)
 
@@ -106,7 +115,7 @@ def masked_patches(grid_size: int, rng, rate: float = IMAGE_MASK_RATE) -> np.nda
   """bool [grid_size ** 2]: True on the round((1 - rate) * n) patches left visible."""
   n = grid_size * grid_size
   keep = np.zeros(n, bool)
-  keep[rng.permutation(n)[:int(round(n * (1 - rate)))]] = True
+  keep[rng.permutation(n)[: int(round(n * (1 - rate)))]] = True
   return keep
 
 
@@ -125,8 +134,10 @@ def _classification(kind: str, question_key: str, labels: Sequence[str]):
     question = _template(question_key, rng, ctx)
     prompt = _template("text_classification", rng, ctx).format(sentences, question)
     label = _text(example["label"])
-    return _raw(prompt, label, label=label, class_names=tuple(labels),
-                example_id=_text(example["id"]))
+    return _raw(
+      prompt, label, label=label, class_names=tuple(labels), example_id=_text(example["id"])
+    )
+
   return preprocess
 
 
@@ -134,9 +145,10 @@ def windows(context_words: Sequence[str], answer: str):
   """Context windows (QA_WINDOW_WORDS words, stride QA_WINDOW_STRIDE) containing `answer`;
   all windows when the answer is not found verbatim."""
   starts = range(0, max(len(context_words) - QA_WINDOW_WORDS, 0) + 1, QA_WINDOW_STRIDE)
-  found = [s for s in starts if answer.lower() in " ".join(
-      context_words[s:s + QA_WINDOW_WORDS]).lower()]
-  return [(s, context_words[s:s + QA_WINDOW_WORDS]) for s in (found or list(starts))]
+  found = [
+    s for s in starts if answer.lower() in " ".join(context_words[s : s + QA_WINDOW_WORDS]).lower()
+  ]
+  return [(s, context_words[s : s + QA_WINDOW_WORDS]) for s in (found or list(starts))]
 
 
 def _qa(context: str, question: str, answers: Sequence[str], rng, ctx, example_id: str):
@@ -149,8 +161,14 @@ def _qa(context: str, question: str, answers: Sequence[str], rng, ctx, example_i
 
 def _builtin_qa(example, rng, ctx):
   _kind(example, "question_answering")
-  return _qa(_text(example["context"]), _text(example["input"]), [_text(example["target"])],
-             rng, ctx, _text(example["id"]))
+  return _qa(
+    _text(example["context"]),
+    _text(example["input"]),
+    [_text(example["target"])],
+    rng,
+    ctx,
+    _text(example["id"]),
+  )
 
 
 def _builtin_summarization(example, rng, ctx):
@@ -163,8 +181,12 @@ def _builtin_summarization(example, rng, ctx):
 def _builtin_masked_lm(example, rng, ctx):
   _kind(example, "language_modeling")
   corrupted, target = span_corruption(_text(example["input"]).split(), rng)
-  return _raw(_template("masked_language_modelling", rng, ctx).format(corrupted), target,
-              original=_text(example["input"]), example_id=_text(example["id"]))
+  return _raw(
+    _template("masked_language_modelling", rng, ctx).format(corrupted),
+    target,
+    original=_text(example["input"]),
+    example_id=_text(example["id"]),
+  )
 
 
 def _vl_text_denoising(example, rng, ctx):
@@ -177,8 +199,13 @@ def _vl_text_denoising(example, rng, ctx):
   image = np.asarray(example["image"])
   if rng.random() < DROP_MODALITY_RATE:
     image = None
-  return _raw(_template("span_denoising", rng, ctx).format(corrupted), target, image=image,
-              original=caption, example_id=_text(example["id"]))
+  return _raw(
+    _template("span_denoising", rng, ctx).format(corrupted),
+    target,
+    image=image,
+    original=caption,
+    example_id=_text(example["id"]),
+  )
 
 
 def _image_denoising(example, rng, ctx):
@@ -191,11 +218,22 @@ def _image_denoising(example, rng, ctx):
   return raw
 
 
-def _register(name, group, builder, preprocess, prompt_key, metric, size,
-              output=tasks.Output.TEXT, **kwargs):
-  return tasks.register(tasks.Task(
-      name=name, group=group, builder=builder, preprocess=preprocess,
-      prompts=prompts.PROMPTS[prompt_key], metric=metric, size=size, output=output, **kwargs))
+def _register(
+  name, group, builder, preprocess, prompt_key, metric, size, output=tasks.Output.TEXT, **kwargs
+):
+  return tasks.register(
+    tasks.Task(
+      name=name,
+      group=group,
+      builder=builder,
+      preprocess=preprocess,
+      prompts=prompts.PROMPTS[prompt_key],
+      metric=metric,
+      size=size,
+      output=output,
+      **kwargs,
+    )
+  )
 
 
 M = tasks.Metric
@@ -205,26 +243,78 @@ def _kind_filter(kind: str):
   return {"record_filter": ("task", kind)}
 
 
-_register("builtin_entailment", "nlp", BUILTIN_TEXT,
-          _classification("entailment", "entailment_question", ("true", "false")),
-          "text_classification", M.ACCURACY, BUILTIN_TEXT_KIND_SIZE, output=tasks.Output.CHOICE,
-          **_kind_filter("entailment"))
-_register("builtin_sentiment", "nlp", BUILTIN_TEXT,
-          _classification("sentiment", "sentiment_question", ("positive", "negative")),
-          "text_classification", M.ACCURACY, BUILTIN_TEXT_KIND_SIZE, output=tasks.Output.CHOICE,
-          **_kind_filter("sentiment"))
-_register("builtin_question_answering", "nlp", BUILTIN_TEXT, _builtin_qa, "question_answering",
-          M.EXACT_MATCH, BUILTIN_TEXT_KIND_SIZE, **_kind_filter("question_answering"))
-_register("builtin_summarization", "nlp", BUILTIN_TEXT, _builtin_summarization, "summarization",
-          M.ROUGE_L, BUILTIN_TEXT_KIND_SIZE, **_kind_filter("summarization"))
-_register("builtin_masked_lm", "language_modelling", BUILTIN_TEXT, _builtin_masked_lm,
-          "masked_language_modelling", M.EXACT_MATCH, BUILTIN_TEXT_KIND_SIZE,
-          **_kind_filter("language_modeling"))
+_register(
+  "builtin_entailment",
+  "nlp",
+  BUILTIN_TEXT,
+  _classification("entailment", "entailment_question", ("true", "false")),
+  "text_classification",
+  M.ACCURACY,
+  BUILTIN_TEXT_KIND_SIZE,
+  output=tasks.Output.CHOICE,
+  **_kind_filter("entailment"),
+)
+_register(
+  "builtin_sentiment",
+  "nlp",
+  BUILTIN_TEXT,
+  _classification("sentiment", "sentiment_question", ("positive", "negative")),
+  "text_classification",
+  M.ACCURACY,
+  BUILTIN_TEXT_KIND_SIZE,
+  output=tasks.Output.CHOICE,
+  **_kind_filter("sentiment"),
+)
+_register(
+  "builtin_question_answering",
+  "nlp",
+  BUILTIN_TEXT,
+  _builtin_qa,
+  "question_answering",
+  M.EXACT_MATCH,
+  BUILTIN_TEXT_KIND_SIZE,
+  **_kind_filter("question_answering"),
+)
+_register(
+  "builtin_summarization",
+  "nlp",
+  BUILTIN_TEXT,
+  _builtin_summarization,
+  "summarization",
+  M.ROUGE_L,
+  BUILTIN_TEXT_KIND_SIZE,
+  **_kind_filter("summarization"),
+)
+_register(
+  "builtin_masked_lm",
+  "language_modelling",
+  BUILTIN_TEXT,
+  _builtin_masked_lm,
+  "masked_language_modelling",
+  M.EXACT_MATCH,
+  BUILTIN_TEXT_KIND_SIZE,
+  **_kind_filter("language_modeling"),
+)
 # Pre-training objectives (the "pretraining" mixture).
-_register("builtin_vl_text_denoising", "language_modelling", BUILTIN_SCENES, _vl_text_denoising,
-          "span_denoising", M.EXACT_MATCH, BUILTIN_SCENES_SIZE)
-_register("builtin_image_denoising", "image_synthesis", BUILTIN_SCENES, _image_denoising,
-          "span_denoising", M.IMAGE_PSNR, BUILTIN_SCENES_SIZE, output=tasks.Output.IMAGE)
+_register(
+  "builtin_vl_text_denoising",
+  "language_modelling",
+  BUILTIN_SCENES,
+  _vl_text_denoising,
+  "span_denoising",
+  M.EXACT_MATCH,
+  BUILTIN_SCENES_SIZE,
+)
+_register(
+  "builtin_image_denoising",
+  "image_synthesis",
+  BUILTIN_SCENES,
+  _image_denoising,
+  "span_denoising",
+  M.IMAGE_PSNR,
+  BUILTIN_SCENES_SIZE,
+  output=tasks.Output.IMAGE,
+)
 
 
 # ------------------------------------------------------------------------ real datasets
@@ -240,8 +330,13 @@ def _mnli(example, rng, ctx):
   sentences = f"{_text(example['premise'])} {_text(example['hypothesis'])}"
   question = _template("entailment_question", rng, ctx)
   prompt = _template("text_classification", rng, ctx).format(sentences, question)
-  return _raw(prompt, GLUE_MNLI_LABELS[label], label=GLUE_MNLI_LABELS[label],
-              class_names=GLUE_MNLI_LABELS, example_id=str(example.get("idx", "?")))
+  return _raw(
+    prompt,
+    GLUE_MNLI_LABELS[label],
+    label=GLUE_MNLI_LABELS[label],
+    class_names=GLUE_MNLI_LABELS,
+    example_id=str(example.get("idx", "?")),
+  )
 
 
 def _sst2(example, rng, ctx):
@@ -249,10 +344,14 @@ def _sst2(example, rng, ctx):
   if not 0 <= label < 2:
     raise Skip("unlabelled (test split) example")
   question = _template("sentiment_question", rng, ctx)
-  prompt = _template("text_classification", rng, ctx).format(_text(example["sentence"]),
-                                                             question)
-  return _raw(prompt, GLUE_SST2_LABELS[label], label=GLUE_SST2_LABELS[label],
-              class_names=GLUE_SST2_LABELS, example_id=str(example.get("idx", "?")))
+  prompt = _template("text_classification", rng, ctx).format(_text(example["sentence"]), question)
+  return _raw(
+    prompt,
+    GLUE_SST2_LABELS[label],
+    label=GLUE_SST2_LABELS[label],
+    class_names=GLUE_SST2_LABELS,
+    example_id=str(example.get("idx", "?")),
+  )
 
 
 def _squad(example, rng, ctx):
@@ -260,8 +359,14 @@ def _squad(example, rng, ctx):
   answers = [a for a in answers if a.strip()]
   if not answers:
     raise Skip("no answer text")
-  return _qa(_text(example["context"]), _text(example["question"]), answers, rng, ctx,
-             _text(example.get("id", "?")))
+  return _qa(
+    _text(example["context"]),
+    _text(example["question"]),
+    answers,
+    rng,
+    ctx,
+    _text(example.get("id", "?")),
+  )
 
 
 def _cnn_dailymail(example, rng, ctx):
@@ -272,13 +377,38 @@ def _cnn_dailymail(example, rng, ctx):
   return _raw(prompt, summary, captions=[summary], example_id=_text(example.get("id", "?")))
 
 
-_register("glue_mnli", "nlp", "glue/mnli", _mnli, "text_classification", M.ACCURACY, 392_702,
-          output=tasks.Output.CHOICE, splits={"train": "train", "validation": "validation_matched",
-                  "test": "test_matched"})
-_register("glue_sst2", "nlp", "glue/sst2", _sst2, "text_classification", M.ACCURACY, 67_349,
-          output=tasks.Output.CHOICE)
+_register(
+  "glue_mnli",
+  "nlp",
+  "glue/mnli",
+  _mnli,
+  "text_classification",
+  M.ACCURACY,
+  392_702,
+  output=tasks.Output.CHOICE,
+  splits={"train": "train", "validation": "validation_matched", "test": "test_matched"},
+)
+_register(
+  "glue_sst2",
+  "nlp",
+  "glue/sst2",
+  _sst2,
+  "text_classification",
+  M.ACCURACY,
+  67_349,
+  output=tasks.Output.CHOICE,
+)
 # SQuAD's test set is hidden: squad/v1.1 has only train and validation.
-_register("squad", "nlp", "squad/v1.1", _squad, "question_answering", M.EXACT_MATCH, 87_599,
-          splits={"train": "train", "validation": "validation"})
-_register("cnn_dailymail", "nlp", "cnn_dailymail", _cnn_dailymail, "summarization", M.ROUGE_L,
-          287_113)
+_register(
+  "squad",
+  "nlp",
+  "squad/v1.1",
+  _squad,
+  "question_answering",
+  M.EXACT_MATCH,
+  87_599,
+  splits={"train": "train", "validation": "validation"},
+)
+_register(
+  "cnn_dailymail", "nlp", "cnn_dailymail", _cnn_dailymail, "summarization", M.ROUGE_L, 287_113
+)

@@ -17,6 +17,7 @@ epoch of its split, from the datasets' documentation: TFDS examples (images), ex
 RefCOCO, whose 42,404 training expressions are what Table 1 counts (RefCOCO, RefCOCO+ and
 RefCOCOg add up to its 130k); NYU's 47,584 is Table 1's 48k.
 """
+
 from __future__ import annotations
 
 from typing import List
@@ -29,17 +30,87 @@ from unified_io.data.tasks import registry as tasks
 # COCO's 80 detection categories in category-id order: TFDS coco's ClassLabel order. (The
 # names are set from the annotation files at build time, so they are not in the code.)
 COCO_CLASSES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat",
-    "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack",
-    "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball",
-    "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket",
-    "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair",
-    "couch", "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse",
-    "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink",
-    "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier",
-    "toothbrush")
+  "person",
+  "bicycle",
+  "car",
+  "motorcycle",
+  "airplane",
+  "bus",
+  "train",
+  "truck",
+  "boat",
+  "traffic light",
+  "fire hydrant",
+  "stop sign",
+  "parking meter",
+  "bench",
+  "bird",
+  "cat",
+  "dog",
+  "horse",
+  "sheep",
+  "cow",
+  "elephant",
+  "bear",
+  "zebra",
+  "giraffe",
+  "backpack",
+  "umbrella",
+  "handbag",
+  "tie",
+  "suitcase",
+  "frisbee",
+  "skis",
+  "snowboard",
+  "sports ball",
+  "kite",
+  "baseball bat",
+  "baseball glove",
+  "skateboard",
+  "surfboard",
+  "tennis racket",
+  "bottle",
+  "wine glass",
+  "cup",
+  "fork",
+  "knife",
+  "spoon",
+  "bowl",
+  "banana",
+  "apple",
+  "sandwich",
+  "orange",
+  "broccoli",
+  "carrot",
+  "hot dog",
+  "pizza",
+  "donut",
+  "cake",
+  "chair",
+  "couch",
+  "potted plant",
+  "bed",
+  "dining table",
+  "toilet",
+  "tv",
+  "laptop",
+  "mouse",
+  "remote",
+  "keyboard",
+  "cell phone",
+  "microwave",
+  "oven",
+  "toaster",
+  "sink",
+  "refrigerator",
+  "book",
+  "clock",
+  "vase",
+  "scissors",
+  "teddy bear",
+  "hair drier",
+  "toothbrush",
+)
 TRAIN_VALIDATION = {"train": "train", "validation": "validation"}
 
 
@@ -50,8 +121,10 @@ def coco_objects(example: dict) -> vt.Objects:
   boxes = vt.normalised_to_pixels(objects["bbox"], image.shape[:2])
   crowd = np.asarray(objects["is_crowd"], bool).reshape(-1)
   if not len(labels) == len(boxes) == len(crowd):
-    raise vt.Skip(f"objects fields differ in length: {len(labels)} labels, {len(boxes)} "
-                  f"boxes, {len(crowd)} is_crowd")
+    raise vt.Skip(
+      f"objects fields differ in length: {len(labels)} labels, {len(boxes)} "
+      f"boxes, {len(crowd)} is_crowd"
+    )
   if np.any((labels < 0) | (labels >= len(COCO_CLASSES))):
     raise vt.Skip(f"label outside COCO's {len(COCO_CLASSES)} classes")
   names = [COCO_CLASSES[label] for label in labels]
@@ -64,14 +137,16 @@ def _coco_caption_texts(example: dict) -> List[str]:
 
 def _coco_captioning(example, rng, ctx, prompt):
   del ctx
-  return vt.captioning(vt.as_image(example["image"]), _coco_caption_texts(example),
-                       vt.example_id(example), rng, prompt)
+  return vt.captioning(
+    vt.as_image(example["image"]), _coco_caption_texts(example), vt.example_id(example), rng, prompt
+  )
 
 
 def _coco_image_generation(example, rng, ctx, prompt):
   del ctx
-  return vt.image_generation(vt.as_image(example["image"]), _coco_caption_texts(example),
-                             vt.example_id(example), rng, prompt)
+  return vt.image_generation(
+    vt.as_image(example["image"]), _coco_caption_texts(example), vt.example_id(example), rng, prompt
+  )
 
 
 def _rows(value) -> List[List[str]]:
@@ -88,8 +163,13 @@ def _refcoco_refexp(example, rng, ctx, prompt):
   expressions = _rows(objects["refexp"]["raw"])
   if len(expressions) != len(boxes):
     raise vt.Skip(f"{len(boxes)} objects but {len(expressions)} refexp lists")
-  pairs = [(i, e) for i in range(len(boxes)) if vt.box_is_valid(boxes[i], image.shape[:2])
-           for e in expressions[i] if e.strip()]
+  pairs = [
+    (i, e)
+    for i in range(len(boxes))
+    if vt.box_is_valid(boxes[i], image.shape[:2])
+    for e in expressions[i]
+    if e.strip()
+  ]
   if not pairs:
     raise vt.Skip("no referring expression of an object with a valid box")
   i, expression = pairs[vt.pick(len(pairs), rng)]
@@ -98,33 +178,81 @@ def _refcoco_refexp(example, rng, ctx, prompt):
 
 def _nyu_depth(example, rng, ctx, prompt):
   del rng
-  return vt.depth_estimation(vt.as_image(example["image"]), example["depth"],
-                             vt.example_id(example), ctx, prompt)
+  return vt.depth_estimation(
+    vt.as_image(example["image"]), example["depth"], vt.example_id(example), ctx, prompt
+  )
 
 
 M, O = tasks.Metric, tasks.Output
-vt.register("coco_detection", "sparse_labelling", "detection",
-            vt.on_objects(coco_objects, vt.detection), metric=M.DETECTION_MAP,
-            output=O.BOXES, builder="coco/2017", splits=TRAIN_VALIDATION, size=118_287,
-            description="COCO 2017 detection: all non-crowd boxes and classes.")
-vt.register("coco_localization", "sparse_labelling", "localization",
-            vt.on_objects(coco_objects, vt.localization, class_names=COCO_CLASSES),
-            metric=M.DETECTION_MAP, output=O.BOXES, builder="coco/2017",
-            splits=TRAIN_VALIDATION, size=118_287,
-            description="COCO 2017 localization of one class, with negatives.")
-vt.register("coco_captioning", "image_captioning", "image_captioning", _coco_captioning,
-            metric=M.CIDER, output=O.TEXT, builder="coco_captions/2014",
-            splits={"train": "train", "validation": "val", "test": "test"}, size=82_783,
-            description="COCO Captions, Karpathy splits.")
-vt.register("coco_image_generation", "image_synthesis", "image_generation",
-            _coco_image_generation, metric=M.IMAGE_PSNR, output=O.IMAGE,
-            builder="coco_captions/2014",
-            splits={"train": "train", "validation": "val", "test": "test"}, size=82_783,
-            description="COCO Captions: image from a caption.")
-vt.register("refcoco_refexp", "sparse_labelling", "refexp", _refcoco_refexp,
-            metric=M.BOX_IOU, output=O.BOXES, builder="ref_coco/refcoco_unc",
-            splits={"train": "train", "validation": "validation", "test": "testA"},
-            size=42_404, description="RefCOCO (UNC splits) referring expressions.")
-vt.register("nyu_depth", "dense_labelling", "depth", _nyu_depth, metric=M.DEPTH_RMSE,
-            output=O.DEPTH, builder="nyu_depth_v2", splits=TRAIN_VALIDATION, size=47_584,
-            description="NYU Depth v2 (max_depth 10 m).")
+vt.register(
+  "coco_detection",
+  "sparse_labelling",
+  "detection",
+  vt.on_objects(coco_objects, vt.detection),
+  metric=M.DETECTION_MAP,
+  output=O.BOXES,
+  builder="coco/2017",
+  splits=TRAIN_VALIDATION,
+  size=118_287,
+  description="COCO 2017 detection: all non-crowd boxes and classes.",
+)
+vt.register(
+  "coco_localization",
+  "sparse_labelling",
+  "localization",
+  vt.on_objects(coco_objects, vt.localization, class_names=COCO_CLASSES),
+  metric=M.DETECTION_MAP,
+  output=O.BOXES,
+  builder="coco/2017",
+  splits=TRAIN_VALIDATION,
+  size=118_287,
+  description="COCO 2017 localization of one class, with negatives.",
+)
+vt.register(
+  "coco_captioning",
+  "image_captioning",
+  "image_captioning",
+  _coco_captioning,
+  metric=M.CIDER,
+  output=O.TEXT,
+  builder="coco_captions/2014",
+  splits={"train": "train", "validation": "val", "test": "test"},
+  size=82_783,
+  description="COCO Captions, Karpathy splits.",
+)
+vt.register(
+  "coco_image_generation",
+  "image_synthesis",
+  "image_generation",
+  _coco_image_generation,
+  metric=M.IMAGE_PSNR,
+  output=O.IMAGE,
+  builder="coco_captions/2014",
+  splits={"train": "train", "validation": "val", "test": "test"},
+  size=82_783,
+  description="COCO Captions: image from a caption.",
+)
+vt.register(
+  "refcoco_refexp",
+  "sparse_labelling",
+  "refexp",
+  _refcoco_refexp,
+  metric=M.BOX_IOU,
+  output=O.BOXES,
+  builder="ref_coco/refcoco_unc",
+  splits={"train": "train", "validation": "validation", "test": "testA"},
+  size=42_404,
+  description="RefCOCO (UNC splits) referring expressions.",
+)
+vt.register(
+  "nyu_depth",
+  "dense_labelling",
+  "depth",
+  _nyu_depth,
+  metric=M.DEPTH_RMSE,
+  output=O.DEPTH,
+  builder="nyu_depth_v2",
+  splits=TRAIN_VALIDATION,
+  size=47_584,
+  description="NYU Depth v2 (max_depth 10 m).",
+)

@@ -3,6 +3,7 @@
 The constants every other GRIT module keys on (unified_io/eval/grit/tasks.py describes
 the benchmark and its files); prompts are here because they are per-task definitions too.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
@@ -12,16 +13,35 @@ from unified_io.common import vocab
 from unified_io.data import prompts
 from unified_io.eval.grit import scoring
 
-GRIT_TASKS = ("categorization", "localization", "vqa", "refexp", "segmentation", "keypoint",
-              "normal")
-TASK_ABBREVIATIONS = {"categorization": "cat", "localization": "loc", "vqa": "vqa",
-                      "refexp": "ref", "segmentation": "seg", "keypoint": "kp",
-                      "normal": "sn"}
+GRIT_TASKS = (
+  "categorization",
+  "localization",
+  "vqa",
+  "refexp",
+  "segmentation",
+  "keypoint",
+  "normal",
+)
+TASK_ABBREVIATIONS = {
+  "categorization": "cat",
+  "localization": "loc",
+  "vqa": "vqa",
+  "refexp": "ref",
+  "segmentation": "seg",
+  "keypoint": "kp",
+  "normal": "sn",
+}
 SPLITS = ("ablation", "test")
 # The field of a prediction that carries the answer, per task.
-PREDICTION_FIELD = {"categorization": "words", "vqa": "words", "localization": "bboxes",
-                    "refexp": "bboxes", "segmentation": "masks", "keypoint": "points",
-                    "normal": "normal"}
+PREDICTION_FIELD = {
+  "categorization": "words",
+  "vqa": "words",
+  "localization": "bboxes",
+  "refexp": "bboxes",
+  "segmentation": "masks",
+  "keypoint": "points",
+  "normal": "normal",
+}
 GT_FIELDS = ("words", "bboxes", "masks", "points", "out_image_name")
 MEASURES = scoring.MEASURES
 PARTITIONS = scoring.PARTITIONS
@@ -34,13 +54,13 @@ PARTITIONS = scoring.PARTITIONS
 # `keypoint_region_prompt` on each box found. Localization uses the appendix's plural
 # "Which regions ..." (runner.py reuses the refexp prompt for it).
 GRIT_PROMPTS = {
-    "categorization": prompts.official("object_categorization"),
-    "localization": prompts.official("localization"),
-    "vqa": "{}",
-    "refexp": prompts.official("refexp"),
-    "segmentation": prompts.official("segmentation"),
-    "keypoint": prompts.official("localization"),
-    "normal": prompts.official("surface_normal"),
+  "categorization": prompts.official("object_categorization"),
+  "localization": prompts.official("localization"),
+  "vqa": "{}",
+  "refexp": prompts.official("refexp"),
+  "segmentation": prompts.official("segmentation"),
+  "keypoint": prompts.official("localization"),
+  "normal": prompts.official("surface_normal"),
 }
 KEYPOINT_REGION_PROMPT = prompts.official("keypoint")
 STUFF_MARKER = "(Stuff)"  # in a segmentation task_query: a class without instances
@@ -51,9 +71,11 @@ def check_task(task: str):
     raise ValueError(f"unknown GRIT task {task!r}; tasks are {GRIT_TASKS}")
 
 
-
-def prompt_for(sample: Mapping[str, Any], image_hw: Optional[Sequence[float]] = None,
-               layout: Optional[vocab.VocabLayout] = None) -> str:
+def prompt_for(
+  sample: Mapping[str, Any],
+  image_hw: Optional[Sequence[float]] = None,
+  layout: Optional[vocab.VocabLayout] = None,
+) -> str:
   """The Unified-IO prompt for one sample (stage one for keypoint).
 
   image_hw: the input image's (height, width), needed for categorization's box tokens.
@@ -79,8 +101,9 @@ def prompt_for(sample: Mapping[str, Any], image_hw: Optional[Sequence[float]] = 
   return template.format(query)
 
 
-def keypoint_region_prompt(box: Sequence[float], image_hw: Sequence[float],
-                           layout: Optional[vocab.VocabLayout] = None) -> str:
+def keypoint_region_prompt(
+  box: Sequence[float], image_hw: Sequence[float], layout: Optional[vocab.VocabLayout] = None
+) -> str:
   """Stage two of keypoint: find the joints of the person in `box` [x1, y1, x2, y2]."""
   return KEYPOINT_REGION_PROMPT.format(_box_text(box, image_hw, layout))
 
@@ -92,4 +115,3 @@ def _box_text(box, image_hw, layout) -> str:
   x1, y1, x2, y2 = (float(v) for v in box)
   clipped = [min(max(x1, 0), w), min(max(y1, 0), h), min(max(x2, 0), w), min(max(y2, 0), h)]
   return locations.box_to_text(clipped, (h, w), layout)
-

@@ -2,6 +2,7 @@
 evaluate.py does (the measures and partitions are described in
 unified_io/eval/grit/tasks.py; the per-sample metrics are unified_io/eval/grit/scoring.py).
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,6 +21,7 @@ from unified_io.eval.grit import submission
 
 log = logging.getLogger(__name__)
 
+
 def _decode_masks(rles, what: str) -> List[np.ndarray]:
   masks = []
   for rle in rles:
@@ -31,8 +33,10 @@ def _decode_masks(rles, what: str) -> List[np.ndarray]:
         rle = mask_utils.frPyObjects(rle, *rle["size"])
       else:
         counts = rle["counts"]
-        rle = {"size": list(rle["size"]),
-               "counts": counts.encode("utf-8") if isinstance(counts, str) else counts}
+        rle = {
+          "size": list(rle["size"]),
+          "counts": counts.encode("utf-8") if isinstance(counts, str) else counts,
+        }
       masks.append(mask_utils.decode(rle))
     except Exception as e:  # pycocotools raises bare TypeErrors etc. on bad RLEs
       raise ValueError(f"{what}: cannot decode RLE mask: {e}") from e
@@ -46,9 +50,14 @@ def _read_rgb(path: str, what: str) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
-def sample_score(task: str, pred: Mapping[str, Any], sample: Mapping[str, Any], *,
-                 pred_normals_dir: Optional[str] = None,
-                 gt_normals_dir: Optional[str] = None) -> float:
+def sample_score(
+  task: str,
+  pred: Mapping[str, Any],
+  sample: Mapping[str, Any],
+  *,
+  pred_normals_dir: Optional[str] = None,
+  gt_normals_dir: Optional[str] = None,
+) -> float:
   """One sample's GRIT score in [0, 1] (see scoring for the definitions)."""
   gt = sample["gt"]
   key = definitions.PREDICTION_FIELD[task]
@@ -67,13 +76,15 @@ def sample_score(task: str, pred: Mapping[str, Any], sample: Mapping[str, Any], 
   if task == "segmentation":
     stuff = definitions.STUFF_MARKER in (sample["task_query"] or "")
     return scoring.segmentation_score(
-        _decode_masks(value, what), _decode_masks(gt["masks"], "ground truth"), stuff)
+      _decode_masks(value, what), _decode_masks(gt["masks"], "ground truth"), stuff
+    )
   if task == "keypoint":
     return scoring.keypoint_score(value, gt["points"])
   if gt_normals_dir is None:
     raise ValueError("scoring normals needs gt_normals_dir")
-  gt_rgb = _read_rgb(os.path.join(gt_normals_dir, gt["out_image_name"]),
-                     "ground-truth normal image")
+  gt_rgb = _read_rgb(
+    os.path.join(gt_normals_dir, gt["out_image_name"]), "ground-truth normal image"
+  )
   if not isinstance(value, str):  # an in-memory uint8 RGB map
     pred_rgb = np.asarray(value)
   elif pred_normals_dir is None:
@@ -83,11 +94,17 @@ def sample_score(task: str, pred: Mapping[str, Any], sample: Mapping[str, Any], 
   return scoring.normal_score(pred_rgb, gt_rgb)
 
 
-def evaluate(grit_dir: str, predictions: Union[str, Sequence[Mapping[str, Any]]], task: str,
-             split: str = "ablation", *, pred_normals_dir: Optional[str] = None,
-             gt_normals_dir: Optional[str] = None,
-             lemma2groups: Optional[Mapping[str, Sequence[str]]] = None,
-             example_ids: Optional[Collection[str]] = None) -> Dict[str, Any]:
+def evaluate(
+  grit_dir: str,
+  predictions: Union[str, Sequence[Mapping[str, Any]]],
+  task: str,
+  split: str = "ablation",
+  *,
+  pred_normals_dir: Optional[str] = None,
+  gt_normals_dir: Optional[str] = None,
+  lemma2groups: Optional[Mapping[str, Sequence[str]]] = None,
+  example_ids: Optional[Collection[str]] = None,
+) -> Dict[str, Any]:
   """Scores one task's predictions against samples that carry ground truth.
 
   predictions: a list of prediction dicts, a submission folder or a {task}.json file.
@@ -108,10 +125,11 @@ def evaluate(grit_dir: str, predictions: Union[str, Sequence[Mapping[str, Any]]]
   scored = [s for s in samples if s["gt"] is not None]
   if not scored:
     raise ValueError(
-        f"{grit_samples.samples_path(grit_dir, task, split)} has no ground truth: GRIT "
-        "withholds it for ablation and test, and its leaderboard scores submissions "
-        "(zip_submission). evaluate needs sample files that carry an 'output' (or 'gt') dict "
-        "per sample.")
+      f"{grit_samples.samples_path(grit_dir, task, split)} has no ground truth: GRIT "
+      "withholds it for ablation and test, and its leaderboard scores submissions "
+      "(zip_submission). evaluate needs sample files that carry an 'output' (or 'gt') dict "
+      "per sample."
+    )
   without_gt = len(samples) - len(scored)
   if example_ids is not None:
     wanted = set(example_ids)
@@ -140,40 +158,61 @@ def evaluate(grit_dir: str, predictions: Union[str, Sequence[Mapping[str, Any]]]
       if "confidence" not in pred:
         raise ValueError(f"{task} prediction for {sample['example_id']!r} has no confidence")
       confidence = submission.finite(pred["confidence"], "confidence")
-      score = sample_score(task, pred, sample, pred_normals_dir=pred_normals_dir,
-                           gt_normals_dir=gt_normals_dir)
+      score = sample_score(
+        task, pred, sample, pred_normals_dir=pred_normals_dir, gt_normals_dir=gt_normals_dir
+      )
     meta = sample["meta"]
     groups = set()
     for lemma in meta["concepts"]:
       groups.update((lemma2groups or {}).get(lemma, ()))
-    rows.append({"id": sample["example_id"], "m": scoring.sample_measures(score, confidence),
-                 "dist": meta["is_distorted"], "new_src": meta["is_new_source"],
-                 "new_cpt": meta["has_new_concept"], "groups": groups})
+    rows.append(
+      {
+        "id": sample["example_id"],
+        "m": scoring.sample_measures(score, confidence),
+        "dist": meta["is_distorted"],
+        "new_src": meta["is_new_source"],
+        "new_cpt": meta["has_new_concept"],
+        "groups": groups,
+      }
+    )
   if missing:
-    log.warning("%s %s: %d of %d samples have no prediction; scored 0", split, task, missing,
-                len(scored))
+    log.warning(
+      "%s %s: %d of %d samples have no prediction; scored 0", split, task, missing, len(scored)
+    )
 
   abbrev = definitions.TASK_ABBREVIATIONS[task]
-  out: Dict[str, Any] = {"num_samples": len(scored), "num_missing_predictions": missing,
-                         "num_without_ground_truth": without_gt}
+  out: Dict[str, Any] = {
+    "num_samples": len(scored),
+    "num_missing_predictions": missing,
+    "num_without_ground_truth": without_gt,
+  }
   out[f"acc.any.pooled.{abbrev}.mean"] = float(np.mean([r["m"]["acc"] for r in rows]))
-  out.update(scoring.aggregate(rows, abbrev, "any", definitions.MEASURES,
-                               definitions.PARTITIONS))
+  out.update(scoring.aggregate(rows, abbrev, "any", definitions.MEASURES, definitions.PARTITIONS))
   for group in sorted(set().union(*(r["groups"] for r in rows))):
     if group == "_ungrouped_":
       continue
     group_rows = [r for r in rows if group in r["groups"]]
     # The leaderboard reports only agg for concept groups.
-    out.update({k: v for k, v in scoring.aggregate(
-        group_rows, abbrev, group, ("acc",), ("sameSrc", "newSrc", "agg")).items()
-                if ".agg." in k})
+    out.update(
+      {
+        k: v
+        for k, v in scoring.aggregate(
+          group_rows, abbrev, group, ("acc",), ("sameSrc", "newSrc", "agg")
+        ).items()
+        if ".agg." in k
+      }
+    )
   return out
 
 
-def evaluate_submission(grit_dir: str, submission_dir: str, split: str = "ablation", *,
-                        gt_normals_dir: Optional[str] = None,
-                        lemma2groups: Optional[Mapping[str, Sequence[str]]] = None
-                        ) -> Dict[str, Any]:
+def evaluate_submission(
+  grit_dir: str,
+  submission_dir: str,
+  split: str = "ablation",
+  *,
+  gt_normals_dir: Optional[str] = None,
+  lemma2groups: Optional[Mapping[str, Sequence[str]]] = None,
+) -> Dict[str, Any]:
   """Scores every task of a submission folder and GRIT's across-task means.
 
   Adds "{measure}.any.{partition}.all.mean" for agg, sameSrc, newSrc, dist, undist and
@@ -187,8 +226,14 @@ def evaluate_submission(grit_dir: str, submission_dir: str, split: str = "ablati
     if not os.path.isfile(os.path.join(submission_dir, f"{task}.json")):
       continue
     present.append(task)
-    result = evaluate(grit_dir, submission_dir, task, split, gt_normals_dir=gt_normals_dir,
-                      lemma2groups=lemma2groups)
+    result = evaluate(
+      grit_dir,
+      submission_dir,
+      task,
+      split,
+      gt_normals_dir=gt_normals_dir,
+      lemma2groups=lemma2groups,
+    )
     out.update({k if "." in k else f"{task}.{k}": v for k, v in result.items()})
   if not present:
     raise ValueError(f"{submission_dir} holds no GRIT task file ({definitions.GRIT_TASKS})")
@@ -206,4 +251,3 @@ def evaluate_submission(grit_dir: str, submission_dir: str, split: str = "ablati
   if "acc.any.agg.all.mean" in out:
     out["overall"] = out["acc.any.agg.all.mean"]
   return out
-

@@ -11,8 +11,9 @@ the samples run are scored, and GRIT's across-task "overall" is left out.
 
 Per task: categorization scores the sample's whole label set (the choice output kind of
 unified_io.eval.outputs), so the answer is always one of its options; vqa is the generated
-text; localization and refexp are the boxes of the generated location tokens in original-image pixels, segmentation the
-masks and normal the normal map of the generated image (all via inference.predict);
+text; localization and refexp are the boxes of the generated location tokens in
+original-image pixels, segmentation the masks and normal the normal map of the generated
+image (all via inference.predict);
 keypoint runs localization of "person", then one joint prediction per box found with the
 not-visible token masked (17 x, y, v triples per person).
 
@@ -30,6 +31,7 @@ Unreadable images are skipped and counted, with the file named; a skipped
 sample has no prediction, so grit.evaluate scores it 0 and the leaderboard would reject
 the zip.
 """
+
 from __future__ import annotations
 
 import json
@@ -83,10 +85,12 @@ class _Runner:
       self._options[name] = grit.load_output_options(self.grit_dir, name)
     options = self._options[name]
     prompt = grit.prompt_for(sample, image.shape[:2], self.predictor.layout)
-    features = self.predictor.features([predict_lib.raw_input(prompt, image)],
-                                       names=[sample["example_id"]])
-    choice = outputs.decode(outputs.get(outputs.Output.CHOICE), self.predictor, features,
-                            options=[options])[0]
+    features = self.predictor.features(
+      [predict_lib.raw_input(prompt, image)], names=[sample["example_id"]]
+    )
+    choice = outputs.decode(
+      outputs.get(outputs.Output.CHOICE), self.predictor, features, options=[options]
+    )[0]
     return {"words": choice["text"]}, _softmax_at(choice["option_scores"], choice["choice"])
 
   def vqa(self, sample, image):
@@ -136,9 +140,15 @@ def params_in_millions(predictor) -> float:
   return (network + vq) / 1e6
 
 
-def predict_task(runner: _Runner, grit_dir: str, task: str, split: str,
-                 limit: Optional[int] = None, progress: Callable[[str], None] = print,
-                 shard: Tuple[int, int] = (0, 1)):
+def predict_task(
+  runner: _Runner,
+  grit_dir: str,
+  task: str,
+  split: str,
+  limit: Optional[int] = None,
+  progress: Callable[[str], None] = print,
+  shard: Tuple[int, int] = (0, 1),
+):
   """(predictions, samples, skip messages) for one task.
 
   shard: (this process, processes): this process runs its host_split.host_rows of the
@@ -151,7 +161,7 @@ def predict_task(runner: _Runner, grit_dir: str, task: str, split: str,
     samples = samples[:limit]  # the first ones, so repeated runs compare like with like
   rows = host_split.host_rows(len(samples), *shard)
   predictions, skips = [], []
-  for sample in samples[rows.start:rows.stop]:
+  for sample in samples[rows.start : rows.stop]:
     try:
       image = image_preprocessing.load_image(grit.image_path(grit_dir, sample))
     except (OSError, ValueError) as e:
@@ -174,8 +184,9 @@ def _has_ground_truth(samples) -> bool:
   return bool(samples) and all(s["gt"] is not None for s in samples)
 
 
-def score(grit_dir: str, split_dir: str, split: str,
-          attempted: Dict[str, Optional[List[str]]]) -> Dict[str, float]:
+def score(
+  grit_dir: str, split_dir: str, split: str, attempted: Dict[str, Optional[List[str]]]
+) -> Dict[str, float]:
   """grit.evaluate per task, keyed as grit.evaluate_submission does.
 
   attempted: task -> the example_ids run (None: the whole file); samples outside it are
@@ -191,11 +202,17 @@ def score(grit_dir: str, split_dir: str, split: str,
   return out
 
 
-def predict_grit(predictor, grit_dir: str, split: str = "ablation",
-                 tasks: Sequence[str] = grit.GRIT_TASKS, out_dir: str = "grit_out",
-                 limit: Optional[int] = None, seed: int = 0,
-                 progress: Callable[[str], None] = print,
-                 shard: Tuple[int, int] = (0, 1)) -> Tuple[str, Dict[str, float]]:
+def predict_grit(
+  predictor,
+  grit_dir: str,
+  split: str = "ablation",
+  tasks: Sequence[str] = grit.GRIT_TASKS,
+  out_dir: str = "grit_out",
+  limit: Optional[int] = None,
+  seed: int = 0,
+  progress: Callable[[str], None] = print,
+  shard: Tuple[int, int] = (0, 1),
+) -> Tuple[str, Dict[str, float]]:
   """Predicts every sample of `tasks`, writes the submission OUT_DIR/{split}/; returns it and
   the metrics (empty unless every task's samples carry ground truth).
 
@@ -214,15 +231,18 @@ def predict_grit(predictor, grit_dir: str, split: str = "ablation",
   with_gt = []
   for k, task in enumerate(tasks):
     start = time.time()
-    predictions, samples, skips = predict_task(runner, grit_dir, task, split, limit, progress,
-                                               shard)
+    predictions, samples, skips = predict_task(
+      runner, grit_dir, task, split, limit, progress, shard
+    )
     if writes:
       grit.write_predictions(split_dir, task, predictions)
     if _has_ground_truth(samples):
       with_gt.append(task)
     attempted[task] = None if limit is None else [s["example_id"] for s in samples]
-    progress(f"[{k + 1}/{len(tasks)}] grit {split} {task}: {len(predictions)} predictions, "
-             f"{len(skips)} skipped (unreadable images), {time.time() - start:.1f} s")
+    progress(
+      f"[{k + 1}/{len(tasks)}] grit {split} {task}: {len(predictions)} predictions, "
+      f"{len(skips)} skipped (unreadable images), {time.time() - start:.1f} s"
+    )
   metrics: Dict[str, float] = {}
   if writes:
     grit.write_params(split_dir, params_in_millions(predictor))
@@ -242,11 +262,26 @@ def predict_grit(predictor, grit_dir: str, split: str = "ablation",
   return split_dir, metrics
 
 
-def run(predictor, grit_dir: str, split: str, tasks: Sequence[str], out_dir: str,
-        limit: Optional[int] = None, seed: int = 0) -> str:
+def run(
+  predictor,
+  grit_dir: str,
+  split: str,
+  tasks: Sequence[str],
+  out_dir: str,
+  limit: Optional[int] = None,
+  seed: int = 0,
+) -> str:
   """evaluate.py's --benchmark=grit: predict, score, zip; prints progress. Returns the zip."""
-  split_dir, _ = predict_grit(predictor, grit_dir, split, tasks, out_dir, limit, seed,
-                              progress=lambda line: print(line, flush=True))
+  split_dir, _ = predict_grit(
+    predictor,
+    grit_dir,
+    split,
+    tasks,
+    out_dir,
+    limit,
+    seed,
+    progress=lambda line: print(line, flush=True),
+  )
   zip_path = grit.zip_submission(split_dir)
   print(f"Wrote {split_dir}/ and {zip_path}", flush=True)
   return zip_path
@@ -265,4 +300,3 @@ def check_split(split: str) -> str:
   if split not in grit.SPLITS:
     raise ValueError(f"GRIT splits are {' and '.join(grit.SPLITS)}, got {split!r}")
   return split
-

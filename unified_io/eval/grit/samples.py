@@ -3,6 +3,7 @@
 The file layouts are described in unified_io/eval/grit/tasks.py. Samples are validated
 here, once, so everything downstream can trust their fields.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,14 +44,21 @@ class _Invalid(Exception):
 
 
 def _is_box(value) -> bool:
-  return (isinstance(value, (list, tuple)) and len(value) == 4
-          and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)
-          and value[2] >= value[0] and value[3] >= value[1])
+  return (
+    isinstance(value, (list, tuple))
+    and len(value) == 4
+    and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)
+    and value[2] >= value[0]
+    and value[3] >= value[1]
+  )
 
 
 def _is_number_list(value, length: int) -> bool:
-  return (isinstance(value, (list, tuple)) and len(value) == length
-          and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value))
+  return (
+    isinstance(value, (list, tuple))
+    and len(value) == length
+    and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)
+  )
 
 
 def _check_gt(task: str, gt: Dict[str, Any]):
@@ -66,8 +74,11 @@ def _check_gt(task: str, gt: Dict[str, Any]):
       raise _Invalid("refexp ground truth has no box")
   elif task == "segmentation":
     masks = gt.get("masks")
-    if not (isinstance(masks, list) and masks and all(
-        isinstance(m, dict) and "counts" in m and "size" in m for m in masks)):
+    if not (
+      isinstance(masks, list)
+      and masks
+      and all(isinstance(m, dict) and "counts" in m and "size" in m for m in masks)
+    ):
       raise _Invalid("ground truth masks must be a non-empty list of RLE dicts")
   elif task == "keypoint":
     points = gt.get("points")
@@ -124,17 +135,33 @@ def _normalize_sample(raw, task: str) -> Dict[str, Any]:
     lemma = c.get("lemma") if isinstance(c, dict) else c
     if isinstance(lemma, str):
       concepts.append(lemma)
-  meta = {"data_source": meta_raw.get("data_source", raw.get("src")),
-          "is_new_source": meta_raw.get("is_new_source"),
-          "has_new_concept": meta_raw.get("has_new_concept"),
-          "is_distorted": bool(is_distorted), "concepts": concepts}
-  return {"example_id": example_id, "image_id": image_id, "task_name": task,
-          "task_query": query, "task_bbox": None if bbox is None else list(bbox),
-          "output_options": options, "gt": gt or None, "meta": meta}
+  meta = {
+    "data_source": meta_raw.get("data_source", raw.get("src")),
+    "is_new_source": meta_raw.get("is_new_source"),
+    "has_new_concept": meta_raw.get("has_new_concept"),
+    "is_distorted": bool(is_distorted),
+    "concepts": concepts,
+  }
+  return {
+    "example_id": example_id,
+    "image_id": image_id,
+    "task_name": task,
+    "task_query": query,
+    "task_bbox": None if bbox is None else list(bbox),
+    "output_options": options,
+    "gt": gt or None,
+    "meta": meta,
+  }
 
 
-def load_samples(grit_dir: str, task: str, split: str = "ablation", *, strict: bool = False,
-                 stats: Optional[Dict[str, int]] = None) -> List[Dict[str, Any]]:
+def load_samples(
+  grit_dir: str,
+  task: str,
+  split: str = "ablation",
+  *,
+  strict: bool = False,
+  stats: Optional[Dict[str, int]] = None,
+) -> List[Dict[str, Any]]:
   """Reads GRIT/samples/{split}/{task}.json into flat dicts.
 
   Each dict has example_id, image_id, task_name, task_query, task_bbox, output_options,
@@ -151,8 +178,9 @@ def load_samples(grit_dir: str, task: str, split: str = "ablation", *, strict: b
   if isinstance(data, dict) and isinstance(data.get(task), list):
     data = data[task]  # grit_official's data/examples/samples.json: one list per task
   if not isinstance(data, list):
-    raise ValueError(f"GRIT sample file {path} must hold a JSON list of samples, "
-                     f"got {type(data).__name__}")
+    raise ValueError(
+      f"GRIT sample file {path} must hold a JSON list of samples, got {type(data).__name__}"
+    )
   samples, seen, skipped = [], set(), Counter()
   for index, raw in enumerate(data):
     try:
@@ -167,8 +195,9 @@ def load_samples(grit_dir: str, task: str, split: str = "ablation", *, strict: b
     seen.add(sample["example_id"])
     samples.append(sample)
   if skipped:
-    log.warning("%s: skipped %d of %d samples: %s", path, sum(skipped.values()), len(data),
-                dict(skipped))
+    log.warning(
+      "%s: skipped %d of %d samples: %s", path, sum(skipped.values()), len(data), dict(skipped)
+    )
   if stats is not None:
     for reason, count in skipped.items():
       stats[reason] = stats.get(reason, 0) + count
@@ -195,4 +224,3 @@ def load_output_options(grit_dir: str, name: str) -> List[str]:
   if not all(isinstance(n, str) for n in names):
     raise ValueError(f"{path}: expected a list of label names")
   return names
-

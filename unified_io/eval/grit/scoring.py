@@ -25,6 +25,7 @@ with the leaderboard's. Normals (RANSAC) and the aggregation are GRIT's own: `ag
 turns per-sample scores and confidences into evaluate.py's partition means (see
 unified_io/eval/grit/tasks.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -70,17 +71,20 @@ def box_iou(box1: Sequence[float], box2: Sequence[float]) -> float:
   return float(metrics.box_iou(box1, box2, union_epsilon=UNION_EPSILON)[0, 0])
 
 
-def localization_score(pred_boxes: Sequence[Sequence[float]],
-                       gt_boxes: Sequence[Sequence[float]]) -> float:
+def localization_score(
+  pred_boxes: Sequence[Sequence[float]], gt_boxes: Sequence[Sequence[float]]
+) -> float:
   return matched_score(metrics.box_iou(pred_boxes, gt_boxes, union_epsilon=UNION_EPSILON))
 
 
-def refexp_score(pred_boxes: Sequence[Sequence[float]],
-                 gt_boxes: Sequence[Sequence[float]]) -> float:
+def refexp_score(
+  pred_boxes: Sequence[Sequence[float]], gt_boxes: Sequence[Sequence[float]]
+) -> float:
   # Only the first predicted box counts: order predictions by confidence before writing.
   first = pred_boxes[0] if len(pred_boxes) else None
-  return metrics.refexp_accuracy([first], [gt_boxes[0]], 0.5, strict=True,
-                                 union_epsilon=UNION_EPSILON)
+  return metrics.refexp_accuracy(
+    [first], [gt_boxes[0]], 0.5, strict=True, union_epsilon=UNION_EPSILON
+  )
 
 
 def normalize_vqa_answer(answer: str) -> str:
@@ -88,22 +92,25 @@ def normalize_vqa_answer(answer: str) -> str:
 
 
 def vqa_score(pred_answer: str, gt_answers: Sequence[str]) -> float:
-  return metrics.vqa_scores([pred_answer], [list(gt_answers)], leave_one_out=False,
-                            max_periods=MAX_PERIODS)[0]
+  return metrics.vqa_scores(
+    [pred_answer], [list(gt_answers)], leave_one_out=False, max_periods=MAX_PERIODS
+  )[0]
 
 
 def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
   return metrics.mask_iou(pred, gt, union_epsilon=UNION_EPSILON, resize_a=True)
 
 
-def segmentation_score(pred_masks: Sequence[np.ndarray], gt_masks: Sequence[np.ndarray],
-                       stuff: bool) -> float:
+def segmentation_score(
+  pred_masks: Sequence[np.ndarray], gt_masks: Sequence[np.ndarray], stuff: bool
+) -> float:
   """`stuff`: the query names a "stuff" class (GRIT marks it "(Stuff)" in task_query).
 
   Stuff has no instances, so both sides are merged into one mask before matching.
   """
-  return metrics.segmentation_iou(pred_masks, gt_masks, stuff, union_epsilon=UNION_EPSILON,
-                                  resize_pred=True)
+  return metrics.segmentation_iou(
+    pred_masks, gt_masks, stuff, union_epsilon=UNION_EPSILON, resize_pred=True
+  )
 
 
 def _poses(points) -> np.ndarray:
@@ -118,14 +125,17 @@ def keypoint_oks(pred_points: Sequence[float], gt_points: Sequence[float]) -> fl
   ground-truth keypoints, not a segment area. Only labelled keypoints count; predicted
   visibilities are ignored.
   """
-  return float(metrics.keypoint_oks(_poses(pred_points), _poses(gt_points), None,
-                                    keypoint_box_area=True)[0, 0])
+  return float(
+    metrics.keypoint_oks(_poses(pred_points), _poses(gt_points), None, keypoint_box_area=True)[0, 0]
+  )
 
 
-def keypoint_score(pred_points: Sequence[Sequence[float]],
-                   gt_points: Sequence[Sequence[float]]) -> float:
-  return matched_score(metrics.keypoint_oks(_poses(pred_points), _poses(gt_points), None,
-                                            keypoint_box_area=True))
+def keypoint_score(
+  pred_points: Sequence[Sequence[float]], gt_points: Sequence[Sequence[float]]
+) -> float:
+  return matched_score(
+    metrics.keypoint_oks(_poses(pred_points), _poses(gt_points), None, keypoint_box_area=True)
+  )
 
 
 # ---------------------------------------------------------------------------------------
@@ -180,8 +190,9 @@ def _count_inliers(a: np.ndarray, b: np.ndarray) -> int:
   return int((angles < NORMAL_INLIER_DEGREES).sum())
 
 
-def normal_score(pred_rgb: np.ndarray, gt_rgb: np.ndarray,
-                 valid_mask: np.ndarray | None = None) -> float:
+def normal_score(
+  pred_rgb: np.ndarray, gt_rgb: np.ndarray, valid_mask: np.ndarray | None = None
+) -> float:
   """Fraction of valid pixels within 11.25 degrees after a RANSAC-fitted rotation.
 
   Reproduces the official "R-RANSAC" with its seeds, so scores match the leaderboard's:
@@ -194,8 +205,10 @@ def normal_score(pred_rgb: np.ndarray, gt_rgb: np.ndarray,
   pred_rgb = np.asarray(pred_rgb)[..., :3]
   gt_rgb = np.asarray(gt_rgb)[..., :3]
   if pred_rgb.shape != gt_rgb.shape:
-    raise ValueError(f"predicted normals {pred_rgb.shape} and ground truth {gt_rgb.shape} "
-                     "differ in size; resize predictions to the input image size")
+    raise ValueError(
+      f"predicted normals {pred_rgb.shape} and ground truth {gt_rgb.shape} "
+      "differ in size; resize predictions to the input image size"
+    )
   if valid_mask is None:
     valid_mask = normal_valid_mask(gt_rgb)
   index = np.flatnonzero(valid_mask.reshape(-1))
@@ -235,8 +248,14 @@ def sample_measures(score: float, confidence: float) -> Dict[str, float]:
   # evaluate.py's measures: accuracy, informativeness (confidence-weighted accuracy),
   # misinformation, mean confidence, self-awareness and confidence RMSE (kept squared
   # here, rooted after averaging).
-  return {"acc": 100 * s, "inf": 100 * c * s, "misinf": 100 * c * (1 - s), "conf": 100 * c,
-          "sa": 100 * (c * s + (1 - c) * (1 - s)), "rmse": (100 * (c - s)) ** 2}
+  return {
+    "acc": 100 * s,
+    "inf": 100 * c * s,
+    "misinf": 100 * c * (1 - s),
+    "conf": 100 * c,
+    "sa": 100 * (c * s + (1 - c) * (1 - s)),
+    "rmse": (100 * (c - s)) ** 2,
+  }
 
 
 def _partition(rows: List[Dict[str, Any]], partition: str) -> List[Dict[str, float]]:
@@ -257,8 +276,13 @@ def _partition(rows: List[Dict[str, Any]], partition: str) -> List[Dict[str, flo
   return [{k: r["m"][k] - dist[r["id"]][k] for k in r["m"]} for r in undist if r["id"] in dist]
 
 
-def aggregate(rows: List[Dict[str, Any]], abbrev: str, cgroup: str,
-              measures: Sequence[str], partitions: Sequence[str]) -> Dict[str, float]:
+def aggregate(
+  rows: List[Dict[str, Any]],
+  abbrev: str,
+  cgroup: str,
+  measures: Sequence[str],
+  partitions: Sequence[str],
+) -> Dict[str, float]:
   """Partition means in percent, keyed "{measure}.{cgroup}.{partition}.{abbrev}.mean".
 
   rows: one dict per sample: "id" (example_id), "m" (`sample_measures`), "dist" (is

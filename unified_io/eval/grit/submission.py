@@ -3,6 +3,7 @@
 The format is described in unified_io/eval/grit/tasks.py; values are checked and
 converted here so that a file we write is one the leaderboard accepts.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,6 +19,7 @@ from pycocotools import mask as mask_utils
 from unified_io.common import coco_keypoints
 from unified_io.eval.grit import definitions
 from unified_io.eval.grit import samples
+
 
 def finite(value, what: str) -> float:
   try:
@@ -52,8 +54,10 @@ def _person_points(points, what: str) -> List[float]:
   if array.size == 2 * coco_keypoints.NUM_KEYPOINTS:  # no visibilities: the metric ignores them
     array = np.concatenate([array.reshape(-1, 2), np.full((array.size // 2, 1), 2.0)], 1)
   if array.size != 3 * coco_keypoints.NUM_KEYPOINTS or not np.all(np.isfinite(array)):
-    raise ValueError(f"{what}: a person needs {coco_keypoints.NUM_KEYPOINTS} finite "
-                     f"(x, y[, v]) keypoints, got shape {array.shape}")
+    raise ValueError(
+      f"{what}: a person needs {coco_keypoints.NUM_KEYPOINTS} finite "
+      f"(x, y[, v]) keypoints, got shape {array.shape}"
+    )
   return array.reshape(-1).tolist()
 
 
@@ -80,16 +84,16 @@ def _prediction_value(task: str, value, what: str, normals_dir: str, index: int)
     return value
   array = np.asarray(value)
   if array.ndim != 3 or array.shape[-1] != 3 or array.dtype != np.uint8:
-    raise ValueError(f"{what}: a normal map is a uint8 [H, W, 3] RGB image, got "
-                     f"{array.dtype} {array.shape}")
+    raise ValueError(
+      f"{what}: a normal map is a uint8 [H, W, 3] RGB image, got {array.dtype} {array.shape}"
+    )
   name = f"{index}.png"
   os.makedirs(normals_dir, exist_ok=True)
   Image.fromarray(array).save(os.path.join(normals_dir, name))
   return name
 
 
-def write_predictions(out_dir: str, task: str,
-                      predictions: Sequence[Mapping[str, Any]]) -> str:
+def write_predictions(out_dir: str, task: str, predictions: Sequence[Mapping[str, Any]]) -> str:
   """Writes {out_dir}/{task}.json in GRIT's submission format; returns its path.
 
   out_dir is the split folder of the submission (…/ablation or …/test). Each prediction
@@ -140,8 +144,9 @@ def zip_submission(split_dir: str) -> str:
   split_dir = os.path.normpath(split_dir)
   split = os.path.basename(split_dir)
   if split not in definitions.SPLITS:
-    raise ValueError(f"the submission folder must be named one of {definitions.SPLITS}, "
-                     f"got {split!r}")
+    raise ValueError(
+      f"the submission folder must be named one of {definitions.SPLITS}, got {split!r}"
+    )
   if not os.path.isfile(os.path.join(split_dir, "params.json")):
     raise ValueError(f"{split_dir} has no params.json (see write_params)")
   zip_path = split_dir + ".zip"
@@ -161,4 +166,3 @@ def load_predictions(path: str, task: str) -> List[Dict[str, Any]]:
   if not isinstance(data, list):
     raise ValueError(f"GRIT prediction file {file} must hold a JSON list")
   return data
-

@@ -43,8 +43,8 @@ tasks as grit`); the parts live in definitions.py (tasks, fields, prompts), samp
 (reading sample files), submission.py (writing and reading submissions), evaluation.py
 (scoring them) and scoring.py (the per-sample metrics), and are re-exported here.
 """
+
 # Re-exports: these names are imported from here.
-# pylint: disable=unused-import,g-importing-member
 # ruff: noqa: F401
 from unified_io.eval.grit.definitions import GRIT_PROMPTS
 from unified_io.eval.grit.definitions import GRIT_TASKS

@@ -11,6 +11,7 @@ Inputs are validated up front and errors are ValueErrors that name the argument.
 use `from unified_io.eval import metrics; metrics.<name>`: this façade is the one place the
 public names are listed again.
 """
+
 from unified_io.eval.metrics.base import matched_score
 from unified_io.eval.metrics.boxes import box_iou
 from unified_io.eval.metrics.boxes import detection_map

@@ -3,6 +3,7 @@
 The matched score lives here rather than in one family because boxes (localization),
 masks (segmentation) and poses (keypoints) are all scored with it.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -51,12 +52,10 @@ def matched_score(similarity) -> float:
   return float(matched.sum() / (num_pred + num_gt - len(matched)))
 
 
-def safe_ratio(numerator: np.ndarray, denominator: np.ndarray,
-               epsilon: float = 0.0) -> np.ndarray:
+def safe_ratio(numerator: np.ndarray, denominator: np.ndarray, epsilon: float = 0.0) -> np.ndarray:
   """numerator / (denominator + epsilon), 0 where that denominator is 0 (an IoU's union).
 
   epsilon > 0 reproduces scorers that add it to every union (GRIT adds 1e-6).
   """
   denominator = denominator + epsilon
-  return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0),
-                  0.0)
+  return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), 0.0)

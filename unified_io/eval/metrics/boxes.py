@@ -5,6 +5,7 @@ with published ones. GRIT's scorer differs from the COCO conventions in small wa
 change scores; the keyword-only parameters that reproduce it say so (unified_io/eval/grit/
 scoring.py passes them).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,8 +46,14 @@ def box_iou(a, b, *, union_epsilon: float = 0.0) -> np.ndarray:
   return base.safe_ratio(inter, union, union_epsilon)
 
 
-def refexp_accuracy(pred_boxes: Sequence, gt_boxes, threshold: float = 0.5, *,
-                    strict: bool = False, union_epsilon: float = 0.0) -> float:
+def refexp_accuracy(
+  pred_boxes: Sequence,
+  gt_boxes,
+  threshold: float = 0.5,
+  *,
+  strict: bool = False,
+  union_epsilon: float = 0.0,
+) -> float:
   """Fraction of expressions whose predicted box has IoU >= threshold with the gt box.
 
   pred_boxes[i] may be None (no parsable box), which counts as a miss. strict=True needs
@@ -69,18 +76,15 @@ def refexp_accuracy(pred_boxes: Sequence, gt_boxes, threshold: float = 0.5, *,
   return float(np.mean(hits))
 
 
-
-
 def to_xywh(box) -> List[float]:
   x1, y1, x2, y2 = (float(v) for v in box)
   return [x1, y1, x2 - x1, y2 - y1]
 
 
-
-
 def run_cocoeval(gt_dataset: dict, detections: List[dict], iou_type: str, max_dets: int):
-  from pycocotools import coco as coco_lib  # pylint: disable=g-import-not-at-top
-  from pycocotools import cocoeval  # pylint: disable=g-import-not-at-top
+  from pycocotools import coco as coco_lib
+  from pycocotools import cocoeval
+
   # pycocotools reports progress on stdout; keep the caller's output clean.
   with contextlib.redirect_stdout(io.StringIO()):
     gt = coco_lib.COCO()
@@ -96,8 +100,9 @@ def run_cocoeval(gt_dataset: dict, detections: List[dict], iou_type: str, max_de
   return evaluator.stats
 
 
-def detection_map(pred_boxes, pred_scores, pred_labels, gt_boxes, gt_labels,
-                  max_detections: int = 100) -> Dict[str, float]:
+def detection_map(
+  pred_boxes, pred_scores, pred_labels, gt_boxes, gt_labels, max_detections: int = 100
+) -> Dict[str, float]:
   """COCO box AP (IoU .50:.95), AP50 and AP75 over a set of images, via pycocotools.
 
   Each argument is a per-image list: boxes [N_i, 4] pixel (x1, y1, x2, y2), scores [N_i],
@@ -124,16 +129,31 @@ def detection_map(pred_boxes, pred_scores, pred_labels, gt_boxes, gt_labels,
     images.append({"id": i + 1})
     for box, label in zip(gt_boxes[i], gt_labels[i]):
       xywh = to_xywh(box)
-      annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "bbox": xywh,
-                          "area": xywh[2] * xywh[3], "iscrowd": 0,
-                          "category_id": category[label]})
+      annotations.append(
+        {
+          "id": len(annotations) + 1,
+          "image_id": i + 1,
+          "bbox": xywh,
+          "area": xywh[2] * xywh[3],
+          "iscrowd": 0,
+          "category_id": category[label],
+        }
+      )
     for box, score, label in zip(pred_boxes[i], pred_scores[i], pred_labels[i]):
-      detections.append({"image_id": i + 1, "bbox": to_xywh(box), "score": float(score),
-                         "category_id": category[label]})
+      detections.append(
+        {
+          "image_id": i + 1,
+          "bbox": to_xywh(box),
+          "score": float(score),
+          "category_id": category[label],
+        }
+      )
   if not detections:
     return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
-  dataset = {"images": images, "annotations": annotations,
-             "categories": [{"id": k, "name": str(name)} for name, k in category.items()]}
+  dataset = {
+    "images": images,
+    "annotations": annotations,
+    "categories": [{"id": k, "name": str(name)} for name, k in category.items()],
+  }
   stats = run_cocoeval(dataset, detections, "bbox", max_detections)
   return {"AP": float(stats[0]), "AP50": float(stats[1]), "AP75": float(stats[2])}
-

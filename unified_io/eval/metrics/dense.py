@@ -4,6 +4,7 @@ Segmentation is scored GRIT's way (one-to-one matched IoU, see base.matched_scor
 scorer also resizes predictions and pads the union; the keyword-only parameters that
 reproduce it say so (unified_io/eval/grit/scoring.py passes them).
 """
+
 from __future__ import annotations
 
 from typing import Dict, Sequence, Tuple
@@ -21,8 +22,9 @@ def depth_rmse(pred, gt, mask=None) -> float:
   """
   pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
   if pred.shape != gt.shape or pred.ndim not in (2, 3):
-    raise ValueError(f"pred {pred.shape} and gt {gt.shape} must be the same [H, W] or "
-                     f"[B, H, W] shape")
+    raise ValueError(
+      f"pred {pred.shape} and gt {gt.shape} must be the same [H, W] or [B, H, W] shape"
+    )
   valid = np.isfinite(gt) & (gt > 0) if mask is None else np.asarray(mask, bool)
   if valid.shape != gt.shape:
     raise ValueError(f"mask shape {valid.shape} must match gt shape {gt.shape}")
@@ -57,12 +59,16 @@ def normal_angle_error(pred, gt, mask=None) -> Dict[str, float]:
   if not valid.any():
     raise ValueError("no valid pixels (gt normals are all zero or mask is empty)")
   cos = np.sum(pred * gt, axis=-1)[valid] / (
-      gt_norm[valid] * np.where(pred_norm[valid] > 1e-12, pred_norm[valid], 1.0))
+    gt_norm[valid] * np.where(pred_norm[valid] > 1e-12, pred_norm[valid], 1.0)
+  )
   angles = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-  return {"mean": float(angles.mean()), "median": float(np.median(angles)),
-          "within_11.25": float(np.mean(angles < 11.25) * 100),
-          "within_22.5": float(np.mean(angles < 22.5) * 100),
-          "within_30": float(np.mean(angles < 30) * 100)}
+  return {
+    "mean": float(angles.mean()),
+    "median": float(np.median(angles)),
+    "within_11.25": float(np.mean(angles < 11.25) * 100),
+    "within_22.5": float(np.mean(angles < 22.5) * 100),
+    "within_30": float(np.mean(angles < 30) * 100),
+  }
 
 
 def _masks(masks, name: str) -> np.ndarray:
@@ -80,6 +86,7 @@ def resize_mask_bilinear(mask: np.ndarray, shape: Tuple[int, int]) -> np.ndarray
   rounding to the nearest integer. This matches it except where cv2's fixed-point weights
   round an interpolated value of exactly 0.5 differently.
   """
+
   def axis(n_out: int, n_in: int):
     x = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
     x0 = np.floor(x).astype(np.int64)
@@ -120,8 +127,14 @@ def mask_iou(a, b, *, union_epsilon: float = 0.0, resize_a: bool = False):
   return float(iou[0, 0]) if single else iou
 
 
-def segmentation_iou(pred_masks, gt_masks, stuff: bool = False, *,
-                     union_epsilon: float = 0.0, resize_pred: bool = False) -> float:
+def segmentation_iou(
+  pred_masks,
+  gt_masks,
+  stuff: bool = False,
+  *,
+  union_epsilon: float = 0.0,
+  resize_pred: bool = False,
+) -> float:
   """GRIT-style segmentation score of one image: predicted and gt instance masks are matched
   one-to-one to maximise IoU (Hungarian), and the score is the sum of matched IoUs over
   (#predictions + #unmatched gt), so extra and missing instances both cost. With `stuff` the

@@ -3,6 +3,7 @@
 OKS follows COCOeval.computeOks; GRIT's scorer uses another object scale, reproduced by a
 keyword-only parameter of `keypoint_oks` (unified_io/eval/grit/scoring.py passes it).
 """
+
 from __future__ import annotations
 
 from typing import Dict
@@ -26,8 +27,9 @@ def _keypoints(values, name: str) -> np.ndarray:
   return array
 
 
-def keypoint_oks(pred, gt, gt_areas, gt_boxes=None, *,
-                 keypoint_box_area: bool = False) -> np.ndarray:
+def keypoint_oks(
+  pred, gt, gt_areas, gt_boxes=None, *, keypoint_box_area: bool = False
+) -> np.ndarray:
   """Object keypoint similarity [N, M] of pred [N, 17, 3] against gt [M, 17, 3].
 
   COCOeval.computeOks exactly: only gt keypoints with visibility > 0 count, distances scale
@@ -56,13 +58,14 @@ def keypoint_oks(pred, gt, gt_areas, gt_boxes=None, *,
       dy = pred[:, :, 1] - gt[j, :, 1]
     else:
       if gt_boxes is None:
-        raise ValueError(f"gt pose {j} has no labelled keypoints; pass gt_boxes for COCO's "
-                         f"box-distance fallback")
+        raise ValueError(
+          f"gt pose {j} has no labelled keypoints; pass gt_boxes for COCO's box-distance fallback"
+        )
       x, y, w, h = boxes.to_xywh(boxes.as_boxes(gt_boxes, "gt_boxes")[j])
       dx = np.maximum(0, x - w - pred[:, :, 0]) + np.maximum(0, pred[:, :, 0] - (x + 2 * w))
       dy = np.maximum(0, y - h - pred[:, :, 1]) + np.maximum(0, pred[:, :, 1] - (y + 2 * h))
       labelled = np.ones_like(labelled)
-    e = (dx ** 2 + dy ** 2) / variances / (areas[j] + np.spacing(1)) / 2
+    e = (dx**2 + dy**2) / variances / (areas[j] + np.spacing(1)) / 2
     # One pose at a time, as COCOeval does: numpy's vectorised exp can differ in the last
     # bit with the array's length, and OKS should not depend on how many poses there are.
     oks[:, j] = [np.exp(-row[labelled]).mean() for row in e]
@@ -76,8 +79,9 @@ def _labelled_box_area(pose: np.ndarray) -> float:
   return float((xy[:, 0].max() - xy[:, 0].min()) * (xy[:, 1].max() - xy[:, 1].min()))
 
 
-def keypoint_ap(pred_keypoints, pred_scores, gt_keypoints, gt_boxes,
-                gt_areas=None) -> Dict[str, float]:
+def keypoint_ap(
+  pred_keypoints, pred_scores, gt_keypoints, gt_boxes, gt_areas=None
+) -> Dict[str, float]:
   """COCO keypoint AP (OKS .50:.95), AP50, AP75, APm, APl via pycocotools (20 poses per
   image at most, COCO's fixed setting).
 
@@ -101,23 +105,38 @@ def keypoint_ap(pred_keypoints, pred_scores, gt_keypoints, gt_boxes,
     for j, pose in enumerate(gts):
       xywh = boxes.to_xywh(gt_boxes[i][j])
       area = xywh[2] * xywh[3] if gt_areas is None else float(gt_areas[i][j])
-      annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": 1,
-                          "keypoints": pose.reshape(-1).tolist(), "iscrowd": 0,
-                          "num_keypoints": int((pose[:, 2] > 0).sum()), "bbox": xywh,
-                          "area": area})
-    preds = _keypoints(pred_keypoints[i], f"pred_keypoints[{i}]") if len(
-        pred_keypoints[i]) else []
+      annotations.append(
+        {
+          "id": len(annotations) + 1,
+          "image_id": i + 1,
+          "category_id": 1,
+          "keypoints": pose.reshape(-1).tolist(),
+          "iscrowd": 0,
+          "num_keypoints": int((pose[:, 2] > 0).sum()),
+          "bbox": xywh,
+          "area": area,
+        }
+      )
+    preds = _keypoints(pred_keypoints[i], f"pred_keypoints[{i}]") if len(pred_keypoints[i]) else []
     base.same_length(preds, pred_scores[i], f"pred_keypoints[{i}]", f"pred_scores[{i}]")
     for pose, score in zip(preds, pred_scores[i]):
-      detections.append({"image_id": i + 1, "category_id": 1, "score": float(score),
-                         "keypoints": pose.reshape(-1).tolist()})
+      detections.append(
+        {
+          "image_id": i + 1,
+          "category_id": 1,
+          "score": float(score),
+          "keypoints": pose.reshape(-1).tolist(),
+        }
+      )
   if not any(a["num_keypoints"] for a in annotations):
     raise ValueError("gt_keypoints holds no labelled keypoints; AP is undefined")
   keys = ("AP", "AP50", "AP75", "APm", "APl")
   if not detections:
     return {k: 0.0 for k in keys}
-  dataset = {"images": images, "annotations": annotations,
-             "categories": [{"id": 1, "name": "person"}]}
+  dataset = {
+    "images": images,
+    "annotations": annotations,
+    "categories": [{"id": 1, "name": "person"}],
+  }
   stats = boxes.run_cocoeval(dataset, detections, "keypoints", 20)
   return {k: float(s) for k, s in zip(keys, stats)}
-

@@ -14,6 +14,7 @@ are comparable with published ones:
   GRIT scores VQA with the same normalisation but its own accuracy; the parameters that
   reproduce it are documented where they are taken (`normalize_vqa_answer`, `vqa_scores`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,8 +49,9 @@ def _class_f1(predictions, targets, label) -> float:
   return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
 
 
-def f1(predictions: Sequence, targets: Sequence, average: str = "binary",
-       positive_label: Hashable = 1) -> float:
+def f1(
+  predictions: Sequence, targets: Sequence, average: str = "binary", positive_label: Hashable = 1
+) -> float:
   """F1 score. "binary": of `positive_label`; "macro": unweighted mean over every label seen
   in targets or predictions (sklearn's convention)."""
   base.same_length(predictions, targets, "predictions", "targets")
@@ -71,45 +73,165 @@ def f1(predictions: Sequence, targets: Sequence, average: str = "binary",
 # Verbatim from the official VQA evaluation script (vqaEval.py), quirks included: keys with a
 # capital I never match after lowercasing, and "somebody'd" maps to "somebodyd".
 _CONTRACTIONS = {
-    "aint": "ain't", "arent": "aren't", "cant": "can't", "couldve": "could've",
-    "couldnt": "couldn't", "couldn'tve": "couldn't've", "couldnt've": "couldn't've",
-    "didnt": "didn't", "doesnt": "doesn't", "dont": "don't", "hadnt": "hadn't",
-    "hadnt've": "hadn't've", "hadn'tve": "hadn't've", "hasnt": "hasn't", "havent": "haven't",
-    "hed": "he'd", "hed've": "he'd've", "he'dve": "he'd've", "hes": "he's", "howd": "how'd",
-    "howll": "how'll", "hows": "how's", "Id've": "I'd've", "I'dve": "I'd've", "Im": "I'm",
-    "Ive": "I've", "isnt": "isn't", "itd": "it'd", "itd've": "it'd've", "it'dve": "it'd've",
-    "itll": "it'll", "let's": "let's", "maam": "ma'am", "mightnt": "mightn't",
-    "mightnt've": "mightn't've", "mightn'tve": "mightn't've", "mightve": "might've",
-    "mustnt": "mustn't", "mustve": "must've", "neednt": "needn't", "notve": "not've",
-    "oclock": "o'clock", "oughtnt": "oughtn't", "ow's'at": "'ow's'at", "'ows'at": "'ow's'at",
-    "'ow'sat": "'ow's'at", "shant": "shan't", "shed've": "she'd've", "she'dve": "she'd've",
-    "she's": "she's", "shouldve": "should've", "shouldnt": "shouldn't",
-    "shouldnt've": "shouldn't've", "shouldn'tve": "shouldn't've", "somebody'd": "somebodyd",
-    "somebodyd've": "somebody'd've", "somebody'dve": "somebody'd've",
-    "somebodyll": "somebody'll", "somebodys": "somebody's", "someoned": "someone'd",
-    "someoned've": "someone'd've", "someone'dve": "someone'd've", "someonell": "someone'll",
-    "someones": "someone's", "somethingd": "something'd", "somethingd've": "something'd've",
-    "something'dve": "something'd've", "somethingll": "something'll", "thats": "that's",
-    "thered": "there'd", "thered've": "there'd've", "there'dve": "there'd've",
-    "therere": "there're", "theres": "there's", "theyd": "they'd", "theyd've": "they'd've",
-    "they'dve": "they'd've", "theyll": "they'll", "theyre": "they're", "theyve": "they've",
-    "twas": "'twas", "wasnt": "wasn't", "wed've": "we'd've", "we'dve": "we'd've",
-    "weve": "we've", "werent": "weren't", "whatll": "what'll", "whatre": "what're",
-    "whats": "what's", "whatve": "what've", "whens": "when's", "whered": "where'd",
-    "wheres": "where's", "whereve": "where've", "whod": "who'd", "whod've": "who'd've",
-    "who'dve": "who'd've", "wholl": "who'll", "whos": "who's", "whove": "who've",
-    "whyll": "why'll", "whyre": "why're", "whys": "why's", "wont": "won't",
-    "wouldve": "would've", "wouldnt": "wouldn't", "wouldnt've": "wouldn't've",
-    "wouldn'tve": "wouldn't've", "yall": "y'all", "yall'll": "y'all'll", "y'allll": "y'all'll",
-    "yall'd've": "y'all'd've", "y'alld've": "y'all'd've", "y'all'dve": "y'all'd've",
-    "youd": "you'd", "youd've": "you'd've", "you'dve": "you'd've", "youll": "you'll",
-    "youre": "you're", "youve": "you've",
+  "aint": "ain't",
+  "arent": "aren't",
+  "cant": "can't",
+  "couldve": "could've",
+  "couldnt": "couldn't",
+  "couldn'tve": "couldn't've",
+  "couldnt've": "couldn't've",
+  "didnt": "didn't",
+  "doesnt": "doesn't",
+  "dont": "don't",
+  "hadnt": "hadn't",
+  "hadnt've": "hadn't've",
+  "hadn'tve": "hadn't've",
+  "hasnt": "hasn't",
+  "havent": "haven't",
+  "hed": "he'd",
+  "hed've": "he'd've",
+  "he'dve": "he'd've",
+  "hes": "he's",
+  "howd": "how'd",
+  "howll": "how'll",
+  "hows": "how's",
+  "Id've": "I'd've",
+  "I'dve": "I'd've",
+  "Im": "I'm",
+  "Ive": "I've",
+  "isnt": "isn't",
+  "itd": "it'd",
+  "itd've": "it'd've",
+  "it'dve": "it'd've",
+  "itll": "it'll",
+  "let's": "let's",
+  "maam": "ma'am",
+  "mightnt": "mightn't",
+  "mightnt've": "mightn't've",
+  "mightn'tve": "mightn't've",
+  "mightve": "might've",
+  "mustnt": "mustn't",
+  "mustve": "must've",
+  "neednt": "needn't",
+  "notve": "not've",
+  "oclock": "o'clock",
+  "oughtnt": "oughtn't",
+  "ow's'at": "'ow's'at",
+  "'ows'at": "'ow's'at",
+  "'ow'sat": "'ow's'at",
+  "shant": "shan't",
+  "shed've": "she'd've",
+  "she'dve": "she'd've",
+  "she's": "she's",
+  "shouldve": "should've",
+  "shouldnt": "shouldn't",
+  "shouldnt've": "shouldn't've",
+  "shouldn'tve": "shouldn't've",
+  "somebody'd": "somebodyd",
+  "somebodyd've": "somebody'd've",
+  "somebody'dve": "somebody'd've",
+  "somebodyll": "somebody'll",
+  "somebodys": "somebody's",
+  "someoned": "someone'd",
+  "someoned've": "someone'd've",
+  "someone'dve": "someone'd've",
+  "someonell": "someone'll",
+  "someones": "someone's",
+  "somethingd": "something'd",
+  "somethingd've": "something'd've",
+  "something'dve": "something'd've",
+  "somethingll": "something'll",
+  "thats": "that's",
+  "thered": "there'd",
+  "thered've": "there'd've",
+  "there'dve": "there'd've",
+  "therere": "there're",
+  "theres": "there's",
+  "theyd": "they'd",
+  "theyd've": "they'd've",
+  "they'dve": "they'd've",
+  "theyll": "they'll",
+  "theyre": "they're",
+  "theyve": "they've",
+  "twas": "'twas",
+  "wasnt": "wasn't",
+  "wed've": "we'd've",
+  "we'dve": "we'd've",
+  "weve": "we've",
+  "werent": "weren't",
+  "whatll": "what'll",
+  "whatre": "what're",
+  "whats": "what's",
+  "whatve": "what've",
+  "whens": "when's",
+  "whered": "where'd",
+  "wheres": "where's",
+  "whereve": "where've",
+  "whod": "who'd",
+  "whod've": "who'd've",
+  "who'dve": "who'd've",
+  "wholl": "who'll",
+  "whos": "who's",
+  "whove": "who've",
+  "whyll": "why'll",
+  "whyre": "why're",
+  "whys": "why's",
+  "wont": "won't",
+  "wouldve": "would've",
+  "wouldnt": "wouldn't",
+  "wouldnt've": "wouldn't've",
+  "wouldn'tve": "wouldn't've",
+  "yall": "y'all",
+  "yall'll": "y'all'll",
+  "y'allll": "y'all'll",
+  "yall'd've": "y'all'd've",
+  "y'alld've": "y'all'd've",
+  "y'all'dve": "y'all'd've",
+  "youd": "you'd",
+  "youd've": "you'd've",
+  "you'dve": "you'd've",
+  "youll": "you'll",
+  "youre": "you're",
+  "youve": "you've",
 }
-_NUMBER_WORDS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4",
-                 "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+_NUMBER_WORDS = {
+  "none": "0",
+  "zero": "0",
+  "one": "1",
+  "two": "2",
+  "three": "3",
+  "four": "4",
+  "five": "5",
+  "six": "6",
+  "seven": "7",
+  "eight": "8",
+  "nine": "9",
+  "ten": "10",
+}
 _ARTICLES = ("a", "an", "the")
-_PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<",
-                "@", "`", ",", "?", "!")
+_PUNCTUATION = (
+  ";",
+  "/",
+  "[",
+  "]",
+  '"',
+  "{",
+  "}",
+  "(",
+  ")",
+  "=",
+  "+",
+  "\\",
+  "_",
+  "-",
+  ">",
+  "<",
+  "@",
+  "`",
+  ",",
+  "?",
+  "!",
+)
 # The official regexes, including the malformed look-behind "(?!<=\d)": in effect a period
 # is removed unless a digit follows it ("2.5" keeps its point, "yes." loses it). The script
 # also passes re.UNICODE (= 32) where re.sub takes `count`, so it removes at most 32 periods;
@@ -157,9 +279,14 @@ def normalize_vqa_answer(answer: str, max_periods: Optional[int] = None) -> str:
   return _vqa_digits_articles(_vqa_punctuation(answer, max_periods))
 
 
-def vqa_scores(predictions: Sequence[str], answer_lists: Sequence[Sequence[str]],
-               official_gt_processing: bool = False, *, leave_one_out: bool = True,
-               max_periods: Optional[int] = None) -> List[float]:
+def vqa_scores(
+  predictions: Sequence[str],
+  answer_lists: Sequence[Sequence[str]],
+  official_gt_processing: bool = False,
+  *,
+  leave_one_out: bool = True,
+  max_periods: Optional[int] = None,
+) -> List[float]:
   """Per-question VQA accuracy: min(#matching annotators / 3, 1) averaged over the
   leave-one-annotator-out subsets (10 choose 9 for VQA v2's 10 answers).
 
@@ -198,8 +325,11 @@ def vqa_scores(predictions: Sequence[str], answer_lists: Sequence[Sequence[str]]
   return scores
 
 
-def vqa_accuracy(predictions: Sequence[str], answer_lists: Sequence[Sequence[str]],
-                 official_gt_processing: bool = False) -> float:
+def vqa_accuracy(
+  predictions: Sequence[str],
+  answer_lists: Sequence[Sequence[str]],
+  official_gt_processing: bool = False,
+) -> float:
   """Mean VQA accuracy in [0, 1] (see `vqa_scores`)."""
   if not len(predictions):
     raise ValueError("predictions is empty")
@@ -214,8 +344,7 @@ def vqa_accuracy(predictions: Sequence[str], answer_lists: Sequence[Sequence[str
 # tokens in upper case ("-LRB-") but runs PTB with -lowerCase, so brackets survive as
 # "-lrb-" etc.; we reproduce that rather than fix it, to match published scores.
 _PTB_DROPPED = {"''", "'", "``", "`", ".", "?", "!", ",", ":", "-", "--", "...", ";", '"'}
-_PTB_BRACKETS = {"(": "-lrb-", ")": "-rrb-", "{": "-lcb-", "}": "-rcb-", "[": "-lsb-",
-                 "]": "-rsb-"}
+_PTB_BRACKETS = {"(": "-lrb-", ")": "-rrb-", "{": "-lcb-", "}": "-rcb-", "[": "-lsb-", "]": "-rsb-"}
 _CLITICS = re.compile(r"(n't|'s|'re|'ve|'ll|'m|'d)\b")
 # A word keeps inner hyphens, slashes, apostrophes and periods, as PTB does ("black-and-white",
 # "o'clock", "2.5"); other characters are single tokens.
@@ -250,26 +379,32 @@ def _score(scorer, predictions, references, tokenize):
   return score
 
 
-def cider(predictions: Sequence[str], references: Sequence[Sequence[str]],
-          tokenize: bool = True) -> float:
+def cider(
+  predictions: Sequence[str], references: Sequence[Sequence[str]], tokenize: bool = True
+) -> float:
   """Corpus CIDEr-D (pycocoevalcap's Cider). IDF comes from the references passed, so call
   it once on the whole evaluation set, not per example."""
-  from pycocoevalcap.cider import cider as cider_lib  # pylint: disable=g-import-not-at-top
+  from pycocoevalcap.cider import cider as cider_lib
+
   return float(_score(cider_lib.Cider(), predictions, references, tokenize))
 
 
-def bleu(predictions: Sequence[str], references: Sequence[Sequence[str]],
-         tokenize: bool = True) -> Dict[str, float]:
+def bleu(
+  predictions: Sequence[str], references: Sequence[Sequence[str]], tokenize: bool = True
+) -> Dict[str, float]:
   """Corpus BLEU-1..4 as coco-caption reports them (closest reference length)."""
-  from pycocoevalcap.bleu import bleu as bleu_lib  # pylint: disable=g-import-not-at-top
+  from pycocoevalcap.bleu import bleu as bleu_lib
+
   scores = _score(bleu_lib.Bleu(4), predictions, references, tokenize)
   return {f"BLEU-{n + 1}": float(s) for n, s in enumerate(scores)}
 
 
-def rouge_l(predictions: Sequence[str], references: Sequence[Sequence[str]],
-            tokenize: bool = True) -> float:
+def rouge_l(
+  predictions: Sequence[str], references: Sequence[Sequence[str]], tokenize: bool = True
+) -> float:
   """Mean sentence-level ROUGE-L (F-measure, beta 1.2) as in coco-caption."""
-  from pycocoevalcap.rouge import rouge as rouge_lib  # pylint: disable=g-import-not-at-top
+  from pycocoevalcap.rouge import rouge as rouge_lib
+
   return float(_score(rouge_lib.Rouge(), predictions, references, tokenize))
 
 
@@ -281,17 +416,20 @@ def spice_available() -> bool:
   """SPICE needs Java and the CoreNLP jar (otherwise pycocoevalcap tries to download it)."""
   if not java_available():
     return False
-  from pycocoevalcap.spice import spice as spice_lib  # pylint: disable=g-import-not-at-top
+  from pycocoevalcap.spice import spice as spice_lib
+
   lib = os.path.join(os.path.dirname(spice_lib.__file__), "lib")
   return os.path.exists(os.path.join(lib, "stanford-corenlp-3.6.0-models.jar"))
 
 
-def meteor(predictions: Sequence[str], references: Sequence[Sequence[str]],
-           tokenize: bool = True) -> float:
+def meteor(
+  predictions: Sequence[str], references: Sequence[Sequence[str]], tokenize: bool = True
+) -> float:
   """METEOR 1.5 via pycocoevalcap's Java wrapper; raises if Java is missing."""
   if not java_available():
     raise RuntimeError("METEOR needs Java (`java` is not on PATH)")
-  from pycocoevalcap.meteor import meteor as meteor_lib  # pylint: disable=g-import-not-at-top
+  from pycocoevalcap.meteor import meteor as meteor_lib
+
   scorer = meteor_lib.Meteor()
   try:
     return float(_score(scorer, predictions, references, tokenize))
@@ -299,17 +437,20 @@ def meteor(predictions: Sequence[str], references: Sequence[Sequence[str]],
     del scorer  # its __del__ stops the Java process
 
 
-def spice(predictions: Sequence[str], references: Sequence[Sequence[str]],
-          tokenize: bool = True) -> float:
+def spice(
+  predictions: Sequence[str], references: Sequence[Sequence[str]], tokenize: bool = True
+) -> float:
   """SPICE via pycocoevalcap; raises unless `spice_available()`."""
   if not spice_available():
     raise RuntimeError("SPICE needs Java and pycocoevalcap's Stanford CoreNLP jar")
-  from pycocoevalcap.spice import spice as spice_lib  # pylint: disable=g-import-not-at-top
+  from pycocoevalcap.spice import spice as spice_lib
+
   return float(_score(spice_lib.Spice(), predictions, references, tokenize))
 
 
-def caption_metrics(predictions: Sequence[str], references: Sequence[Sequence[str]],
-                    use_java: bool = True) -> Dict[str, object]:
+def caption_metrics(
+  predictions: Sequence[str], references: Sequence[Sequence[str]], use_java: bool = True
+) -> Dict[str, object]:
   """BLEU-1..4, ROUGE-L and CIDEr; METEOR and SPICE when their Java parts are available.
 
   Metrics that could not run are listed under "omitted" with the reason, so a report never
@@ -326,7 +467,6 @@ def caption_metrics(predictions: Sequence[str], references: Sequence[Sequence[st
   if use_java and spice_available():
     out["SPICE"] = spice(predictions, references)
   else:
-    omitted["SPICE"] = ("needs Java and the Stanford CoreNLP jar" if use_java else
-                        "use_java=False")
+    omitted["SPICE"] = "needs Java and the Stanford CoreNLP jar" if use_java else "use_java=False"
   out["omitted"] = omitted
   return out

@@ -12,6 +12,7 @@ the model and the data. `decode` is the one prediction path of evaluation
 (task_eval.predict), `inference.predict` (and through it GRIT); `Kind.draw` the one drawing
 path of the report, `data.show` and `predict`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -53,6 +54,7 @@ class Kind:
   draw(image, fields, size, max_depth=None) -> picture or None (drawing), on the input when
   draws_on_input, else a picture of its own captioned `label`.
   """
+
   output: Output
   text_decoding: Optional[str]
   image_decoding: Optional[Mapping[str, float]]
@@ -68,32 +70,104 @@ class Kind:
     return tuple(self.scorers)
 
 
-KINDS: Dict[Output, Kind] = {k.output: k for k in (
-    Kind(Output.TEXT, GREEDY, None, parsing.text, parsing.truth_nothing,
-         {Metric.ACCURACY: scoring.accuracy, Metric.VQA_ACCURACY: scoring.vqa_accuracy,
-          Metric.CIDER: scoring.cider, Metric.ROUGE_L: scoring.rouge_l,
-          Metric.EXACT_MATCH: scoring.exact_match}, drawing.text),
-    Kind(Output.CHOICE, OPTIONS, None, parsing.nothing, parsing.truth_nothing,
-         {Metric.ACCURACY: scoring.accuracy}, drawing.nothing),
-    Kind(Output.BOXES, GREEDY, None, parsing.boxes, parsing.truth_boxes,
-         {Metric.BOX_IOU: scoring.box_iou, Metric.DETECTION_MAP: scoring.detection_map},
-         drawing.boxes),
-    Kind(Output.KEYPOINTS, KEYPOINT_GREEDY, None, parsing.keypoints, parsing.truth_keypoints,
-         {Metric.KEYPOINT_OKS: scoring.keypoint_oks}, drawing.keypoints),
-    Kind(Output.DEPTH, None, MEAN_OF_SAMPLES, parsing.depth, parsing.truth_field("depth", "depth"),
-         {Metric.DEPTH_RMSE: scoring.depth_rmse}, drawing.depth, False, "depth"),
-    Kind(Output.NORMALS, None, MEAN_OF_SAMPLES, parsing.normals,
-         parsing.truth_field("normals", "normals"), {Metric.NORMAL_ANGLE: scoring.normal_angle},
-         drawing.normals, False, "surface normals"),
-    Kind(Output.SEGMENTATION, None, ONE_SAMPLE, parsing.segmentation,
-         parsing.truth_field("masks", "masks"),
-         {Metric.SEGMENTATION_IOU: scoring.segmentation_iou}, drawing.masks),
-    Kind(Output.IMAGE, None, ONE_SAMPLE, parsing.image, parsing.truth_image,
-         {Metric.IMAGE_PSNR: scoring.image_psnr}, drawing.image, False, "generated image"),
-    Kind(Output.TEXT_MASK, GREEDY, ONE_SAMPLE, parsing.text_mask,
-         parsing.truth_field("mask", "mask"), {Metric.GROUNDED_VQA: scoring.grounded_vqa},
-         drawing.masks),
-)}
+KINDS: Dict[Output, Kind] = {
+  k.output: k
+  for k in (
+    Kind(
+      Output.TEXT,
+      GREEDY,
+      None,
+      parsing.text,
+      parsing.truth_nothing,
+      {
+        Metric.ACCURACY: scoring.accuracy,
+        Metric.VQA_ACCURACY: scoring.vqa_accuracy,
+        Metric.CIDER: scoring.cider,
+        Metric.ROUGE_L: scoring.rouge_l,
+        Metric.EXACT_MATCH: scoring.exact_match,
+      },
+      drawing.text,
+    ),
+    Kind(
+      Output.CHOICE,
+      OPTIONS,
+      None,
+      parsing.nothing,
+      parsing.truth_nothing,
+      {Metric.ACCURACY: scoring.accuracy},
+      drawing.nothing,
+    ),
+    Kind(
+      Output.BOXES,
+      GREEDY,
+      None,
+      parsing.boxes,
+      parsing.truth_boxes,
+      {Metric.BOX_IOU: scoring.box_iou, Metric.DETECTION_MAP: scoring.detection_map},
+      drawing.boxes,
+    ),
+    Kind(
+      Output.KEYPOINTS,
+      KEYPOINT_GREEDY,
+      None,
+      parsing.keypoints,
+      parsing.truth_keypoints,
+      {Metric.KEYPOINT_OKS: scoring.keypoint_oks},
+      drawing.keypoints,
+    ),
+    Kind(
+      Output.DEPTH,
+      None,
+      MEAN_OF_SAMPLES,
+      parsing.depth,
+      parsing.truth_field("depth", "depth"),
+      {Metric.DEPTH_RMSE: scoring.depth_rmse},
+      drawing.depth,
+      False,
+      "depth",
+    ),
+    Kind(
+      Output.NORMALS,
+      None,
+      MEAN_OF_SAMPLES,
+      parsing.normals,
+      parsing.truth_field("normals", "normals"),
+      {Metric.NORMAL_ANGLE: scoring.normal_angle},
+      drawing.normals,
+      False,
+      "surface normals",
+    ),
+    Kind(
+      Output.SEGMENTATION,
+      None,
+      ONE_SAMPLE,
+      parsing.segmentation,
+      parsing.truth_field("masks", "masks"),
+      {Metric.SEGMENTATION_IOU: scoring.segmentation_iou},
+      drawing.masks,
+    ),
+    Kind(
+      Output.IMAGE,
+      None,
+      ONE_SAMPLE,
+      parsing.image,
+      parsing.truth_image,
+      {Metric.IMAGE_PSNR: scoring.image_psnr},
+      drawing.image,
+      False,
+      "generated image",
+    ),
+    Kind(
+      Output.TEXT_MASK,
+      GREEDY,
+      ONE_SAMPLE,
+      parsing.text_mask,
+      parsing.truth_field("mask", "mask"),
+      {Metric.GROUNDED_VQA: scoring.grounded_vqa},
+      drawing.masks,
+    ),
+  )
+}
 
 
 def get(output) -> Kind:
@@ -101,9 +175,14 @@ def get(output) -> Kind:
   return KINDS[Output(output)]
 
 
-def decode(kind: Kind, predictor, features, seed: int = 0,
-           options: Optional[Sequence[Sequence[str]]] = None,
-           image_decoding: Optional[dict] = None) -> List[dict]:
+def decode(
+  kind: Kind,
+  predictor,
+  features,
+  seed: int = 0,
+  options: Optional[Sequence[Sequence[str]]] = None,
+  image_decoding: Optional[dict] = None,
+) -> List[dict]:
   """The model's raw predictions for a batch of features, one dict per example.
 
   "text", "tokens" (the text output's ids; empty for choices and image-only kinds) and
@@ -116,8 +195,10 @@ def decode(kind: Kind, predictor, features, seed: int = 0,
   out = [dict(text="", tokens=np.zeros(0, np.int32), image=None) for _ in range(n)]
   if kind.text_decoding == OPTIONS:
     if options is None:
-      raise ValueError(f"{kind.output.value} outputs pick one of the example's options "
-                       f"(meta['class_names']); none given")
+      raise ValueError(
+        f"{kind.output.value} outputs pick one of the example's options "
+        f"(meta['class_names']); none given"
+      )
     best, scores = predictor.choose(features, options)
     for o, row, k, s in zip(out, options, best, scores):
       o.update(text=str(row[int(k)]), choice=int(k), option_scores=s)

@@ -6,6 +6,7 @@ joints and masks are drawn on the input upscaled to at least `size` pixels; dept
 0 to max_depth), normals and generated images are pictures of their own. The evaluation
 report, `data.show` and `predict` all draw through these.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,9 @@ def boxes(image, out, size, max_depth=None):
     return None
   labels = out.get("labels")
   labels = [str(l).strip() for l in labels] if labels else None
-  return visualize.draw_boxes(big, np.asarray(out["boxes"]).reshape(-1, 4), labels=labels,
-                              scale=scale)
+  return visualize.draw_boxes(
+    big, np.asarray(out["boxes"]).reshape(-1, 4), labels=labels, scale=scale
+  )
 
 
 def text(image, out, size, max_depth=None):
@@ -76,6 +78,6 @@ def normals(image, out, size, max_depth=None):
   return None if out.get("normals") is None else visualize.colorize_normals(out["normals"])
 
 
-def image(image, out, size, max_depth=None):  # pylint: disable=redefined-outer-name
+def image(image, out, size, max_depth=None):
   del image, size, max_depth
   return None if out.get("image") is None else np.clip(np.asarray(out["image"]), 0.0, 1.0)

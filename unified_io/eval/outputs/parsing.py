@@ -7,6 +7,7 @@ a scorer scores and a drawing draws: "boxes" + "labels", "keypoints" [17, 3], "d
 "normals", "masks" + "labels", "mask", "image". `truth_*` give the same fields for an
 example's ground truth (its raw example's meta), so one drawing serves both.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,6 +24,7 @@ from unified_io.eval import postprocess
 class Context:
   """What post-processing needs besides the prediction: the vocabulary, the text decoder
   (labels after boxes, keypoint visibility; None reads no labels) and the depth scale."""
+
   layout: vocab.VocabLayout
   decode: Optional[Callable[[np.ndarray], str]] = None
   max_depth: float = 10.0
@@ -35,8 +37,9 @@ def _tokens(pred) -> np.ndarray:
 
 def boxes(pred, image_hw: Sequence[float], ctx: Context, region=None) -> dict:
   del region
-  found, labels, malformed = postprocess.parse_boxes(_tokens(pred), ctx.layout, image_hw,
-                                                     ctx.decode)
+  found, labels, malformed = postprocess.parse_boxes(
+    _tokens(pred), ctx.layout, image_hw, ctx.decode
+  )
   return {"boxes": found, "labels": labels, "malformed": malformed}
 
 
@@ -56,8 +59,9 @@ def nothing(pred, image_hw, ctx: Context, region=None) -> dict:
 
 def keypoints(pred, image_hw, ctx: Context, region=None) -> dict:
   """region: the person box of the prompt; joints left unlocated go to its centre."""
-  found, malformed = postprocess.parse_keypoints(_tokens(pred), ctx.layout, image_hw,
-                                                 ctx.decode, region=region)
+  found, malformed = postprocess.parse_keypoints(
+    _tokens(pred), ctx.layout, image_hw, ctx.decode, region=region
+  )
   return {"keypoints": found, "malformed": malformed}
 
 
@@ -115,8 +119,12 @@ def truth_boxes(raw, target_image) -> dict:
 def truth_keypoints(raw, target_image) -> dict:
   del target_image
   meta, k = raw["meta"], coco_keypoints.NUM_KEYPOINTS
-  return {"keypoints": np.concatenate([np.asarray(meta["keypoints"]).reshape(k, 2),
-                                       np.asarray(meta["visibility"]).reshape(k, 1)], axis=1)}
+  return {
+    "keypoints": np.concatenate(
+      [np.asarray(meta["keypoints"]).reshape(k, 2), np.asarray(meta["visibility"]).reshape(k, 1)],
+      axis=1,
+    )
+  }
 
 
 def truth_field(name: str, meta_key: str):

@@ -7,6 +7,7 @@ the target image there); preds are `outputs.decode`'s per-example dicts; ctx is 
 mean depth or normal, the whole-image mask, or another example's ground truth for
 generation tasks (does the output depend on the prompt at all?).
 """
+
 from __future__ import annotations
 
 import collections
@@ -61,8 +62,9 @@ def vqa_accuracy(ex, preds, ctx) -> Score:
   answers = _answers(ex)
   model = metrics.vqa_accuracy([p["text"] for p in preds], answers)
   majority = _majority([a[0] for a in answers])
-  return Score("vqa_accuracy", model,
-               metrics.vqa_accuracy([majority] * len(answers), answers), MAJORITY)
+  return Score(
+    "vqa_accuracy", model, metrics.vqa_accuracy([majority] * len(answers), answers), MAJORITY
+  )
 
 
 def _references(ex):
@@ -94,8 +96,9 @@ def exact_match(ex, preds, ctx) -> Score:
   answers = [[_normalise(a) for a in answers] for answers in _answers(ex)]
   hits = [_normalise(p["text"]) in a for p, a in zip(preds, answers)]
   majority = _majority([a[0] for a in answers])
-  return Score("exact match", float(np.mean(hits)),
-               float(np.mean([majority in a for a in answers])), MAJORITY)
+  return Score(
+    "exact match", float(np.mean(hits)), float(np.mean([majority in a for a in answers])), MAJORITY
+  )
 
 
 def grounded_vqa(ex, preds, ctx) -> Score:
@@ -107,7 +110,8 @@ def grounded_vqa(ex, preds, ctx) -> Score:
       ious.append(metrics.mask_iou(mask, np.asarray(_meta(r, "mask"), bool)))
   answer = vqa_accuracy(ex, preds, ctx)
   return dataclasses.replace(
-      answer, extra={"mask_iou": float(np.mean(ious)) if ious else float("nan")})
+    answer, extra={"mask_iou": float(np.mean(ious)) if ious else float("nan")}
+  )
 
 
 # ----------------------------------------------------------------------- boxes and joints
@@ -121,8 +125,12 @@ def box_iou(ex, preds, ctx) -> Score:
     found = parsing.boxes(p, _meta(r, "image_hw"), ctx)["boxes"]
     first.append(found[0] if len(found) else np.zeros(4))
   mean_box = np.broadcast_to(gt.mean(axis=0), gt.shape)
-  return Score("acc@IoU0.5", metrics.refexp_accuracy(np.stack(first), gt),
-               metrics.refexp_accuracy(mean_box, gt), "mean box")
+  return Score(
+    "acc@IoU0.5",
+    metrics.refexp_accuracy(np.stack(first), gt),
+    metrics.refexp_accuracy(mean_box, gt),
+    "mean box",
+  )
 
 
 def detection_map(ex, preds, ctx) -> Score:
@@ -143,14 +151,19 @@ def detection_map(ex, preds, ctx) -> Score:
     pred_labels.append([l.strip() for l in labels])
     pred_scores.append(np.linspace(1.0, 0.5, len(found)) if len(found) else np.zeros(0))
   pick = lambda values: [values[i] for i in keep]
-  model = metrics.detection_map(pick(pred_boxes), pick(pred_scores), pick(pred_labels),
-                                pick(gt_boxes), pick(gt_labels))["AP50"]
+  model = metrics.detection_map(
+    pick(pred_boxes), pick(pred_scores), pick(pred_labels), pick(gt_boxes), pick(gt_labels)
+  )["AP50"]
   all_gt = np.concatenate([gt_boxes[i] for i in keep])
   majority = _majority([l for i in keep for l in gt_labels[i]])
   base_labels = [[_meta(ex.raws[i], "class_name") or majority] for i in keep]
-  baseline = metrics.detection_map([all_gt.mean(0, keepdims=True)] * len(keep),
-                                   [np.ones(1)] * len(keep), base_labels, pick(gt_boxes),
-                                   pick(gt_labels))["AP50"]
+  baseline = metrics.detection_map(
+    [all_gt.mean(0, keepdims=True)] * len(keep),
+    [np.ones(1)] * len(keep),
+    base_labels,
+    pick(gt_boxes),
+    pick(gt_labels),
+  )["AP50"]
   return Score("AP50", model, baseline, "one mean box per image")
 
 
@@ -166,11 +179,15 @@ def keypoint_oks(ex, preds, ctx) -> Score:
     pred = parsing.keypoints(p, _meta(r, "image_hw"), unlabelled, region)["keypoints"]
     model.append(metrics.keypoint_oks(pred, gt, [area], [region])[0, 0])
     centre = np.zeros((coco_keypoints.NUM_KEYPOINTS, 3))
-    centre[:, 0], centre[:, 1], centre[:, 2] = (region[0] + region[2]) / 2, (
-        region[1] + region[3]) / 2, 2
+    centre[:, 0], centre[:, 1], centre[:, 2] = (
+      (region[0] + region[2]) / 2,
+      (region[1] + region[3]) / 2,
+      2,
+    )
     baseline.append(metrics.keypoint_oks(centre, gt, [area], [region])[0, 0])
-  return Score("OKS", float(np.mean(model)), float(np.mean(baseline)),
-               "all joints at the box centre")
+  return Score(
+    "OKS", float(np.mean(model)), float(np.mean(baseline)), "all joints at the box centre"
+  )
 
 
 # ---------------------------------------------------------------------------------- images
@@ -182,20 +199,21 @@ def depth_rmse(ex, preds, ctx) -> Score:
   valid = [np.isfinite(g) & (g > 0) for g in gts]
   mean = float(np.mean([g[v].mean() for g, v in zip(gts, valid)]))
   model = float(np.mean([metrics.depth_rmse(p, g, v) for p, g, v in zip(pred, gts, valid)]))
-  baseline = float(np.mean([metrics.depth_rmse(np.full_like(g, mean), g, v)
-                            for g, v in zip(gts, valid)]))
+  baseline = float(
+    np.mean([metrics.depth_rmse(np.full_like(g, mean), g, v) for g, v in zip(gts, valid)])
+  )
   return Score("RMSE (m)", model, baseline, "mean depth", lower_is_better=True)
 
 
 def normal_angle(ex, preds, ctx) -> Score:
   gts = [np.asarray(_meta(r, "normals"), np.float32) for r in ex.raws]
-  pred = [parsing.normals(p, _meta(r, "image_hw"), ctx)["normals"]
-          for p, r in zip(preds, ex.raws)]
+  pred = [parsing.normals(p, _meta(r, "image_hw"), ctx)["normals"] for p, r in zip(preds, ex.raws)]
   mean = np.mean([g.reshape(-1, 3).mean(0) for g in gts], axis=0)
   mean = mean / max(np.linalg.norm(mean), 1e-6)
   model = float(np.mean([metrics.normal_angle_error(p, g)["mean"] for p, g in zip(pred, gts)]))
-  baseline = float(np.mean([metrics.normal_angle_error(np.broadcast_to(mean, g.shape), g)["mean"]
-                            for g in gts]))
+  baseline = float(
+    np.mean([metrics.normal_angle_error(np.broadcast_to(mean, g.shape), g)["mean"] for g in gts])
+  )
   return Score("mean angle error (deg)", model, baseline, "mean normal", lower_is_better=True)
 
 
@@ -206,8 +224,9 @@ def segmentation_iou(ex, preds, ctx) -> Score:
     masks = parsing.segmentation(p, _meta(r, "image_hw"), ctx)["masks"]
     model.append(metrics.segmentation_iou(list(masks), list(gt)))
     baseline.append(metrics.segmentation_iou([np.ones(gt.shape[1:], bool)], list(gt)))
-  return Score("segmentation IoU", float(np.mean(model)), float(np.mean(baseline)),
-               "whole-image mask")
+  return Score(
+    "segmentation IoU", float(np.mean(model)), float(np.mean(baseline)), "whole-image mask"
+  )
 
 
 def psnr(a, b) -> float:
