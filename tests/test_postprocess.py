@@ -163,7 +163,7 @@ def test_keypoints_round_trip_through_the_tokenizer(tokenizer):
 
 
 def test_keypoint_text_matches_the_task_encoder():
-  vision_tasks = pytest.importorskip("unified_io.data.tasks.builtin_vision")
+  vision_tasks = pytest.importorskip("unified_io.data.tasks.vision_logic")
   from unified_io.data.tasks import registry as tasks
 
   keypoints = _person(np.random.default_rng(2))

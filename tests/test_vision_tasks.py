@@ -20,7 +20,8 @@ from unified_io.data.tasks import vision as real_vision_tasks
 from unified_io.data import scene_text
 from unified_io.data import scenes
 from unified_io.data.tasks import registry as tasks
-from unified_io.data.tasks import builtin_vision as vt
+from unified_io.data.tasks import builtin_vision
+from unified_io.data.tasks import vision_logic as vt
 
 NUM_EXAMPLES = 40
 LAYOUT = vocab.VocabLayout.official()
@@ -146,7 +147,7 @@ def test_every_template_of_a_key_takes_the_same_arguments():
       template.format(*["x"] * n)
 
 
-@pytest.mark.parametrize("name", vt.BUILTIN_TASK_NAMES)
+@pytest.mark.parametrize("name", builtin_vision.BUILTIN_TASK_NAMES)
 def test_builtin_task_follows_the_contract(examples, name):
   task = vt.TASKS[name]
   assert task.group in tasks.GROUPS and task.builder == vt.BUILTIN and task.metric
@@ -191,7 +192,7 @@ def test_builtin_tasks_become_unified_examples(examples):
   )
   layout = spec.tokenizer.layout
   ctx = spec.context(max_depth=25.0)
-  for name in vt.BUILTIN_TASK_NAMES:
+  for name in builtin_vision.BUILTIN_TASK_NAMES:
     prepared = 0
     for i, example in enumerate(examples):
       if prepared == 3:  # a few per task: the image ops are slow on CPU

@@ -256,7 +256,7 @@ def _target_pixels(image, spec: ExampleSpec, method: str, name: str):
 def finalize(
   raw: Mapping, spec: ExampleSpec, name: str = "example"
 ) -> Tuple[Dict[str, np.ndarray], Dict[str, bool]]:
-  """Raw example (tasks.py contract) -> (fixed-shape model features, truncation flags)."""
+  """Raw example (data/tasks/registry.py contract) -> (model features, truncation flags)."""
   tokenizer = spec.tokenizer
   inputs, inputs_cut = text_tokenizer.truncate_or_raise(
     tokenizer.encode(raw["prompt"], add_eos=True), spec.text_inputs, name=f"{name} prompt"

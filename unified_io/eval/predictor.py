@@ -1,7 +1,7 @@
 """Run a trained Unified-IO on unified examples: text, images and answer-option scores.
 
     predictor = Predictor.from_workdir("workdir/tiny")        # config + latest checkpoint
-    features = predictor.features([raw_example, ...])         # tasks.py raw examples
+    features = predictor.features([raw_example, ...])         # registry.py raw examples
     texts, tokens = predictor.text(features)                  # greedy by default
     images, _ = predictor.image(features, seed=0)              # [B, H, W, 3] in [0, 1]
     best, scores = predictor.choose(features, [["yes", "no"], ...])
@@ -76,7 +76,7 @@ class Predictor:
   # ------------------------------------------------------------------------------ inputs
 
   def features(self, raws: Sequence[dict], names: Optional[Sequence[str]] = None):
-    """Raw examples (tasks.py contract) -> batched model features (numpy)."""
+    """Raw examples (data/tasks/registry.py contract) -> batched model features (numpy)."""
     rows = [
       pipeline.finalize(raw, self.spec, name=(names[i] if names else f"example {i}"))[0]
       for i, raw in enumerate(raws)

@@ -1,4 +1,4 @@
-"""Vision tasks on public TFDS datasets, in the formats of `vision_tasks.py`.
+"""Vision tasks on public TFDS datasets, in the formats of `vision_logic.py`.
 
 Importing this module registers tasks on the TFDS feature structures of:
 
@@ -24,7 +24,7 @@ from typing import List
 
 import numpy as np
 
-from unified_io.data.tasks import builtin_vision as vt
+from unified_io.data.tasks import vision_logic as vt
 from unified_io.data.tasks import registry as tasks
 
 # COCO's 80 detection categories in category-id order: TFDS coco's ClassLabel order. (The
