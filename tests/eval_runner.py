@@ -18,8 +18,8 @@ def main():
   parser.add_argument("--data_dir", required=True)
   parser.add_argument("--out", required=True)
   parser.add_argument("--process", default="")
-  parser.add_argument("--tasks", default="builtin_vqa,builtin_refexp,builtin_segmentation")
-  parser.add_argument("--num_examples", type=int, default=5)
+  parser.add_argument("--tasks", default="builtin_vqa,builtin_segmentation")
+  parser.add_argument("--num_examples", type=int, default=4)
   args = parser.parse_args()
   os.environ["JAX_PLATFORMS"] = "cpu"
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -119,7 +119,7 @@ def test_two_processes_give_the_metrics_of_one_each_predicting_half(tmp_path):
   one = json.loads((tmp_path / "one.json").read_text())
   two = [json.loads((tmp_path / f"two_{i}.json").read_text()) for i in range(2)]
   assert one["metrics"] and all(t["metrics"] == one["metrics"] for t in two)
-  # 3 tasks x 5 examples in batches of 2 = 3 batches per task: host 0 decodes batch 0
-  # (2 rows), host 1 batches 1-2 (3 rows); one process decodes all 5.
-  assert one["predicted_rows"] == 15
-  assert [t["predicted_rows"] for t in two] == [6, 9]
+  # 2 tasks x 4 examples in batches of 2 = 2 batches per task: each host decodes one
+  # (2 rows per task); one process decodes all 4.
+  assert one["predicted_rows"] == 8
+  assert [t["predicted_rows"] for t in two] == [4, 4]
