@@ -56,7 +56,32 @@ def convert_official(official, config):
 
 
 def load_official(path):
-  return param_trees.read_msgpack(path, "official checkpoint")
+  """The parameter tree of a released .bin; FileNotFoundError / ValueError naming the file."""
+  tree = param_trees.read_msgpack(path, "official checkpoint")
+  inner = tree["params"] if isinstance(tree, dict) and set(tree) == {"params"} else tree
+  if not isinstance(inner, dict):
+    raise ValueError(
+      f"{path} holds a msgpack {type(inner).__name__} at its top level; expected a released "
+      f"Unified-IO checkpoint: a dict of parameters (token_embedder, encoder, decoder, "
+      f"{VQGAN_KEY}, optionally under 'params')"
+    )
+  return tree
+
+
+def check_request(official, config, out):
+  """ValueError naming the flag when the conversion cannot start: no --config, or an --out
+  that already holds something (a conversion never overwrites)."""
+  if config is None:
+    raise ValueError(
+      f"Pass --config: the config of the checkpoint's size (e.g. configs/xl.py for "
+      f"{os.path.basename(official or 'xl_1000k.bin')}), which its parameters are checked "
+      f"against"
+    )
+  if os.path.exists(out) and not (os.path.isdir(out) and not os.listdir(out)):
+    raise ValueError(
+      f"--out={out} already exists and is not an empty directory; conversion does not "
+      f"overwrite: pass a new --out or remove it"
+    )
 
 
 def save_params(directory, params):
@@ -69,10 +94,16 @@ def load_params(directory):
   return ocp.StandardCheckpointer().restore(os.path.abspath(os.path.join(directory, "params")))
 
 
-def _main(_):
+def _main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   config = _CONFIG.value
-  print(f"Reading {_OFFICIAL.value} ...", flush=True)
-  params, vqgan = convert_official(load_official(_OFFICIAL.value), config)
+  try:
+    check_request(_OFFICIAL.value, config, _OUT.value)
+    print(f"Reading {_OFFICIAL.value} ...", flush=True)
+    params, vqgan = convert_official(load_official(_OFFICIAL.value), config)
+  except (OSError, ValueError) as e:  # a file not there, not msgpack, or another model's
+    raise app.UsageError(str(e)) from e
   os.makedirs(_OUT.value, exist_ok=True)
   save_params(_OUT.value, params)
   if vqgan is not None:

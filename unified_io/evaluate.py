@@ -31,6 +31,7 @@ from unified_io.eval import task_eval as evaluation
 from unified_io.eval.grit import runner as grit_eval
 from unified_io.eval import predictor as predictor_lib
 from unified_io.data import from_config
+from unified_io.data.tasks import registry as tasks_lib
 
 
 def _jsonable(value):
@@ -63,13 +64,46 @@ def write_predictions(results, path):
         )
 
 
+def check_request(task_names, split: str, num_examples: int, batch_size: int):
+  """ValueError naming the flag when --num_examples, --batch_size or --split cannot be run:
+  checked before any model is built."""
+  if num_examples < 1:
+    raise ValueError(f"--num_examples must be >= 1, got {num_examples}")
+  if batch_size < 1:
+    raise ValueError(f"--batch_size must be >= 1, got {batch_size}")
+  for name in task_names:
+    splits = tasks_lib.get(name).splits
+    if split not in splits:
+      raise ValueError(
+        f"--split={split!r} is not a split of task {name}; its splits are {', '.join(splits)}"
+      )
+
+
+def _message(e: Exception) -> str:
+  # str(KeyError) is the repr of its message; the message itself reads better.
+  return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+
+
+def load(config, checkpoint: str) -> predictor_lib.Predictor:
+  """The predictor of `checkpoint` (workdir, step dir or converted params) for `config`;
+  app.UsageError naming the input when there is none, it is corrupt or does not fit."""
+  try:
+    params = predictor_lib.load_params(config, checkpoint)
+  except (OSError, ValueError) as e:  # CheckpointError is a ValueError
+    raise app.UsageError(str(e)) from e
+  return predictor_lib.Predictor(config, params)
+
+
 def main(argv):
   checkpointing.quiet_library_logs()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not _WORKDIR.value and not (_CONFIG.value and _CHECKPOINT.value):
     raise app.UsageError("Pass --workdir, or both --config and --checkpoint")
-  config = _CONFIG.value or predictor_lib.load_config(_WORKDIR.value)
+  try:
+    config = _CONFIG.value or predictor_lib.load_config(_WORKDIR.value)
+  except (OSError, ValueError) as e:
+    raise app.UsageError(str(e)) from e
   try:  # a bad switch value: one clear error, before anything is built
     config_check.validate(config)
   except config_check.ConfigError as e:
@@ -82,10 +116,12 @@ def main(argv):
   out = _OUT.value or os.path.join(_WORKDIR.value or ".", f"eval_{_SPLIT.value}")
   if _TASKS.value:
     config.data.tasks = _TASKS.value
-  task_names, _ = from_config.mixture_rates(config)
-  predictor = predictor_lib.Predictor.from_workdir(
-    _WORKDIR.value, config=config, checkpoint=checkpoint
-  )
+  try:
+    task_names, _ = from_config.mixture_rates(config)
+    check_request(task_names, _SPLIT.value, _NUM.value, _BATCH.value)
+  except (KeyError, ValueError) as e:
+    raise app.UsageError(_message(e)) from e
+  predictor = load(config, checkpoint)
   print(f"Evaluating {len(task_names)} tasks from {checkpoint} on {_SPLIT.value}", flush=True)
   results = evaluation.evaluate(
     predictor,
@@ -114,10 +150,10 @@ def _grit(config, checkpoint):
     raise app.UsageError(str(e)) from e
   if not _GRIT_DIR.value or not os.path.isdir(os.path.join(_GRIT_DIR.value, "samples")):
     raise app.UsageError(f"--grit_dir={_GRIT_DIR.value} must be a GRIT folder with samples/")
-  predictor = predictor_lib.Predictor.from_workdir(
-    _WORKDIR.value, config=config, checkpoint=checkpoint
-  )
   limit = _NUM.value if flags.FLAGS["num_examples"].present else None
+  if limit is not None and limit < 1:
+    raise app.UsageError(f"--num_examples must be >= 1, got {limit}")
+  predictor = load(config, checkpoint)
   grit_eval.run(
     predictor,
     _GRIT_DIR.value,

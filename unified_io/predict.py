@@ -28,6 +28,27 @@ from unified_io.eval import inference
 from unified_io.eval import predictor as predictor_lib
 
 
+def parse_box(values):
+  """--box's values -> [x1, y1, x2, y2] floats (None without --box); ValueError naming the
+  flag unless they are 4 finite numbers."""
+  if not values:
+    return None
+  given = ",".join(values)
+  box = []
+  for value in values:
+    try:
+      box.append(float(value))
+    except ValueError:
+      raise ValueError(
+        f"--box={given}: {value!r} is not a number; pass 4 numbers x1,y1,x2,y2 (pixels)"
+      ) from None
+  if len(box) != 4:
+    raise ValueError(f"--box={given} has {len(box)} numbers; pass 4: x1,y1,x2,y2 (pixels)")
+  if not np.all(np.isfinite(box)):
+    raise ValueError(f"--box={given} must be finite numbers x1,y1,x2,y2 (pixels)")
+  return box
+
+
 def main(argv):
   checkpointing.quiet_library_logs()
   if len(argv) > 1:
@@ -36,22 +57,30 @@ def main(argv):
     raise app.UsageError("Pass --workdir, or both --config and --checkpoint")
   if not _PROMPT.value and not _TASK.value:
     raise app.UsageError("Pass --prompt or --task")
+  try:
+    box = parse_box(_BOX.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
   image = None
   if _IMAGE.value:
     try:
       image = image_preprocessing.load_image(_IMAGE.value)
     except (OSError, ValueError) as e:
       raise app.UsageError(f"Cannot read --image={_IMAGE.value}: {e}") from e
-  config = _CONFIG.value or predictor_lib.load_config(_WORKDIR.value)
+  try:
+    config = _CONFIG.value or predictor_lib.load_config(_WORKDIR.value)
+  except (OSError, ValueError) as e:
+    raise app.UsageError(str(e)) from e
   try:  # a bad switch value: one clear error, before anything is built
     config_check.validate(config)
   except config_check.ConfigError as e:
     raise app.UsageError(str(e)) from None
-  predictor = predictor_lib.Predictor.from_workdir(
-    _WORKDIR.value, config=config, checkpoint=_CHECKPOINT.value
-  )
+  try:
+    params = predictor_lib.load_params(config, _CHECKPOINT.value or _WORKDIR.value)
+  except (OSError, ValueError) as e:  # none there, corrupt (CheckpointError) or not fitting
+    raise app.UsageError(str(e)) from e
+  predictor = predictor_lib.Predictor(config, params)
   image_hw = np.asarray(image).shape[:2] if image is not None else (config.model.image_size,) * 2
-  box = [float(v) for v in _BOX.value] if _BOX.value else None
   try:
     prompt = _PROMPT.value or inference.make_prompt(
       _TASK.value, image_hw, _ARG.value, box, predictor.layout
@@ -62,6 +91,8 @@ def main(argv):
     raise app.UsageError(f"--task={_TASK.value} needs --image")
   result = inference.predict(predictor, image, prompt, _TASK.value, seed=_SEED.value, region=box)
   print(f"prompt: {prompt}")
+  if result.get("prompt_truncated"):
+    print(result["prompt_truncated"].notice(), flush=True)
   print(f"answer: {result['text']}")
   for key in ("boxes", "labels", "keypoints"):
     if result.get(key) is not None:

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import sys
 
 import flax
 import jax
@@ -98,7 +99,13 @@ def from_taming(state_dict, preset_or_config="official"):
   flat, wrong = {}, []
   for taming in sorted(present & set(wanted)):
     ours = wanted[taming]
-    array = _from_torch_layout(_to_numpy(state_dict[taming]), len(shapes[ours]))
+    try:
+      array = _to_numpy(state_dict[taming])
+    except (TypeError, ValueError) as e:
+      wrong.append(f"{taming} -> {ours}: not a numeric array ({type(e).__name__}: {e})")
+      continue
+    if array.ndim == len(shapes[ours]):  # a wrong rank is listed in torch's layout
+      array = _from_torch_layout(array, array.ndim)
     if tuple(array.shape) != shapes[ours]:
       wrong.append(f"{taming} -> {ours}: {tuple(array.shape)} != expected {shapes[ours]}")
     flat[ours] = array
@@ -161,9 +168,16 @@ def from_unified_io(discrete_vae_tree, preset_or_config="official"):
 
 
 def load_unified_io_tree(path):
+  """The `discrete_vae` subtree (or the whole tree when it is one) of a flax msgpack file."""
   tree = param_trees.read_msgpack(path, "Unified-IO file")
-  if set(tree) == {"params"}:
+  if isinstance(tree, dict) and set(tree) == {"params"}:
     tree = tree["params"]
+  if not isinstance(tree, dict):
+    raise ValueError(
+      f"{path} holds a msgpack {type(tree).__name__} at its top level; expected a dict: the "
+      f"VQ-GAN parameters ({UNIFIED_IO_KEY} subtree, as `python -m unified_io.convert` "
+      f"writes vqgan.msgpack) or a released Unified-IO .bin"
+    )
   return tree.get(UNIFIED_IO_KEY, tree)
 
 
@@ -200,4 +214,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-  main()
+  try:
+    main()
+  except (OSError, ValueError) as e:  # bad input files: the message, exit status 1
+    sys.exit(f"python -m vqgan.convert: error: {e}")

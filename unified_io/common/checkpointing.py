@@ -451,42 +451,71 @@ def check_resume_config(config, workdir):
     )
 
 
-def restore_params(directory, abstract_params):
+def _is_step_dir(directory, isdir):
+  """Whether `directory` is one step of a run (WORKDIR/checkpoints/<step>, or a step set
+  aside under checkpoints_set_aside/): it holds the `state` item."""
+  return isdir(os.path.join(directory, "state"))
+
+
+def restore_params(directory, abstract_params, what="config.init_from"):
   """Parameters only, from a training run's workdir or a converted checkpoint directory.
 
-  Accepts WORKDIR (latest step of WORKDIR/checkpoints), a step directory, or a directory
-  with a `params` item written by `unified_io.convert`.
+  Accepts WORKDIR (latest step of WORKDIR/checkpoints), WORKDIR/checkpoints, a step
+  directory (WORKDIR/checkpoints/<step>), or a directory with a `params` item written by
+  `unified_io.convert`. A step is verified against its integrity manifests first (corrupt:
+  CheckpointError naming it). `what` names the input in errors (a flag or config key).
   """
-  directory = os.path.abspath(directory) if "://" not in directory else directory
-  if not os.path.exists(directory) and "://" not in directory:
-    raise FileNotFoundError(f"config.init_from={directory} does not exist")
+  remote = "://" in directory
+  directory = directory.rstrip("/") if remote else os.path.abspath(directory)
+  isdir = _gfile().isdir if remote else os.path.isdir
+  if not remote and not os.path.exists(directory):
+    raise FileNotFoundError(f"{what}={directory} does not exist")
   converted = os.path.join(directory, "params")
-  if os.path.isdir(converted):
+  if isdir(converted):
     return ocp.StandardCheckpointer().restore(converted, abstract_params)
-  run_dir = (
-    os.path.join(directory, "checkpoints")
-    if os.path.isdir(os.path.join(directory, "checkpoints"))
-    else directory
-  )
-  manager = ocp.CheckpointManager(
-    run_dir, item_names=("state", "data"), options=ocp.CheckpointManagerOptions(read_only=True)
-  )
-  step = manager.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"config.init_from={directory}: no checkpoint or params found")
-  restored = manager.restore(
-    step,
-    args=ocp.args.Composite(
-      state=ocp.args.PyTreeRestore(
-        item={"params": abstract_params},
-        restore_args=jax.tree.map(
-          lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding), {"params": abstract_params}
-        ),
-        partial_restore=True,
+  if _is_step_dir(directory, isdir):
+    step_dir = directory
+  else:
+    run_dir = (
+      os.path.join(directory, "checkpoints")
+      if isdir(os.path.join(directory, "checkpoints"))
+      else directory
+    )
+    manager = ocp.CheckpointManager(
+      run_dir, item_names=("state", "data"), options=ocp.CheckpointManagerOptions(read_only=True)
+    )
+    step = manager.latest_step()
+    if step is None:
+      raise FileNotFoundError(
+        f"{what}={directory}: no checkpoint or params found (expected a training workdir, "
+        f"a step directory WORKDIR/checkpoints/<step> or a directory written by "
+        f"`python -m unified_io.convert`)"
       )
+    step_dir = os.path.join(run_dir, str(step))
+  problems, notes = verify(step_dir)
+  if problems:
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    raise CheckpointError(
+      f"{what}: checkpoint {step_dir} is corrupt: {'; '.join(problems[:3])}{more}. "
+      f"Use another step directory of the run."
+    )
+  for note in notes:
+    logging.warning("Checkpoint %s: %s", step_dir, note)
+  item = {"params": abstract_params}
+  restored = ocp.PyTreeCheckpointer().restore(
+    os.path.join(step_dir, "state"),
+    args=ocp.args.PyTreeRestore(
+      item=item,
+      restore_args=jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding), item),
+      partial_restore=True,
     ),
   )
-  return restored.state["params"]
+  if not all_finite(restored["params"]):
+    raise CheckpointError(
+      f"{what}: checkpoint {step_dir} holds non-finite parameters (NaN or Inf), so it is "
+      f"corrupt. Use another step directory of the run."
+    )
+  return restored["params"]
 
 
 def quiet_library_logs():

@@ -49,8 +49,16 @@ def _describe(name: Optional[str], default: str = "image") -> str:
   return f"{default} {name!r}" if name else default
 
 
+# PIL modes of 16-bit grayscale (e.g. 16-bit PNGs; older PIL opens those as 32-bit "I"):
+# PIL's convert("RGB") clips their values at 255, turning almost every pixel white.
+_GRAY_16_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
 def load_image(path) -> np.ndarray:
-  """Reads an image file as uint8 RGB [H, W, 3] (EXIF orientation is not applied, as released)."""
+  """Reads an image file as uint8 RGB [H, W, 3] (EXIF orientation is not applied, as released).
+
+  16-bit grayscale (0..65535) is scaled to 8 bits as round(value / 257), so 65535 -> 255.
+  """
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"image file {path!r} does not exist")
@@ -58,6 +66,10 @@ def load_image(path) -> np.ndarray:
     with Image.open(path) as img:
       # PIL decodes lazily; force it here so truncated files fail with the path attached.
       img.load()
+      if img.mode in _GRAY_16_BIT_MODES:
+        gray = np.asarray(img).astype(np.float64)
+        gray = np.round(np.clip(gray, 0, 65535) / 257.0).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
       rgb = img.convert("RGB")
   except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
     raise ValueError(f"could not read image file {path!r}: {error}") from error

@@ -253,10 +253,27 @@ def _target_pixels(image, spec: ExampleSpec, method: str, name: str):
   )
 
 
+def hide_patches(visible: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+  """`visible` (bool [n]) with a random `rate` of its True patches hidden: the
+  round((1 - rate) * n_visible) left True are drawn uniformly (masked image denoising)."""
+  if not 0.0 <= rate <= 1.0:
+    raise ValueError(f"mask rate must be in [0, 1], got {rate}")
+  where = np.flatnonzero(visible)
+  keep = np.zeros_like(visible, dtype=bool)
+  keep[rng.permutation(where)[: int(round(len(where) * (1.0 - rate)))]] = True
+  return keep
+
+
 def finalize(
   raw: Mapping, spec: ExampleSpec, name: str = "example"
 ) -> Tuple[Dict[str, np.ndarray], Dict[str, bool]]:
-  """Raw example (data/tasks/registry.py contract) -> (model features, truncation flags)."""
+  """Raw example (data/tasks/registry.py contract) -> (model features, truncation flags).
+
+  Input patches can be hidden from the encoder in two ways: "image_input_patch_mask", a
+  bool mask on the spec's patch grid ((input_image_size / patch_size) ** 2 patches), or
+  "image_input_mask_rate" with "image_input_mask_seed": that fraction of the image's
+  patches, on whatever grid the model uses, drawn from the seed (masked image denoising).
+  """
   tokenizer = spec.tokenizer
   inputs, inputs_cut = text_tokenizer.truncate_or_raise(
     tokenizer.encode(raw["prompt"], add_eos=True), spec.text_inputs, name=f"{name} prompt"
@@ -273,7 +290,21 @@ def finalize(
     name=f"{name} image",
   )
   if raw.get("image_input_patch_mask") is not None:
-    patch_mask = patch_mask & np.asarray(raw["image_input_patch_mask"], bool).reshape(-1)
+    wanted = np.asarray(raw["image_input_patch_mask"], bool).reshape(-1)
+    if wanted.shape != patch_mask.shape:
+      grid = spec.input_image_size // spec.patch_size
+      raise ValueError(
+        f"{name}: image_input_patch_mask has {wanted.size} patches, the input's "
+        f"{grid}x{grid} patch grid (image {spec.input_image_size}, patch "
+        f"{spec.patch_size}) has {patch_mask.size}"
+      )
+    patch_mask = patch_mask & wanted
+  if raw.get("image_input_mask_rate") is not None:
+    seed = raw.get("image_input_mask_seed")
+    if seed is None:
+      raise ValueError(f"{name}: image_input_mask_rate needs an image_input_mask_seed")
+    rng = np.random.default_rng(int(seed))  # the seed comes from the example's own stream
+    patch_mask = hide_patches(patch_mask, float(raw["image_input_mask_rate"]), rng)
   pixels, target_mask = _target_pixels(
     raw.get("target_image"),
     spec,
@@ -404,8 +435,9 @@ class Counters:
 
 
 def _example_id(record) -> str:
+  """The record's id for messages; bytes that are not UTF-8 as backslash escapes."""
   value = record.get("id", b"?") if isinstance(record, Mapping) else b"?"
-  return value.decode() if isinstance(value, bytes) else str(value)
+  return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
 
 
 def prepare(
@@ -419,7 +451,9 @@ def prepare(
   name = f"{task.name} example {_example_id(record)}"
   try:
     raw = task.preprocess(record, rng, ctx)
-  except tasks_lib.SkipExample:
+  except tasks_lib.SkipExample as e:
+    if isinstance(e.__cause__, UnicodeDecodeError):  # a bad record: name it, then skip it
+      logging.warning("%s: skipped: %s (%s)", name, e, e.__cause__)
     raise
   except Exception as e:
     raise RuntimeError(f"{name}: preprocessing failed: {type(e).__name__}: {e}") from e

@@ -6,6 +6,7 @@ task, "boxes" (pixel x1, y1, x2, y2 of the original image) + "labels", "keypoint
 [17, 3] (x, y, visibility), "masks" + "labels", "depth" (metres), "normals" (unit vectors)
 or "image" (a generated image in [0, 1]): the fields of the task's output kind
 (`unified_io.eval.outputs`), decoded and post-processed exactly as evaluation does.
+A prompt cut to fit the model's text input adds "prompt_truncated" (see `predict`).
 `python -m unified_io.predict` is its command line; the GRIT runner calls it per sample.
 """
 
@@ -83,13 +84,16 @@ def predict(
   task: Optional[str] = None,
   seed: int = 0,
   region: Optional[Sequence[float]] = None,
+  name: str = "input",
 ) -> dict:
   """Structured prediction for one image (uint8/float [H, W, 3] or None) and prompt.
 
   Decoded and post-processed by the task's output kind (`unified_io.eval.outputs`), as in
   evaluation. region: for task="keypoints", the person box x1, y1, x2, y2 of the prompt
   (pixels); joints the model leaves unlocated are placed at its centre rather than the
-  image's.
+  image's. A prompt longer than the model's text input is cut to fit, and the result then
+  carries "prompt_truncated" (a predictor.PromptTruncation, `.notice()` says it); `name`
+  names the input there.
   """
   if not prompt or not prompt.strip():
     raise ValueError("The prompt is empty")
@@ -97,9 +101,11 @@ def predict(
   image_hw = (
     (predictor.config.model.image_size,) * 2 if image is None else np.asarray(image).shape[:2]
   )
-  features = predictor.features([raw_input(prompt, image)], names=["input"])
+  features, cut = predictor.features_and_truncations([raw_input(prompt, image)], names=[name])
   pred = outputs.decode(kind, predictor, features, seed=seed)[0]
   out = {"prompt": prompt, "task": task, "text": pred["text"]}
+  if cut:
+    out["prompt_truncated"] = cut[0]
   if "log_likelihood" in pred:
     out["log_likelihood"] = pred["log_likelihood"]
   out.update(kind.parse(pred, image_hw, context(predictor), region))

@@ -13,10 +13,11 @@ is `unified_io.eval.outputs`. Every generate function is jitted once per batch s
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -36,26 +37,60 @@ from unified_io.data import pipeline
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """WORKDIR/config.json; FileNotFoundError / ValueError naming the file when it is not
+  there or not a JSON object."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     raise FileNotFoundError(
       f"{path} not found: {workdir} is not a training workdir (pass --config as well)"
     )
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+    raise ValueError(
+      f"{path} is damaged (not valid JSON: {e}); pass --config with the run's config file"
+    ) from e
+  if not isinstance(saved, dict):
+    raise ValueError(
+      f"{path} holds a JSON {type(saved).__name__}, not a config object; pass --config "
+      f"with the run's config file"
+    )
+  return ml_collections.ConfigDict(saved)
 
 
 def load_params(config, checkpoint: str):
-  """Parameters for `config` from a workdir, a step directory or a converted checkpoint."""
+  """Parameters for `config` from a workdir, a step directory or a converted checkpoint.
+
+  Raises FileNotFoundError when there is none, checkpointing.CheckpointError when the step
+  is corrupt, and ValueError when it does not fit the config's model."""
   model = model_lib.build(config)
   abstract = nn.unbox(model_lib.abstract_params(model))
   try:
-    return checkpointing.restore_params(checkpoint, abstract)
+    return checkpointing.restore_params(checkpoint, abstract, what="checkpoint")
+  except checkpointing.CheckpointError:
+    raise  # names the step and what is wrong with it already
   except (ValueError, KeyError) as e:
     raise ValueError(
       f"Checkpoint {checkpoint} does not match the config's model (wrong config "
       f"for this checkpoint?): {e}"
     ) from e
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptTruncation:
+  """A prompt longer than the model's text input: `tokens` (EOS included) cut to `limit`."""
+
+  name: str
+  tokens: int
+  limit: int
+
+  def notice(self) -> str:
+    return (
+      f"note: the prompt ({self.name}) has {self.tokens} tokens, more than the model's "
+      f"limit of {self.limit} (config.lengths.text_inputs): the model saw only its first "
+      f"{self.limit}"
+    )
 
 
 class Predictor:
@@ -77,11 +112,21 @@ class Predictor:
 
   def features(self, raws: Sequence[dict], names: Optional[Sequence[str]] = None):
     """Raw examples (data/tasks/registry.py contract) -> batched model features (numpy)."""
-    rows = [
-      pipeline.finalize(raw, self.spec, name=(names[i] if names else f"example {i}"))[0]
-      for i, raw in enumerate(raws)
-    ]
-    return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+    return self.features_and_truncations(raws, names)[0]
+
+  def features_and_truncations(
+    self, raws: Sequence[dict], names: Optional[Sequence[str]] = None
+  ) -> Tuple[dict, List[PromptTruncation]]:
+    """`features`, and the prompts that were cut to fit the text input (in order)."""
+    rows, cut = [], []
+    for i, raw in enumerate(raws):
+      name = names[i] if names else f"example {i}"
+      features, truncated = pipeline.finalize(raw, self.spec, name=name)
+      rows.append(features)
+      if truncated.get("text_inputs"):
+        tokens = len(self.tokenizer.encode(raw["prompt"], add_eos=True))
+        cut.append(PromptTruncation(name, tokens, self.spec.text_inputs))
+    return {k: np.stack([r[k] for r in rows]) for k in rows[0]}, cut
 
   @staticmethod
   def _model_inputs(features):

@@ -5,6 +5,7 @@ WORKDIR resumes from its latest checkpoint (same loss sequence as an uninterrupt
 """
 
 import functools
+import os
 import signal
 import sys
 import time
@@ -226,8 +227,21 @@ class Inputs:
 # ----------------------------------------------------------------------------------- loop
 
 
+class History(list):
+  """The (step, loss) pairs that `train` logged, a list.
+
+  `signal` is the number of the signal (SIGTERM, SIGINT) that stopped the run early, after
+  it saved a checkpoint, or None when it ran to config.train.total_steps.
+  """
+
+  signal = None
+
+
 def train(config, workdir, evaluators=()):
-  """Runs (or resumes) training; returns the list of (step, loss) it logged.
+  """Runs (or resumes) training; returns the History (a list) of (step, loss) it logged.
+
+  SIGTERM or SIGINT during the loop saves a checkpoint after the current step and returns
+  early, with the signal in `History.signal` (a second SIGINT raises KeyboardInterrupt).
 
   `evaluators` (unified_io.eval.evaluators protocol): each runs every its `every_steps`
   steps (0: never in between) and all of them after the last step.
@@ -365,8 +379,27 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators):
   step = first_step = int(state["step"])
   data = inputs.batches
   stop = {"signal": None}
-  previous = signal.signal(signal.SIGTERM, lambda signum, _: stop.update(signal=signum))
-  history, window_start, window_steps, window_tokens, window_examples = [], time.time(), 0, 0, 0
+
+  def on_signal(signum, _):
+    if stop["signal"] == signal.SIGINT == signum:
+      raise KeyboardInterrupt  # Ctrl-C twice: stop now, without saving
+    if stop["signal"] is None:
+      stop["signal"] = signum
+      # os.write, not print: a print here can re-enter one that the signal interrupted.
+      os.write(
+        sys.stderr.fileno(),
+        f"Received {signal.Signals(signum).name}: stopping after this step with a checkpoint"
+        f"{' (Ctrl-C again: stop now, unsaved)' if signum == signal.SIGINT else ''}\n".encode(),
+      )
+
+  # SIGTERM (preemption) and SIGINT (Ctrl-C) save and stop; a SIGINT ignored when the
+  # process started (a background job of a script) stays ignored.
+  handled = [signal.SIGTERM]
+  if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+    handled.append(signal.SIGINT)
+  previous = {signum: signal.signal(signum, on_signal) for signum in handled}
+  history = History()
+  window_start, window_steps, window_tokens, window_examples = time.time(), 0, 0, 0
   task_sums = task_tokens = 0.0
   log.line(
     f"Training steps {step}..{total} with global batch {config.train.batch_size} on "
@@ -454,11 +487,16 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators):
       # compare their SIGTERM flags only on logging steps (every step with one host).
       agree_now = jax.process_count() == 1 or step % config.train.log_every == 0
       if agree_now and distributed.any_host(stop["signal"] is not None):
+        # A host that got no signal itself stops for another host's (a preemption: SIGTERM).
+        history.signal = int(stop["signal"] or signal.SIGTERM)
         break
     ckpt.save(step, state, data.get_state(), force=True)
     ckpt.wait()
-    if stop["signal"] is not None:
-      log.line(f"Received signal {stop['signal']}: saved checkpoint at step {step}, exiting")
+    if history.signal is not None:
+      log.line(
+        f"Received signal {history.signal} ({signal.Signals(history.signal).name}): saved "
+        f"checkpoint at step {step}, exiting"
+      )
     else:
       for evaluator in evaluators:
         report = evaluator.has_report(step)
@@ -468,5 +506,6 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators):
         else:
           evaluator.run(state["params"], step, log)
   finally:
-    signal.signal(signal.SIGTERM, previous)
+    for signum, handler in previous.items():
+      signal.signal(signum, handler)
   return history

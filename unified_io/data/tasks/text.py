@@ -33,8 +33,22 @@ VL_PREFIX = "An image of "
 QA_WINDOW_WORDS, QA_WINDOW_STRIDE = 160, 80
 
 
-def _text(value) -> str:
-  return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+def _text(value, field: str = "text") -> str:
+  """A TFDS text value as str; bytes that are not UTF-8 skip the record, naming `field`."""
+  if not isinstance(value, bytes):
+    return str(value)
+  try:
+    return value.decode("utf-8")
+  except UnicodeDecodeError as e:  # the pipeline counts it and logs the task and example id
+    raise Skip(f"{field} is not valid UTF-8") from e
+
+
+def _required(value, field: str, what: str) -> str:
+  """`_text(value)`, skipping the record (reason "empty <what>") when it is blank."""
+  result = _text(value, field)
+  if not result.strip():
+    raise Skip(f"empty {what}")
+  return result
 
 
 def _raw(prompt: str, target: str, image=None, **meta) -> dict:
@@ -112,7 +126,11 @@ def fill_spans(corrupted: str, target: str) -> str:
 
 
 def masked_patches(grid_size: int, rng, rate: float = IMAGE_MASK_RATE) -> np.ndarray:
-  """bool [grid_size ** 2]: True on the round((1 - rate) * n) patches left visible."""
+  """bool [grid_size ** 2]: True on the round((1 - rate) * n) patches left visible.
+
+  (Training examples get their mask from the pipeline, on the model's patch grid:
+  `_image_denoising` asks for `IMAGE_MASK_RATE` via "image_input_mask_rate".)
+  """
   n = grid_size * grid_size
   keep = np.zeros(n, bool)
   keep[rng.permutation(n)[: int(round(n * (1 - rate)))]] = True
@@ -123,20 +141,24 @@ def masked_patches(grid_size: int, rng, rate: float = IMAGE_MASK_RATE) -> np.nda
 
 
 def _kind(example, kind: str):
-  if _text(example["task"]) != kind:
+  if _text(example["task"], "task") != kind:
     raise Skip(f"not a {kind} example")
 
 
 def _classification(kind: str, question_key: str, labels: Sequence[str]):
   def preprocess(example, rng, ctx):
     _kind(example, kind)
-    sentences = " ".join(s for s in (_text(example["context"]), _text(example["input"])) if s)
+    example_id = _text(example["id"], "id")
+    texts = (_text(example["context"], "context"), _text(example["input"], "input"))
+    sentences = " ".join(s for s in texts if s)
+    if not sentences.strip():
+      raise Skip("empty input text")
+    label = _required(example["label"], "label", "label")
+    if label not in labels:
+      raise Skip(f"label {label!r} is not one of {', '.join(labels)}")
     question = _template(question_key, rng, ctx)
     prompt = _template("text_classification", rng, ctx).format(sentences, question)
-    label = _text(example["label"])
-    return _raw(
-      prompt, label, label=label, class_names=tuple(labels), example_id=_text(example["id"])
-    )
+    return _raw(prompt, label, label=label, class_names=tuple(labels), example_id=example_id)
 
   return preprocess
 
@@ -161,37 +183,43 @@ def _qa(context: str, question: str, answers: Sequence[str], rng, ctx, example_i
 
 def _builtin_qa(example, rng, ctx):
   _kind(example, "question_answering")
+  example_id = _text(example["id"], "id")
   return _qa(
-    _text(example["context"]),
-    _text(example["input"]),
-    [_text(example["target"])],
+    _required(example["context"], "context", "context"),
+    _required(example["input"], "input", "question"),
+    [_required(example["target"], "target", "answer")],
     rng,
     ctx,
-    _text(example["id"]),
+    example_id,
   )
 
 
 def _builtin_summarization(example, rng, ctx):
   _kind(example, "summarization")
-  prompt = _template("summarization", rng, ctx).format(_text(example["input"]))
-  target = _text(example["target"])
-  return _raw(prompt, target, captions=[target], example_id=_text(example["id"]))
+  example_id = _text(example["id"], "id")
+  document = _required(example["input"], "input", "document")
+  target = _required(example["target"], "target", "summary")
+  prompt = _template("summarization", rng, ctx).format(document)
+  return _raw(prompt, target, captions=[target], example_id=example_id)
 
 
 def _builtin_masked_lm(example, rng, ctx):
   _kind(example, "language_modeling")
-  corrupted, target = span_corruption(_text(example["input"]).split(), rng)
+  example_id = _text(example["id"], "id")
+  original = _required(example["input"], "input", "text")
+  corrupted, target = span_corruption(original.split(), rng)
   return _raw(
     _template("masked_language_modelling", rng, ctx).format(corrupted),
     target,
-    original=_text(example["input"]),
-    example_id=_text(example["id"]),
+    original=original,
+    example_id=example_id,
   )
 
 
 def _vl_text_denoising(example, rng, ctx):
   """Pre-training: span denoising of an image's caption, with the image (§3.3)."""
-  captions = [_text(c) for c in example["captions"]]
+  captions = [_text(c, "captions") for c in example["captions"]]
+  captions = [c for c in captions if c.strip()]
   if not captions:
     raise Skip("no caption")
   caption = VL_PREFIX + captions[int(rng.integers(len(captions)))]
@@ -204,17 +232,22 @@ def _vl_text_denoising(example, rng, ctx):
     target,
     image=image,
     original=caption,
-    example_id=_text(example["id"]),
+    example_id=_text(example["id"], "id"),
   )
 
 
 def _image_denoising(example, rng, ctx):
-  """Pre-training: masked image denoising, 75% of input patches hidden, target the image."""
+  """Pre-training: masked image denoising, 75% of input patches hidden, target the image.
+
+  The patch grid is the model's (input size / config.model.patch_size), which only the
+  pipeline knows: it hides IMAGE_MASK_RATE of the image's patches, drawn from the seed.
+  """
+  del ctx
   image = np.asarray(example["image"])
-  grid = ctx.input_image_size // 16
-  raw = _raw("What is the complete image?", "", image=image, example_id=_text(example["id"]))
+  raw = _raw("What is the complete image?", "", image=image, example_id=_text(example["id"], "id"))
   raw["target_image"] = image.astype(np.float32) / 255.0
-  raw["image_input_patch_mask"] = masked_patches(grid, rng)
+  raw["image_input_mask_rate"] = IMAGE_MASK_RATE
+  raw["image_input_mask_seed"] = int(rng.integers(2**32))
   return raw
 
 
@@ -327,7 +360,9 @@ def _mnli(example, rng, ctx):
   label = int(example["label"])
   if not 0 <= label < 3:
     raise Skip("unlabelled (test split) example")
-  sentences = f"{_text(example['premise'])} {_text(example['hypothesis'])}"
+  premise = _required(example["premise"], "premise", "premise")
+  hypothesis = _required(example["hypothesis"], "hypothesis", "hypothesis")
+  sentences = f"{premise} {hypothesis}"
   question = _template("entailment_question", rng, ctx)
   prompt = _template("text_classification", rng, ctx).format(sentences, question)
   return _raw(
@@ -344,7 +379,8 @@ def _sst2(example, rng, ctx):
   if not 0 <= label < 2:
     raise Skip("unlabelled (test split) example")
   question = _template("sentiment_question", rng, ctx)
-  prompt = _template("text_classification", rng, ctx).format(_text(example["sentence"]), question)
+  sentence = _required(example["sentence"], "sentence", "sentence")
+  prompt = _template("text_classification", rng, ctx).format(sentence, question)
   return _raw(
     prompt,
     GLUE_SST2_LABELS[label],
@@ -355,26 +391,29 @@ def _sst2(example, rng, ctx):
 
 
 def _squad(example, rng, ctx):
-  answers = [_text(a) for a in np.asarray(example["answers"]["text"]).reshape(-1)]
+  answers = [_text(a, "answers") for a in np.asarray(example["answers"]["text"]).reshape(-1)]
   answers = [a for a in answers if a.strip()]
   if not answers:
     raise Skip("no answer text")
   return _qa(
-    _text(example["context"]),
-    _text(example["question"]),
+    _required(example["context"], "context", "context"),
+    _required(example["question"], "question", "question"),
     answers,
     rng,
     ctx,
-    _text(example.get("id", "?")),
+    _text(example.get("id", "?"), "id"),
   )
 
 
 def _cnn_dailymail(example, rng, ctx):
-  article, summary = _text(example["article"]), _text(example["highlights"])
+  article, summary = (
+    _text(example["article"], "article"),
+    _text(example["highlights"], "highlights"),
+  )
   if not article.strip() or not summary.strip():
     raise Skip("empty article or summary")
   prompt = _template("summarization", rng, ctx).format(article)
-  return _raw(prompt, summary, captions=[summary], example_id=_text(example.get("id", "?")))
+  return _raw(prompt, summary, captions=[summary], example_id=_text(example.get("id", "?"), "id"))
 
 
 _register(

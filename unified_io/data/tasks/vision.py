@@ -132,7 +132,7 @@ def coco_objects(example: dict) -> vt.Objects:
 
 
 def _coco_caption_texts(example: dict) -> List[str]:
-  return [vt.text(c) for c in np.asarray(example["captions"]["text"]).reshape(-1)]
+  return [vt.text(c, "captions") for c in np.asarray(example["captions"]["text"]).reshape(-1)]
 
 
 def _coco_captioning(example, rng, ctx, prompt):
@@ -149,18 +149,18 @@ def _coco_image_generation(example, rng, ctx, prompt):
   )
 
 
-def _rows(value) -> List[List[str]]:
+def _rows(value, field: str) -> List[List[str]]:
   """A nested text Sequence as lists of str: a 2-D array, list of lists or RaggedTensor."""
   if hasattr(value, "to_list"):  # tfds.as_numpy leaves nested sequences as RaggedTensors
     value = value.to_list()
-  return [[vt.text(t) for t in np.asarray(row, dtype=object).reshape(-1)] for row in value]
+  return [[vt.text(t, field) for t in np.asarray(row, dtype=object).reshape(-1)] for row in value]
 
 
 def _refcoco_refexp(example, rng, ctx, prompt):
   image = vt.as_image(example["image"])
   objects = example["objects"]
   boxes = vt.normalised_to_pixels(objects["bbox"], image.shape[:2])
-  expressions = _rows(objects["refexp"]["raw"])
+  expressions = _rows(objects["refexp"]["raw"], "refexp")
   if len(expressions) != len(boxes):
     raise vt.Skip(f"{len(boxes)} objects but {len(expressions)} refexp lists")
   pairs = [

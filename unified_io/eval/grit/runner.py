@@ -75,9 +75,16 @@ class _Runner:
   def __init__(self, predictor, grit_dir: str, seed: int = 0):
     self.predictor, self.grit_dir, self.seed = predictor, grit_dir, seed
     self._options: Dict[str, List[str]] = {}
+    self.sample_name = "sample"  # names the sample in truncation notices
+    self.truncations: list = []  # predictor.PromptTruncation of prompts cut to fit
 
   def _predict(self, image, prompt: str, task: str, **kw) -> dict:
-    return predict_lib.predict(self.predictor, image, prompt, task, seed=self.seed, **kw)
+    out = predict_lib.predict(
+      self.predictor, image, prompt, task, seed=self.seed, name=self.sample_name, **kw
+    )
+    if out.get("prompt_truncated"):
+      self.truncations.append(out["prompt_truncated"])
+    return out
 
   def categorization(self, sample, image):
     name = sample["output_options"]
@@ -85,9 +92,10 @@ class _Runner:
       self._options[name] = grit.load_output_options(self.grit_dir, name)
     options = self._options[name]
     prompt = grit.prompt_for(sample, image.shape[:2], self.predictor.layout)
-    features = self.predictor.features(
-      [predict_lib.raw_input(prompt, image)], names=[sample["example_id"]]
+    features, cut = self.predictor.features_and_truncations(
+      [predict_lib.raw_input(prompt, image)], names=[self.sample_name]
     )
+    self.truncations += cut
     choice = outputs.decode(
       outputs.get(outputs.Output.CHOICE), self.predictor, features, options=[options]
     )[0]
@@ -160,7 +168,7 @@ def predict_task(
   if limit is not None:
     samples = samples[:limit]  # the first ones, so repeated runs compare like with like
   rows = host_split.host_rows(len(samples), *shard)
-  predictions, skips = [], []
+  predictions, skips, truncated = [], [], 0
   for sample in samples[rows.start : rows.stop]:
     try:
       image = image_preprocessing.load_image(grit.image_path(grit_dir, sample))
@@ -169,7 +177,13 @@ def predict_task(
       if len(skips) <= MAX_SKIP_LINES:
         progress(f"  skipped {skips[-1]}")
       continue
+    runner.sample_name = f"{task} {sample['example_id']}"
     fields, confidence = getattr(runner, task)(sample, image)
+    for cut in runner.truncations:  # prompts cut to the model's text input: said, not silent
+      truncated += 1
+      if truncated <= MAX_SKIP_LINES:
+        progress(f"  {cut.notice()}")
+    runner.truncations = []
     predictions.append({"example_id": sample["example_id"], "confidence": confidence, **fields})
   if shard[1] > 1:
     parts = host_split.gather((predictions, skips), f"grit_{task}")
@@ -177,6 +191,8 @@ def predict_task(
     skips = host_split.concatenate([p[1] for p in parts])
   if invalid:
     progress(f"  {task}: {sum(invalid.values())} invalid samples skipped: {invalid}")
+  if truncated > MAX_SKIP_LINES:
+    progress(f"  {task}: {truncated} prompts truncated to the model's text input in all")
   return predictions, samples, skips
 
 
