@@ -1,6 +1,6 @@
 """The library imports only downward, and no two of its modules import each other.
 
-Layers, lowest first (README "Package layout"): formats and shared utilities
+Layers, lowest first (README "Layout"): formats and shared utilities
 (unified_io.common) -> the VQ-GAN and the model -> data -> inputs glue -> evaluation ->
 training -> command lines. A module may import its own layer and the layers below it;
 function-level imports count as much as top-level ones. The graph is read from the source
