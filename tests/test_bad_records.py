@@ -15,7 +15,6 @@ from unified_io.data import pipeline
 from unified_io.data import show
 from unified_io.data.tasks import registry as tasks_lib
 from unified_io.data.tasks import text as text_tasks
-from unified_io.data.tasks import vision_logic as vt
 
 BAD = b"\xff\xfe"  # never valid UTF-8
 SCENES, TEXT = text_tasks.BUILTIN_SCENES, text_tasks.BUILTIN_TEXT
@@ -222,9 +221,13 @@ def test_non_utf8_text_fields_skip_naming_the_field(texts, name, kind, field):
 
 
 def test_text_helpers_pass_str_and_valid_bytes():
-  assert vt.text("é") == "é" and vt.text("é".encode()) == "é" and vt.text(3) == "3"
+  assert (
+    tasks_lib.as_text("é") == "é"
+    and tasks_lib.as_text("é".encode()) == "é"
+    and tasks_lib.as_text(3) == "3"
+  )
   with pytest.raises(tasks_lib.SkipExample, match="^caption is not valid UTF-8$") as info:
-    vt.text(b"ok " + BAD, "caption")
+    tasks_lib.as_text(b"ok " + BAD, "caption")
   assert isinstance(info.value.__cause__, UnicodeDecodeError)
 
 

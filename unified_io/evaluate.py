@@ -100,12 +100,8 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not _WORKDIR.value and not (_CONFIG.value and _CHECKPOINT.value):
     raise app.UsageError("Pass --workdir, or both --config and --checkpoint")
-  try:
-    config = _CONFIG.value or predictor_lib.load_config(_WORKDIR.value)
-  except (OSError, ValueError) as e:
-    raise app.UsageError(str(e)) from e
-  try:  # a bad switch value: one clear error, before anything is built
-    config_check.validate(config)
+  try:  # a missing or bad config: one clear error, before anything is built
+    config = config_check.command_config(_CONFIG.value, _WORKDIR.value)
   except config_check.ConfigError as e:
     raise app.UsageError(str(e)) from None
   checkpoint = _CHECKPOINT.value or _WORKDIR.value

@@ -67,12 +67,8 @@ def main(argv):
       image = image_preprocessing.load_image(_IMAGE.value)
     except (OSError, ValueError) as e:
       raise app.UsageError(f"Cannot read --image={_IMAGE.value}: {e}") from e
-  try:
-    config = _CONFIG.value or predictor_lib.load_config(_WORKDIR.value)
-  except (OSError, ValueError) as e:
-    raise app.UsageError(str(e)) from e
-  try:  # a bad switch value: one clear error, before anything is built
-    config_check.validate(config)
+  try:  # a missing or bad config: one clear error, before anything is built
+    config = config_check.command_config(_CONFIG.value, _WORKDIR.value)
   except config_check.ConfigError as e:
     raise app.UsageError(str(e)) from None
   try:

@@ -28,6 +28,7 @@ from ml_collections import config_dict
 
 from unified_io.data import mixtures
 from unified_io.data.tasks import registry as tasks_lib
+from unified_io.eval import predictor as predictor_lib
 from unified_io.model import network
 from unified_io.train import optim
 from unified_io.train import trainer
@@ -143,6 +144,17 @@ def validate(config):
   """Raises ConfigError listing every bad switch value and numeric setting."""
   _raise(problems(config))
   return config
+
+
+def command_config(config, workdir: Optional[str]):
+  """The config a command runs with, validated: `config` (--config) if given, else the one
+  saved in `workdir`. ConfigError names a missing or damaged config.json as well."""
+  if config is None:
+    try:
+      config = predictor_lib.load_config(workdir)
+    except (OSError, ValueError) as e:
+      raise ConfigError(str(e)) from e
+  return validate(config)
 
 
 def device_problems(config, num_devices: int, num_processes: int = 1) -> List[str]:

@@ -23,7 +23,7 @@ from unified_io.data.tasks import vision_logic as vt
 
 
 def _captions(example) -> List[str]:
-  return [vt.text(c, "captions") for c in example["captions"]]
+  return [tasks.as_text(c, "captions") for c in example["captions"]]
 
 
 def _instance_masks(example, objs: vt.Objects) -> List[np.ndarray]:
@@ -110,7 +110,7 @@ def _builtin_keypoints(example, rng, ctx, prompt):
 
 def _builtin_region_texts(example, objs: vt.Objects) -> List[Tuple[int, str]]:
   """(kept position, region caption) of objects with a valid box and a caption."""
-  captions = [vt.text(c, "region_caption") for c in example["objects"]["region_caption"]]
+  captions = [tasks.as_text(c, "region_caption") for c in example["objects"]["region_caption"]]
   pairs = [(k, captions[i]) for k, i in enumerate(objs.index) if i < len(captions)]
   pairs = [(k, caption) for k, caption in pairs if caption.strip()]
   if not pairs:
@@ -218,7 +218,7 @@ def _builtin_captioning(example, rng, ctx, prompt):
 def _vqa_pairs(example) -> List[Tuple[str, str, str, int]]:
   qa = example["vqa"]
   return [
-    (vt.text(q, "question"), vt.text(a, "answer"), vt.text(kind, "kind"), int(o))
+    (tasks.as_text(q, "question"), tasks.as_text(a, "answer"), tasks.as_text(kind, "kind"), int(o))
     for q, a, kind, o in zip(
       qa["question"], qa["answer"], qa["kind"], np.asarray(qa["object_index"])
     )
@@ -279,7 +279,7 @@ def _builtin_relationship(example, rng, ctx, prompt):
   if not len(rel["predicate"]):
     raise vt.Skip("no relationship in the image")
   triples = [
-    (objs.position(s), vt.text(p, "predicate"), objs.position(o))
+    (objs.position(s), tasks.as_text(p, "predicate"), objs.position(o))
     for s, p, o in zip(np.asarray(rel["subject"]), rel["predicate"], np.asarray(rel["object"]))
   ]
   triples = [(s, p, o) for s, p, o in triples if s is not None and o is not None and p.strip()]

@@ -126,6 +126,16 @@ METRICS: Dict[Output, Tuple[Metric, ...]] = {
 }
 
 
+def as_text(value, field: str = "text") -> str:
+  """A TFDS text value as str; bytes that are not UTF-8 skip the record, naming `field`."""
+  if not isinstance(value, bytes):
+    return str(value)
+  try:
+    return value.decode("utf-8")
+  except UnicodeDecodeError as e:  # the pipeline counts it and logs the task and example id
+    raise SkipExample(f"{field} is not valid UTF-8") from e
+
+
 def _as_enum(cls, value, task: str, what: str):
   """`value` (a member or its string value) as a member of `cls`; ValueError naming the task."""
   if isinstance(value, cls):

@@ -33,19 +33,9 @@ VL_PREFIX = "An image of "
 QA_WINDOW_WORDS, QA_WINDOW_STRIDE = 160, 80
 
 
-def _text(value, field: str = "text") -> str:
-  """A TFDS text value as str; bytes that are not UTF-8 skip the record, naming `field`."""
-  if not isinstance(value, bytes):
-    return str(value)
-  try:
-    return value.decode("utf-8")
-  except UnicodeDecodeError as e:  # the pipeline counts it and logs the task and example id
-    raise Skip(f"{field} is not valid UTF-8") from e
-
-
 def _required(value, field: str, what: str) -> str:
-  """`_text(value)`, skipping the record (reason "empty <what>") when it is blank."""
-  result = _text(value, field)
+  """`tasks.as_text(value)`, skipping the record (reason "empty <what>") when it is blank."""
+  result = tasks.as_text(value, field)
   if not result.strip():
     raise Skip(f"empty {what}")
   return result
@@ -141,15 +131,15 @@ def masked_patches(grid_size: int, rng, rate: float = IMAGE_MASK_RATE) -> np.nda
 
 
 def _kind(example, kind: str):
-  if _text(example["task"], "task") != kind:
+  if tasks.as_text(example["task"], "task") != kind:
     raise Skip(f"not a {kind} example")
 
 
 def _classification(kind: str, question_key: str, labels: Sequence[str]):
   def preprocess(example, rng, ctx):
     _kind(example, kind)
-    example_id = _text(example["id"], "id")
-    texts = (_text(example["context"], "context"), _text(example["input"], "input"))
+    example_id = tasks.as_text(example["id"], "id")
+    texts = (tasks.as_text(example["context"], "context"), tasks.as_text(example["input"], "input"))
     sentences = " ".join(s for s in texts if s)
     if not sentences.strip():
       raise Skip("empty input text")
@@ -183,7 +173,7 @@ def _qa(context: str, question: str, answers: Sequence[str], rng, ctx, example_i
 
 def _builtin_qa(example, rng, ctx):
   _kind(example, "question_answering")
-  example_id = _text(example["id"], "id")
+  example_id = tasks.as_text(example["id"], "id")
   return _qa(
     _required(example["context"], "context", "context"),
     _required(example["input"], "input", "question"),
@@ -196,7 +186,7 @@ def _builtin_qa(example, rng, ctx):
 
 def _builtin_summarization(example, rng, ctx):
   _kind(example, "summarization")
-  example_id = _text(example["id"], "id")
+  example_id = tasks.as_text(example["id"], "id")
   document = _required(example["input"], "input", "document")
   target = _required(example["target"], "target", "summary")
   prompt = _template("summarization", rng, ctx).format(document)
@@ -205,7 +195,7 @@ def _builtin_summarization(example, rng, ctx):
 
 def _builtin_masked_lm(example, rng, ctx):
   _kind(example, "language_modeling")
-  example_id = _text(example["id"], "id")
+  example_id = tasks.as_text(example["id"], "id")
   original = _required(example["input"], "input", "text")
   corrupted, target = span_corruption(original.split(), rng)
   return _raw(
@@ -218,7 +208,7 @@ def _builtin_masked_lm(example, rng, ctx):
 
 def _vl_text_denoising(example, rng, ctx):
   """Pre-training: span denoising of an image's caption, with the image (§3.3)."""
-  captions = [_text(c, "captions") for c in example["captions"]]
+  captions = [tasks.as_text(c, "captions") for c in example["captions"]]
   captions = [c for c in captions if c.strip()]
   if not captions:
     raise Skip("no caption")
@@ -232,7 +222,7 @@ def _vl_text_denoising(example, rng, ctx):
     target,
     image=image,
     original=caption,
-    example_id=_text(example["id"], "id"),
+    example_id=tasks.as_text(example["id"], "id"),
   )
 
 
@@ -244,7 +234,9 @@ def _image_denoising(example, rng, ctx):
   """
   del ctx
   image = np.asarray(example["image"])
-  raw = _raw("What is the complete image?", "", image=image, example_id=_text(example["id"], "id"))
+  raw = _raw(
+    "What is the complete image?", "", image=image, example_id=tasks.as_text(example["id"], "id")
+  )
   raw["target_image"] = image.astype(np.float32) / 255.0
   raw["image_input_mask_rate"] = IMAGE_MASK_RATE
   raw["image_input_mask_seed"] = int(rng.integers(2**32))
@@ -391,7 +383,9 @@ def _sst2(example, rng, ctx):
 
 
 def _squad(example, rng, ctx):
-  answers = [_text(a, "answers") for a in np.asarray(example["answers"]["text"]).reshape(-1)]
+  answers = [
+    tasks.as_text(a, "answers") for a in np.asarray(example["answers"]["text"]).reshape(-1)
+  ]
   answers = [a for a in answers if a.strip()]
   if not answers:
     raise Skip("no answer text")
@@ -401,19 +395,21 @@ def _squad(example, rng, ctx):
     answers,
     rng,
     ctx,
-    _text(example.get("id", "?"), "id"),
+    tasks.as_text(example.get("id", "?"), "id"),
   )
 
 
 def _cnn_dailymail(example, rng, ctx):
   article, summary = (
-    _text(example["article"], "article"),
-    _text(example["highlights"], "highlights"),
+    tasks.as_text(example["article"], "article"),
+    tasks.as_text(example["highlights"], "highlights"),
   )
   if not article.strip() or not summary.strip():
     raise Skip("empty article or summary")
   prompt = _template("summarization", rng, ctx).format(article)
-  return _raw(prompt, summary, captions=[summary], example_id=_text(example.get("id", "?"), "id"))
+  return _raw(
+    prompt, summary, captions=[summary], example_id=tasks.as_text(example.get("id", "?"), "id")
+  )
 
 
 _register(

@@ -132,7 +132,7 @@ def coco_objects(example: dict) -> vt.Objects:
 
 
 def _coco_caption_texts(example: dict) -> List[str]:
-  return [vt.text(c, "captions") for c in np.asarray(example["captions"]["text"]).reshape(-1)]
+  return [tasks.as_text(c, "captions") for c in np.asarray(example["captions"]["text"]).reshape(-1)]
 
 
 def _coco_captioning(example, rng, ctx, prompt):
@@ -153,7 +153,9 @@ def _rows(value, field: str) -> List[List[str]]:
   """A nested text Sequence as lists of str: a 2-D array, list of lists or RaggedTensor."""
   if hasattr(value, "to_list"):  # tfds.as_numpy leaves nested sequences as RaggedTensors
     value = value.to_list()
-  return [[vt.text(t, field) for t in np.asarray(row, dtype=object).reshape(-1)] for row in value]
+  return [
+    [tasks.as_text(t, field) for t in np.asarray(row, dtype=object).reshape(-1)] for row in value
+  ]
 
 
 def _refcoco_refexp(example, rng, ctx, prompt):

@@ -92,20 +92,10 @@ def register(
 # ----------------------------------------------------------------------------- helpers
 
 
-def text(value, field: str = "text") -> str:
-  """A TFDS text value as str; bytes that are not UTF-8 skip the record, naming `field`."""
-  if not isinstance(value, bytes):
-    return str(value)
-  try:
-    return value.decode("utf-8")
-  except UnicodeDecodeError as e:  # the pipeline counts it and logs the task and example id
-    raise Skip(f"{field} is not valid UTF-8") from e
-
-
 def example_id(example: dict) -> str:
   for key in ("id", "image/id", "image/filename"):
     if key in example:
-      return text(example[key], key)
+      return tasks.as_text(example[key], key)
   return "?"
 
 
