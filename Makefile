@@ -4,6 +4,8 @@
 #   make test-fast  the suite without tests marked slow (subprocesses, training runs): -m "not slow"
 #   make lint       ruff check + ruff format --check (config in pyproject.toml; nothing rewritten;
 #                   `.venv/bin/ruff format . && .venv/bin/ruff check --fix .` applies them)
+#   make data-setup .venv-data: the pinned environment for preparing datasets
+#                   (requirements-data.txt: apache-beam, OpenCV; docs/data.md)
 # `make train` does not install torch (only `make test` does).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -11,7 +13,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_STAMP := $(VENV)/.installed-torch
 
-.PHONY: setup test test-fast lint train clean
+.PHONY: setup test test-fast lint train clean data-setup
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c "import sys; assert sys.version_info[:2] == (3, 11), sys.version" 2>/dev/null || { echo "Need Python 3.11 (found: $(PYTHON)); run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -42,5 +44,14 @@ lint: setup
 train: setup
 	$(BIN)/python -m unified_io.train --workdir=workdir/tiny
 
+# apache-beam needs pillow<13 and protobuf<7: a venv of its own (requirements-data.txt).
+.venv-data/.installed: requirements-data.txt
+	$(PYTHON) -m venv .venv-data
+	.venv-data/bin/pip install --quiet --upgrade pip
+	.venv-data/bin/pip install --quiet -r requirements-data.txt
+	touch .venv-data/.installed
+
+data-setup: .venv-data/.installed
+
 clean:
-	rm -rf $(VENV) workdir
+	rm -rf $(VENV) .venv-data workdir

@@ -16,8 +16,13 @@ OFFICIAL_IMAGE_CODES = 16384
 # converted by `python -m vqgan.convert` (README "VQ-GAN image tokenizer"); never downloaded.
 OFFICIAL_VQGAN_WEIGHTS = "vqgan/weights/official"
 OFFICIAL_MIXTURE = "paper_multitask"
-# What `get_config(arg)` accepts: `runlocal` (a flag) and `mixture=NAME`.
-VARIANT_KEYS = ("runlocal", "mixture", "grit")
+# What `get_config(arg)` accepts: `runlocal` (a flag), `mixture=NAME`, `grit=DIR`, `stage=S`.
+VARIANT_KEYS = ("runlocal", "mixture", "grit", "stage")
+STAGES = ("multitask", "pretraining")
+# §3.4: 1000k steps in all, 500k of pre-training then 500k of multi-task training; 128 of
+# the 576 input patches sampled in pre-training, 256 in multi-task training.
+PRETRAINING_STEPS = 500_000
+PRETRAINING_IMAGE_PATCHES = 128
 GRIT_EVERY_STEPS = 50_000
 
 
@@ -73,7 +78,8 @@ def base_config(
   # through the registry; "synthetic" (the in-code copy task of the trainer tests) is only
   # used when named: --config.data.source=synthetic. The trainer's preflight
   # (unified_io/train/preflight.py) refuses a group-rate mixture that leaves some of the
-  # paper's task groups empty unless allow_missing_groups=True.
+  # paper's task groups empty unless allow_missing_groups=True; prepared_only=True trains
+  # on the mixture's tasks whose datasets are prepared (rates recomputed over them).
   config.data = ml_collections.ConfigDict(
     dict(
       source="mixture",
@@ -85,6 +91,7 @@ def base_config(
       paraphrase=False,
       workers=2,
       allow_missing_groups=False,
+      prepared_only=False,
     )
   )
   # Evaluators the trainer runs (unified_io/eval/evaluators.py), each every its every_steps
@@ -164,7 +171,9 @@ def parse_variant(arg):
         f"{', '.join(VARIANT_KEYS)} (e.g. configs/xl.py:runlocal,mixture=NAME)"
       )
     if (key == "runlocal") == bool(has_value):
-      raise ValueError(f"Config variant {item!r}: write 'runlocal', 'mixture=NAME' or 'grit=DIR'")
+      raise ValueError(
+        f"Config variant {item!r}: write 'runlocal', 'mixture=NAME', 'grit=DIR' or 'stage=S'"
+      )
     variant[key] = value if has_value else True
   return variant
 
@@ -177,9 +186,20 @@ def experiment(arg, **sizes):
   mixture=NAME: any mixture of unified_io/data/mixtures.py instead of paper_multitask.
   grit=DIR: also evaluate on GRIT's sample files in DIR (ablation split, every
   GRIT_EVERY_STEPS steps and at the end), writing submissions under WORKDIR/grit/.
+  stage=pretraining: the paper's first stage (§3.3, A.2): the paper_pretraining mixture
+  (text and masked image denoising), 128 input patches, PRETRAINING_STEPS steps. The
+  multi-task stage (the default, stage=multitask) then starts from it with
+  --config.init_from=PRETRAINING_WORKDIR.
   """
   variant = parse_variant(arg)
   config = base_config(**sizes)
+  stage = variant.get("stage", "multitask")
+  if stage not in STAGES:
+    raise ValueError(f"Config variant stage={stage!r}: stages are {', '.join(STAGES)}")
+  if stage == "pretraining":
+    config.data.mixture = "paper_pretraining"
+    config.model.train_image_patches = PRETRAINING_IMAGE_PATCHES
+    config.train.total_steps = PRETRAINING_STEPS
   if "mixture" in variant:
     from unified_io.data import mixtures
 

@@ -1,10 +1,11 @@
-"""Span corruption, masked image denoising, text-task preprocessors and mixture rates."""
+"""Span corruption, masked image denoising, the built-in text tasks and mixture rates.
+
+The real NLP datasets (data/tasks/nlp.py, nlp_qa.py) are tests/test_nlp_tasks.py.
+"""
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
-from unified_io.common import text_tokenizer
 from unified_io.common import vocab
 from unified_io.data import builtin_dataset
 from unified_io.data import mixtures
@@ -43,6 +44,10 @@ def test_qa_windows_keep_the_answer():
   found = text_tasks.windows(context, "answer")
   assert found and all("answer" in words for _, words in found)
   assert all(len(words) <= text_tasks.QA_WINDOW_WORDS for _, words in found)
+  # An answer past the last strided window (starts 0, 80, 160, 240 end at word 400) is
+  # still found: the last window is flush with the end of the context.
+  tail = [f"w{i}" for i in range(400)] + ["answer"] + [f"v{i}" for i in range(50)]
+  assert [start for start, _ in text_tasks.windows(tail, "answer")] == [291]
 
 
 def test_multitask_rates_follow_the_paper():
@@ -100,174 +105,3 @@ def test_builtin_text_tasks_read_only_their_kind(name, text_source):
       assert raw["prompt"].startswith("context: ") and " question: " in raw["prompt"]
     if name == "builtin_masked_lm":
       assert text_tasks.fill_spans(raw["prompt"], raw["target_text"]) == raw["meta"]["original"]
-
-
-def test_glue_and_squad_adapters_on_tfds_structures():
-  ctx, rng = tasks_lib.TaskContext(), np.random.default_rng(0)
-  mnli = {"premise": b"A man sleeps.", "hypothesis": b"A person rests.", "label": 0, "idx": 3}
-  raw = tasks_lib.get("glue_mnli").preprocess(mnli, rng, ctx)
-  assert raw["target_text"] == "entailment"
-  assert raw["prompt"] == (
-    "context: A man sleeps. A person rests. question: Does this sentence "
-    "entail the following sentence?"
-  )
-  with pytest.raises(tasks_lib.SkipExample):
-    tasks_lib.get("glue_mnli").preprocess(dict(mnli, label=-1), rng, ctx)
-  squad = {
-    "context": b"Paris is the capital of France.",
-    "question": b"What is the capital?",
-    "answers": {"text": np.array([b"Paris"], object), "answer_start": np.array([0])},
-    "id": b"q1",
-  }
-  raw = tasks_lib.get("squad").preprocess(squad, rng, ctx)
-  assert raw["target_text"] == "Paris" and "What is the capital?" in raw["prompt"]
-
-
-# ------------------------------------------------------------ real datasets (mock data)
-
-CTX = tasks_lib.TaskContext()
-# Splits of the real builders (TFDS catalog; each builder's _split_generators).
-REAL_SPLITS = {
-  "glue/mnli": {
-    "train",
-    "validation_matched",
-    "validation_mismatched",
-    "test_matched",
-    "test_mismatched",
-  },
-  "glue/sst2": {"train", "validation", "test"},
-  "squad/v1.1": {"train", "validation"},
-  "cnn_dailymail": {"train", "validation", "test"},
-}
-TEXT_TASKS = {
-  "glue_mnli": "glue/mnli",
-  "glue_sst2": "glue/sst2",
-  "squad": "squad/v1.1",
-  "cnn_dailymail": "cnn_dailymail",
-}
-
-
-def mock_example(builder, split="train", text_keys=()):
-  """One `tfds.as_numpy` record of `builder` from mock data; blank `text_keys` filled in."""
-  with tfds.testing.mock_data(num_examples=1, policy=tfds.testing.MockPolicy.USE_CODE):
-    example = next(iter(tfds.as_numpy(tfds.load(builder, split=split))))
-  for key in text_keys:  # mock text is random and may be blank
-    if not example[key].strip():
-      example[key] = f"some {key} text".encode()
-  return example
-
-
-def run(name, example, seed=0):
-  return tasks_lib.get(name).preprocess(example, np.random.default_rng(seed), CTX)
-
-
-def label_names(builder):
-  return tfds.builder(builder).info.features["label"].names
-
-
-def test_text_tasks_name_real_builders_and_splits():
-  """Each task reads its TFDS builder and only splits that builder has."""
-  for name, builder in TEXT_TASKS.items():
-    task = tasks_lib.get(name)
-    assert task.builder == builder and set(task.splits.values()) <= REAL_SPLITS[builder]
-
-
-def test_mnli_on_mock_data():
-  """MNLI: premise and hypothesis in the context, label name target; label -1 skipped."""
-  example = mock_example("glue/mnli", text_keys=("premise", "hypothesis"))
-  names = label_names("glue/mnli")
-  assert tuple(names) == text_tasks.GLUE_MNLI_LABELS
-  for label in [int(example["label"]), 0, 1, 2]:
-    raw = run("glue_mnli", dict(example, label=np.int64(label)))
-    assert raw["target_text"] == names[label] == raw["meta"]["label"]
-    assert raw["prompt"] == (
-      f"context: {example['premise'].decode()} "
-      f"{example['hypothesis'].decode()} question: Does this sentence "
-      "entail the following sentence?"
-    )
-    assert raw["meta"]["example_id"] == str(example["idx"])
-  test = mock_example("glue/mnli", "test_matched")
-  with pytest.raises(tasks_lib.SkipExample, match="unlabelled"):
-    run("glue_mnli", dict(test, label=np.int64(-1)))
-
-
-def test_sst2_on_mock_data():
-  """SST-2: the sentence in the context, label name target; label -1 skipped."""
-  example = mock_example("glue/sst2", text_keys=("sentence",))
-  names = label_names("glue/sst2")
-  assert tuple(names) == text_tasks.GLUE_SST2_LABELS
-  for label in [int(example["label"]), 0, 1]:
-    raw = run("glue_sst2", dict(example, label=np.int64(label)))
-    assert raw["target_text"] == names[label]
-    assert raw["prompt"] == (
-      f"context: {example['sentence'].decode()} question: What is the sentiment of this sentence?"
-    )
-  with pytest.raises(tasks_lib.SkipExample, match="unlabelled"):
-    run("glue_sst2", dict(mock_example("glue/sst2", "test"), label=np.int64(-1)))
-
-
-def test_squad_on_mock_data():
-  """SQuAD: context words and question in the prompt, an answer as target; no answer skipped."""
-  example = mock_example("squad/v1.1", text_keys=("context", "question"))
-  answers = [a.decode() for a in example["answers"]["text"] if a.strip()]
-  if not answers:
-    example["answers"] = {
-      "text": np.array([b"an answer"], object),
-      "answer_start": np.array([0], np.int32),
-    }
-    answers = ["an answer"]
-  context, question = example["context"].decode(), example["question"].decode()
-  assert len(context.split()) <= text_tasks.QA_WINDOW_WORDS  # one window: the whole context
-  for seed in range(4):
-    raw = run("squad", example, seed)
-    assert raw["target_text"] in answers and raw["meta"]["answers"] == answers
-    assert raw["prompt"] == f"context: {' '.join(context.split())} question: {question}"
-    assert raw["meta"]["example_id"] == example["id"].decode()
-  for text in ([], [b"", b"  "]):
-    blank = dict(
-      example,
-      answers={"text": np.array(text, object), "answer_start": np.zeros(len(text), np.int32)},
-    )
-    with pytest.raises(tasks_lib.SkipExample, match="no answer text"):
-      run("squad", blank)
-
-
-def test_cnn_dailymail_on_mock_data():
-  """CNN/DailyMail: the article in the prompt, the highlights as target; blank ones skipped."""
-  example = mock_example("cnn_dailymail", text_keys=("article", "highlights"))
-  article, highlights = example["article"].decode(), example["highlights"].decode()
-  raw = run("cnn_dailymail", example)
-  assert raw["target_text"] == highlights and raw["meta"]["captions"] == [highlights]
-  assert raw["prompt"] == (
-    f"context: {article} question: What is a short summary of this document?"
-  )
-  assert raw["meta"]["example_id"] == example["id"].decode()
-  for key in ("article", "highlights"):
-    with pytest.raises(tasks_lib.SkipExample, match="empty article or summary"):
-      run("cnn_dailymail", dict(example, **{key: b"  "}))
-
-
-@pytest.mark.parametrize("name", sorted(TEXT_TASKS))
-def test_blank_text_fields_skip_or_tokenize(name):
-  """Blank text fields: a counted SkipExample or a unified example, never a crash."""
-  example = mock_example(TEXT_TASKS[name])
-  example = {k: b"" if isinstance(v, bytes) else v for k, v in example.items()}
-  spec = pipeline.ExampleSpec(
-    tokenizer=text_tokenizer.TextTokenizer(
-      "tokenizers/uio_tiny_2k.model", 512, expected_text_size=2000
-    ),
-    text_inputs=32,
-    text_targets=16,
-    input_image_size=64,
-    patch_size=16,
-    target_image_size=64,
-    target_downsample=8,
-  )
-  try:
-    features, _, _ = pipeline.prepare(
-      tasks_lib.get(name), example, np.random.default_rng(0), spec, spec.context(10.0)
-    )
-  except tasks_lib.SkipExample as e:
-    assert str(e)
-  else:
-    assert features["text_inputs"].shape == (32,) and features["text_targets"][0] != 0

@@ -6,6 +6,8 @@ config.data keys:
   tasks: optional comma-separated task names; overrides the mixture (uniform rates).
   schedule: "rates" (shuffled blocks that meet the mixture's rates) or "round_robin".
   data_dir: TFDS data_dir ("" = TFDS default, ~/tensorflow_datasets).
+  prepared_only: sample only the mixture's tasks whose datasets are prepared in data_dir,
+    at the mixture's rates recomputed over them (the trainer lists what it left out).
   max_depth: metres mapped to white in depth target images.
   paraphrase: sample prompt paraphrases instead of the official templates.
   workers: preprocessing threads per host.
@@ -79,9 +81,22 @@ def mixture_rates(config) -> Tuple[List[str], List[float]]:
     return names, [1.0 / len(names)] * len(names)
   from unified_io.data import mixtures
 
-  rates = mixtures.rates(config.data.mixture)
+  keep = None
+  if config.data.get("prepared_only", False):
+    keep = mixtures.prepared_filter(_data_dir(config))
+  rates = mixtures.rates(config.data.mixture, keep)
   names = sorted(rates)
   return names, [rates[n] for n in names]
+
+
+def left_out(config) -> List[str]:
+  """The mixture's tasks that `prepared_only` leaves out (empty when it is off)."""
+  if config.data.get("tasks", "") or not config.data.get("prepared_only", False):
+    return []
+  from unified_io.data import mixtures
+
+  kept = set(mixture_rates(config)[0])
+  return [n for n in mixtures.MIXTURES[config.data.mixture].candidates() if n not in kept]
 
 
 def _data_dir(config) -> Optional[str]:

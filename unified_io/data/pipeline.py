@@ -95,8 +95,9 @@ class RecordSource:
       )
     self._features = builder.info.features
     self._info = self._features.get_tensor_info()
-    file_format = str(getattr(builder.info, "file_format", "") or "")
-    if "array_record" in file_format:
+    # A FileFormat enum (str() of which is "FileFormat.ARRAY_RECORD"), or None for TFRecord.
+    file_format = getattr(builder.info, "file_format", None)
+    if getattr(file_format, "value", file_format) == "array_record":
       self._source = builder.as_data_source(split=split)
       self._records = None
       self._length = len(self._source)

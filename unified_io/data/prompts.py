@@ -115,6 +115,57 @@ PROMPTS: Dict[str, Tuple[str, ...]] = {
     "What is the sentiment of this sentence?",
     "Is this sentence positive or negative?",
   ),
+  # Per-dataset queries of the real NLP tasks (data/tasks/nlp.py, nlp_qa.py). Where the
+  # paper's A.4 cards (Figure 11) show one, the first template is that card's text as printed,
+  # slips included ("sentence paraphrases", "continutation"): they are what the model read.
+  "nli_question": (  # 3-way NLI (MNLI, SNLI, CB); A.4 card
+    "Is the relation of the sentences entailment, neutral or contradiction?",
+    "Do these sentences show entailment, neutral or contradiction?",
+  ),
+  "acceptability_question": (  # CoLA
+    "Is this sentence grammatically acceptable or unacceptable?",
+    "Is this sentence acceptable or unacceptable English?",
+  ),
+  "paraphrase_question": (  # MRPC, PAWS; A.4 card (sic)
+    "Are these sentence paraphrases?",
+    "Are these sentences paraphrases of each other?",
+  ),
+  "duplicate_question": (  # QQP
+    "Do these questions ask the same thing?",
+    "Are these two questions duplicates?",
+  ),
+  "similarity_question": (  # STS-B
+    "How similar are these sentences on a scale from 0 to 5?",
+    "What is the similarity of these sentences, from 0 to 5?",
+  ),
+  "answer_sentence_question": (  # QNLI; A.4 card
+    "Does the first sentence contain the answer to the second sentence?",
+    "Does the first sentence answer the question in the second sentence?",
+  ),
+  "word_sense_question": (  # (word) WiC
+    'Does the word " {} " have the same meaning in both sentences?',
+    'Is the word " {} " used with the same meaning in the two sentences?',
+  ),
+  "coreference_question": (  # (pronoun, noun phrase) WSC; A.4 card
+    'Does the word " {} " refer to {}?',
+    'In this text, does " {} " refer to {}?',
+  ),
+  "continuation_question": (  # HellaSwag; A.4 card (sic)
+    "Which option is the most likely continutation of this paragraph?",
+    "Which option best continues this paragraph?",
+  ),
+  "cause_effect_question": (  # ("cause" or "effect") COPA
+    "Which option is the more likely {} of this?",
+    "Which option is the most plausible {} of this?",
+  ),
+  "candidate_answer_question": (  # (question, candidate answer) MultiRC
+    '{} Is " {} " a correct answer?',
+    '{} Is the answer " {} " correct?',
+  ),
+  "cloze_question": (  # (query with the blank written " _ ") ReCoRD
+    'Which entity fills the blank " _ " in: {}',
+    'What should replace " _ " in: {}',
+  ),
   "question_answering": (  # (context, question)
     "context: {} question: {}",
     "question: {1} context: {0}",

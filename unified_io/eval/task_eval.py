@@ -122,17 +122,19 @@ def predict(
   """
   kind = outputs.get(examples.task.output)
   n = len(examples.raws)
-  options = examples.raws[0]["meta"].get("class_names")
+  # Each example's own options: multiple-choice sets (COPA, HellaSwag...) differ per example.
+  options = [raw["meta"].get("class_names") for raw in examples.raws]
   preds = []
   for start in range(0, n, batch_size):
     part = _slice(examples.features, start, start + batch_size)
     rows = len(part["text_inputs"])
+    batch_options = options[start : start + rows]
     preds += outputs.decode(
       kind,
       predictor,
       part,
       seed=seed + 1000 * (first_index + start),
-      options=None if options is None else [list(options)] * rows,
+      options=None if batch_options[0] is None else [list(o) for o in batch_options],
       image_decoding=image_decoding,
     )
   return preds

@@ -21,16 +21,14 @@ Checked for data.source="mixture" (the synthetic copy task reads nothing):
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import textwrap
 from typing import Dict, List, Optional, Sequence
 
 from unified_io.data import from_config
+from unified_io.data.availability import BUILTIN_PREFIX, Missing, dataset_problem, exists
 from unified_io.data.tasks import registry as tasks_lib
 from vqgan import api as vqgan_api
 
-BUILTIN_PREFIX = "uio_builtin_scenes"
 TOKENIZER_HOWTO = (
   "copy T5's cc_all.32000 SentencePiece model there (tokenizers/README.md):\n"
   "mkdir -p {dir} && gsutil cp gs://t5-data/vocabs/cc_all.32000/sentencepiece.model {path}"
@@ -44,80 +42,8 @@ VQGAN_HOWTO = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class Missing:
-  what: str  # the absent input, e.g. "TFDS dataset coco/2017 (tasks coco_detection, ...)"
-  how: str  # the command(s) or steps that make it
-
-  def __str__(self):
-    return f"- {self.what}\n{textwrap.indent(self.how, '    ')}"
-
-
 class PreflightError(Exception):
   """Inputs are missing; the message lists all of them."""
-
-
-def _exists(path: str) -> bool:
-  if "://" in path:
-    from etils import epath
-
-    return epath.Path(path).exists()
-  return os.path.exists(os.path.expanduser(path))
-
-
-def _data_dir_flag(data_dir: Optional[str]) -> str:
-  return f" --data_dir={data_dir}" if data_dir else ""
-
-
-def dataset_problem(
-  builder_name: str, splits: Sequence[str], data_dir: Optional[str], task_names: Sequence[str]
-) -> Optional[Missing]:
-  """None if `builder_name` is prepared in data_dir with `splits`, else what to do.
-
-  Reads only dataset_info.json of the prepared version (tfds.builder never downloads).
-  """
-  if builder_name.startswith(BUILTIN_PREFIX):
-    return None  # built on first use, no download
-  import tensorflow_datasets as tfds
-
-  where = data_dir or "the TFDS data_dir (~/tensorflow_datasets or $TFDS_DATA_DIR)"
-  used_by = f"(task{'s' if len(task_names) > 1 else ''} {', '.join(task_names)})"
-  try:
-    builder = tfds.builder(builder_name, data_dir=data_dir)
-  except tfds.core.DatasetNotFoundError:
-    return Missing(
-      f"TFDS dataset {builder_name} {used_by}: TFDS has no builder of that name",
-      "fix Task.builder in unified_io/data/tasks/, or install the package that registers it",
-    )
-  except ValueError as e:  # e.g. an unknown builder config ("glue/nope")
-    return Missing(
-      f"TFDS dataset {builder_name} {used_by}: {str(e).splitlines()[0]}",
-      "fix Task.builder in unified_io/data/tasks/",
-    )
-  build = f"tfds build {builder_name}{_data_dir_flag(data_dir)}"
-  # What builder.is_prepared() looks at first, without its warning per absent folder.
-  if (builder.data_path / "dataset_info.json").exists():
-    absent = [s for s in splits if s not in builder.info.splits]
-    if not absent:
-      return None
-    return Missing(
-      f"TFDS dataset {builder_name} {used_by} in {builder.data_path} has no split "
-      f"{', '.join(absent)} (it has {', '.join(sorted(builder.info.splits))})",
-      f"rebuild it: {build} --overwrite",
-    )
-  what = (
-    f"TFDS dataset {builder_name} version {builder.version} {used_by} is not prepared in {where}"
-  )
-  if builder.MANUAL_DOWNLOAD_INSTRUCTIONS:
-    manual = os.path.join(data_dir or "DATA_DIR", "downloads", "manual")
-    instructions = textwrap.dedent(builder.MANUAL_DOWNLOAD_INSTRUCTIONS).strip()
-    return Missing(
-      what,
-      f"it needs a manual download: put into {manual} what its "
-      f"instructions say, then run {build}\n{builder.name}'s instructions:\n"
-      f"{textwrap.indent(instructions, '  ')}",
-    )
-  return Missing(what, build)
 
 
 def group_problem(groups_and_rates: Dict[str, float], mixture: str) -> Optional[Missing]:
@@ -150,7 +76,7 @@ def check(config) -> List[Missing]:
   """Every missing input of `config` (empty: all there). Fast: no model, no compile."""
   missing = []
   init_from = config.get("init_from", "")
-  if init_from and not _exists(init_from):
+  if init_from and not exists(init_from):
     missing.append(
       Missing(
         f"config.init_from={init_from} does not exist",
@@ -160,7 +86,7 @@ def check(config) -> List[Missing]:
   if config.data.source != "mixture":
     return missing
   spm = config.vocab.sentencepiece_model
-  if not _exists(spm):
+  if not exists(spm):
     missing.append(
       Missing(
         f"text tokenizer config.vocab.sentencepiece_model={spm}",
@@ -169,7 +95,7 @@ def check(config) -> List[Missing]:
     )
   weights = config.vqgan.get("weights", "")
   vq_files = [os.path.join(weights, f) for f in (vqgan_api.CONFIG_FILE, vqgan_api.PARAMS_FILE)]
-  absent = [f for f in vq_files if not _exists(f)] if weights else ["(config.vqgan.weights)"]
+  absent = [f for f in vq_files if not exists(f)] if weights else ["(config.vqgan.weights)"]
   if absent:
     missing.append(
       Missing(
@@ -182,6 +108,12 @@ def check(config) -> List[Missing]:
   try:
     names, rates = from_config.mixture_rates(config)
   except ValueError as e:  # a task without Task.size whose dataset cannot report one
+    if config.data.get("prepared_only", False):  # nothing prepared: list every dataset
+      from unified_io.data import mixtures
+
+      names = mixtures.MIXTURES[config.data.mixture].candidates()
+      missing += _dataset_problems(config, [tasks_lib.get(n) for n in names], data_dir)
+      return missing
     return missing + [
       Missing(
         f"the rates of mixture {config.data.mixture}: {e}",
@@ -191,7 +123,7 @@ def check(config) -> List[Missing]:
   tasks = [tasks_lib.get(n) for n in names]
   if (
     data_dir
-    and not _exists(data_dir)
+    and not exists(data_dir)
     and any(not t.builder.startswith(BUILTIN_PREFIX) for t in tasks)
   ):
     missing.append(
@@ -200,19 +132,7 @@ def check(config) -> List[Missing]:
         f"mkdir -p {data_dir}, then build the datasets below into it",
       )
     )
-  by_builder: Dict[str, List[tasks_lib.Task]] = {}
-  for task in tasks:
-    by_builder.setdefault(task.builder, []).append(task)
-  eval_splits = {
-    entry.get("split", "validation")
-    for entry in config.get("evals", {}).values()
-    if entry.get("kind", "tasks") == "tasks"
-  }
-  for builder_name, users in by_builder.items():
-    splits = sorted({t.splits[k] for t in users for k in ("train", *eval_splits) if k in t.splits})
-    problem = dataset_problem(builder_name, splits, data_dir, [t.name for t in users])
-    if problem:
-      missing.append(problem)
+  missing += _dataset_problems(config, tasks, data_dir)
   if not config.data.get("tasks", "") and not config.data.get("allow_missing_groups", False):
     totals: Dict[str, float] = {}
     for task, rate in zip(tasks, rates):
@@ -221,6 +141,25 @@ def check(config) -> List[Missing]:
     if problem:
       missing.append(problem)
   return missing
+
+
+def _dataset_problems(config, tasks, data_dir) -> List[Missing]:
+  """What is missing of the datasets of `tasks`, one Missing per TFDS builder."""
+  by_builder: Dict[str, List[tasks_lib.Task]] = {}
+  for task in tasks:
+    by_builder.setdefault(task.builder, []).append(task)
+  eval_splits = {
+    entry.get("split", "validation")
+    for entry in config.get("evals", {}).values()
+    if entry.get("kind", "tasks") == "tasks"
+  }
+  problems = []
+  for builder_name, users in by_builder.items():
+    splits = sorted({t.splits[k] for t in users for k in ("train", *eval_splits) if k in t.splits})
+    problem = dataset_problem(builder_name, splits, data_dir, [t.name for t in users])
+    if problem:
+      problems.append(problem)
+  return problems
 
 
 def message(missing: Sequence[Missing]) -> str:

@@ -210,6 +210,13 @@ class Inputs:
         process_count=jax.process_count(),
       )
     elif source == "mixture":
+      left_out = from_config.left_out(config)
+      if left_out and jax.process_index() == 0:
+        print(
+          f"data.prepared_only: sampling {config.data.mixture} without {len(left_out)} tasks "
+          f"whose datasets are not prepared: {', '.join(left_out)}",
+          flush=True,
+        )
       self.vq = from_config.image_tokenizer(config)
       spec = from_config.example_spec(config, self.vq)
       self.batches = from_config.train_batches(

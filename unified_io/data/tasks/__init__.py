@@ -11,3 +11,8 @@ from unified_io.data.tasks import registry
 from unified_io.data.tasks import builtin_vision  # noqa: F401
 from unified_io.data.tasks import text  # noqa: F401
 from unified_io.data.tasks import vision  # noqa: F401
+from unified_io.data.tasks import nlp  # noqa: F401
+from unified_io.data.tasks import nlp_qa  # noqa: F401
+from unified_io.data.tasks import classification  # noqa: F401
+from unified_io.data.tasks import detection  # noqa: F401
+from unified_io.data.tasks import pretraining  # noqa: F401

@@ -2,7 +2,8 @@
 
 Importing this module registers the `builtin_*` tasks on `uio_builtin_scenes/scenes`
 (features in `builtin_dataset.py`), in the target formats of vision_logic.py, whose task
-logic they share with the real-dataset tasks of vision.py.
+logic they share with the real-dataset tasks of vision.py and detection.py. What is left here
+reads the scenes' own fields (instance_ids, persons, region captions, vqa, relationships).
 """
 
 from __future__ import annotations
@@ -41,37 +42,15 @@ def _builtin_image_generation(example, rng, ctx, prompt):
   )
 
 
-def _visible_instances(example):
-  """(objects, instance masks, indices of the objects with at least one visible pixel)."""
+def _builtin_instances(example):
+  """(objects, visible-pixel mask of each kept object)."""
   objs = vt.builtin_objects(example).require()
-  masks = _instance_masks(example, objs)
-  visible = [k for k, mask in enumerate(masks) if mask.any()]
-  if not visible:
-    raise vt.Skip("no object has visible pixels")
-  return objs, masks, visible
+  return objs, _instance_masks(example, objs)
 
 
 def _builtin_segmentation_generation(example, rng, ctx, prompt):
   del ctx
-  objs, masks, visible = _visible_instances(example)
-  if len(visible) > len(dense_labels.NAMED_COLORS):
-    raise vt.Skip(f"{len(visible)} instances, more than the palette's colours")
-  colors = dense_labels.pick_colors(len(visible), rng)
-  instance_map = np.zeros(objs.image_hw, np.int64)
-  for j, k in enumerate(visible):
-    instance_map[masks[k]] = j + 1
-  color_names = [dense_labels.COLOR_NAMES[c] for c in colors]
-  names = [objs.names[k] for k in visible]
-  mapping = " , ".join(f"{color} : {name}" for color, name in zip(color_names, names))
-  return vt.raw_example(
-    prompt(mapping),
-    dense_labels.instances_to_image(instance_map, colors),
-    objs.image_hw,
-    objs.example_id,
-    target_image=vt.to_float(objs.image),
-    colors=color_names,
-    labels=names,
-  )
+  return vt.segmentation_generation(*_builtin_instances(example), rng, prompt)
 
 
 def _builtin_keypoints(example, rng, ctx, prompt):
@@ -168,26 +147,7 @@ def _builtin_normals(example, rng, ctx, prompt):
 
 def _builtin_segmentation(example, rng, ctx, prompt):
   del ctx
-  objs, masks, visible = _visible_instances(example)
-  present = sorted({objs.names[k] for k in visible})
-  name = present[vt.pick(len(present), rng)]
-  members = [k for k in visible if objs.names[k] == name]
-  colors = dense_labels.pick_colors(len(members), rng)
-  instance_map = np.zeros(objs.image_hw, np.int64)
-  for j, k in enumerate(members):
-    instance_map[masks[k]] = j + 1
-  return vt.raw_example(
-    prompt(name),
-    objs.image,
-    objs.image_hw,
-    objs.example_id,
-    target_image=dense_labels.instances_to_image(instance_map, colors),
-    nearest=True,
-    class_name=name,
-    masks=np.stack([masks[k] for k in members]),
-    boxes=objs.boxes[members],
-    colors=[dense_labels.COLOR_NAMES[c] for c in colors],
-  )
+  return vt.segmentation(*_builtin_instances(example), rng, prompt)
 
 
 def _builtin_image_classification(example, rng, ctx, prompt):

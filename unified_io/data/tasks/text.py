@@ -1,10 +1,11 @@
-"""NLP and language-modelling tasks (paper Table 1, appendix A.1.7-A.1.8) and the
-pre-training objectives (§3.3, A.2).
+"""Built-in NLP and language-modelling tasks (paper Table 1, appendix A.1.7-A.1.8), the text
+helpers (span corruption, QA windows) and the pre-training objectives (§3.3, A.2).
 
 Built-in tasks read `uio_builtin_scenes/text` (one split holds every text task kind; a
 task skips the other kinds, so its size is a fifth of the split) and, for the V&L and
-image-denoising objectives, `uio_builtin_scenes/scenes`. Real-dataset adapters follow the
-TFDS feature structures of glue/mnli, glue/sst2, squad/v1.1 and cnn_dailymail.
+image-denoising objectives, `uio_builtin_scenes/scenes`. The real NLP and language-modelling
+datasets are `nlp` and `nlp_qa`; they build on the public helpers here (`required`, `raw`,
+`template`, `qa`, `windows`, `span_corruption`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ VL_PREFIX = "An image of "
 QA_WINDOW_WORDS, QA_WINDOW_STRIDE = 160, 80
 
 
-def _required(value, field: str, what: str) -> str:
+def required(value, field: str, what: str) -> str:
   """`tasks.as_text(value)`, skipping the record (reason "empty <what>") when it is blank."""
   result = tasks.as_text(value, field)
   if not result.strip():
@@ -41,7 +42,7 @@ def _required(value, field: str, what: str) -> str:
   return result
 
 
-def _raw(prompt: str, target: str, image=None, **meta) -> dict:
+def raw(prompt: str, target: str, image=None, **meta) -> dict:
   return {
     "prompt": prompt,
     "image": image,
@@ -51,7 +52,7 @@ def _raw(prompt: str, target: str, image=None, **meta) -> dict:
   }
 
 
-def _template(key: str, rng, ctx: tasks.TaskContext) -> str:
+def template(key: str, rng, ctx: tasks.TaskContext) -> str:
   options = prompts.PROMPTS[key]
   return options[int(rng.integers(len(options)))] if ctx.paraphrase else options[0]
 
@@ -143,12 +144,12 @@ def _classification(kind: str, question_key: str, labels: Sequence[str]):
     sentences = " ".join(s for s in texts if s)
     if not sentences.strip():
       raise Skip("empty input text")
-    label = _required(example["label"], "label", "label")
+    label = required(example["label"], "label", "label")
     if label not in labels:
       raise Skip(f"label {label!r} is not one of {', '.join(labels)}")
-    question = _template(question_key, rng, ctx)
-    prompt = _template("text_classification", rng, ctx).format(sentences, question)
-    return _raw(prompt, label, label=label, class_names=tuple(labels), example_id=example_id)
+    question = template(question_key, rng, ctx)
+    prompt = template("text_classification", rng, ctx).format(sentences, question)
+    return raw(prompt, label, label=label, class_names=tuple(labels), example_id=example_id)
 
   return preprocess
 
@@ -156,28 +157,30 @@ def _classification(kind: str, question_key: str, labels: Sequence[str]):
 def windows(context_words: Sequence[str], answer: str):
   """Context windows (QA_WINDOW_WORDS words, stride QA_WINDOW_STRIDE) containing `answer`;
   all windows when the answer is not found verbatim."""
-  starts = range(0, max(len(context_words) - QA_WINDOW_WORDS, 0) + 1, QA_WINDOW_STRIDE)
+  last = max(len(context_words) - QA_WINDOW_WORDS, 0)
+  # Strided starts plus one flush with the end: the stride alone can leave the tail uncovered.
+  starts = sorted({*range(0, last + 1, QA_WINDOW_STRIDE), last})
   found = [
     s for s in starts if answer.lower() in " ".join(context_words[s : s + QA_WINDOW_WORDS]).lower()
   ]
   return [(s, context_words[s : s + QA_WINDOW_WORDS]) for s in (found or list(starts))]
 
 
-def _qa(context: str, question: str, answers: Sequence[str], rng, ctx, example_id: str):
+def qa(context: str, question: str, answers: Sequence[str], rng, ctx, example_id: str):
   words = context.split()
   options = windows(words, answers[0]) if answers else [(0, words)]
   _, window = options[int(rng.integers(len(options)))]
-  prompt = _template("question_answering", rng, ctx).format(" ".join(window), question)
-  return _raw(prompt, answers[0], answers=list(answers), example_id=example_id)
+  prompt = template("question_answering", rng, ctx).format(" ".join(window), question)
+  return raw(prompt, answers[0], answers=list(answers), example_id=example_id)
 
 
 def _builtin_qa(example, rng, ctx):
   _kind(example, "question_answering")
   example_id = tasks.as_text(example["id"], "id")
-  return _qa(
-    _required(example["context"], "context", "context"),
-    _required(example["input"], "input", "question"),
-    [_required(example["target"], "target", "answer")],
+  return qa(
+    required(example["context"], "context", "context"),
+    required(example["input"], "input", "question"),
+    [required(example["target"], "target", "answer")],
     rng,
     ctx,
     example_id,
@@ -187,19 +190,19 @@ def _builtin_qa(example, rng, ctx):
 def _builtin_summarization(example, rng, ctx):
   _kind(example, "summarization")
   example_id = tasks.as_text(example["id"], "id")
-  document = _required(example["input"], "input", "document")
-  target = _required(example["target"], "target", "summary")
-  prompt = _template("summarization", rng, ctx).format(document)
-  return _raw(prompt, target, captions=[target], example_id=example_id)
+  document = required(example["input"], "input", "document")
+  target = required(example["target"], "target", "summary")
+  prompt = template("summarization", rng, ctx).format(document)
+  return raw(prompt, target, captions=[target], example_id=example_id)
 
 
 def _builtin_masked_lm(example, rng, ctx):
   _kind(example, "language_modeling")
   example_id = tasks.as_text(example["id"], "id")
-  original = _required(example["input"], "input", "text")
+  original = required(example["input"], "input", "text")
   corrupted, target = span_corruption(original.split(), rng)
-  return _raw(
-    _template("masked_language_modelling", rng, ctx).format(corrupted),
+  return raw(
+    template("masked_language_modelling", rng, ctx).format(corrupted),
     target,
     original=original,
     example_id=example_id,
@@ -217,8 +220,8 @@ def _vl_text_denoising(example, rng, ctx):
   image = np.asarray(example["image"])
   if rng.random() < DROP_MODALITY_RATE:
     image = None
-  return _raw(
-    _template("span_denoising", rng, ctx).format(corrupted),
+  return raw(
+    template("span_denoising", rng, ctx).format(corrupted),
     target,
     image=image,
     original=caption,
@@ -234,13 +237,13 @@ def _image_denoising(example, rng, ctx):
   """
   del ctx
   image = np.asarray(example["image"])
-  raw = _raw(
+  result = raw(
     "What is the complete image?", "", image=image, example_id=tasks.as_text(example["id"], "id")
   )
-  raw["target_image"] = image.astype(np.float32) / 255.0
-  raw["image_input_mask_rate"] = IMAGE_MASK_RATE
-  raw["image_input_mask_seed"] = int(rng.integers(2**32))
-  return raw
+  result["target_image"] = image.astype(np.float32) / 255.0
+  result["image_input_mask_rate"] = IMAGE_MASK_RATE
+  result["image_input_mask_seed"] = int(rng.integers(2**32))
+  return result
 
 
 def _register(
@@ -339,111 +342,4 @@ _register(
   M.IMAGE_PSNR,
   BUILTIN_SCENES_SIZE,
   output=tasks.Output.IMAGE,
-)
-
-
-# ------------------------------------------------------------------------ real datasets
-
-GLUE_MNLI_LABELS = ("entailment", "neutral", "contradiction")
-GLUE_SST2_LABELS = ("negative", "positive")
-
-
-def _mnli(example, rng, ctx):
-  label = int(example["label"])
-  if not 0 <= label < 3:
-    raise Skip("unlabelled (test split) example")
-  premise = _required(example["premise"], "premise", "premise")
-  hypothesis = _required(example["hypothesis"], "hypothesis", "hypothesis")
-  sentences = f"{premise} {hypothesis}"
-  question = _template("entailment_question", rng, ctx)
-  prompt = _template("text_classification", rng, ctx).format(sentences, question)
-  return _raw(
-    prompt,
-    GLUE_MNLI_LABELS[label],
-    label=GLUE_MNLI_LABELS[label],
-    class_names=GLUE_MNLI_LABELS,
-    example_id=str(example.get("idx", "?")),
-  )
-
-
-def _sst2(example, rng, ctx):
-  label = int(example["label"])
-  if not 0 <= label < 2:
-    raise Skip("unlabelled (test split) example")
-  question = _template("sentiment_question", rng, ctx)
-  sentence = _required(example["sentence"], "sentence", "sentence")
-  prompt = _template("text_classification", rng, ctx).format(sentence, question)
-  return _raw(
-    prompt,
-    GLUE_SST2_LABELS[label],
-    label=GLUE_SST2_LABELS[label],
-    class_names=GLUE_SST2_LABELS,
-    example_id=str(example.get("idx", "?")),
-  )
-
-
-def _squad(example, rng, ctx):
-  answers = [
-    tasks.as_text(a, "answers") for a in np.asarray(example["answers"]["text"]).reshape(-1)
-  ]
-  answers = [a for a in answers if a.strip()]
-  if not answers:
-    raise Skip("no answer text")
-  return _qa(
-    _required(example["context"], "context", "context"),
-    _required(example["question"], "question", "question"),
-    answers,
-    rng,
-    ctx,
-    tasks.as_text(example.get("id", "?"), "id"),
-  )
-
-
-def _cnn_dailymail(example, rng, ctx):
-  article, summary = (
-    tasks.as_text(example["article"], "article"),
-    tasks.as_text(example["highlights"], "highlights"),
-  )
-  if not article.strip() or not summary.strip():
-    raise Skip("empty article or summary")
-  prompt = _template("summarization", rng, ctx).format(article)
-  return _raw(
-    prompt, summary, captions=[summary], example_id=tasks.as_text(example.get("id", "?"), "id")
-  )
-
-
-_register(
-  "glue_mnli",
-  "nlp",
-  "glue/mnli",
-  _mnli,
-  "text_classification",
-  M.ACCURACY,
-  392_702,
-  output=tasks.Output.CHOICE,
-  splits={"train": "train", "validation": "validation_matched", "test": "test_matched"},
-)
-_register(
-  "glue_sst2",
-  "nlp",
-  "glue/sst2",
-  _sst2,
-  "text_classification",
-  M.ACCURACY,
-  67_349,
-  output=tasks.Output.CHOICE,
-)
-# SQuAD's test set is hidden: squad/v1.1 has only train and validation.
-_register(
-  "squad",
-  "nlp",
-  "squad/v1.1",
-  _squad,
-  "question_answering",
-  M.EXACT_MATCH,
-  87_599,
-  splits={"train": "train", "validation": "validation"},
-)
-_register(
-  "cnn_dailymail", "nlp", "cnn_dailymail", _cnn_dailymail, "summarization", M.ROUGE_L, 287_113
 )

@@ -2,20 +2,23 @@
 
 Importing this module registers tasks on the TFDS feature structures of:
 
-- `coco/2017` (image, objects{bbox normalised, label, is_crowd, area}): coco_detection,
-  coco_localization. Crowd regions are dropped: they are not single instances, and a box
-  around a crowd taught as one object would be wrong. Their classes still count as present,
-  so a localization negative never names a class the image shows.
+- `coco/2017` (image, objects{bbox normalised, label (80, COCO_CLASSES order), is_crowd,
+  area}): coco_detection, coco_localization, coco_inpainting (one object's box blanked,
+  prompt "<box> <class>", target the image) and coco_categorization (one object's box in the
+  prompt, its class the target; class_names COCO_CLASSES). Crowd regions are dropped: they
+  are not single instances, and a box around a crowd taught as one object would be wrong.
+  Their classes still count as present, so a localization negative never names a class the
+  image shows.
 - `coco_captions/2014` (Karpathy splits; image, captions{text}): coco_captioning and
   coco_image_generation (the paper's text-to-image data includes COCO Caption).
-- `ref_coco/refcoco_unc` (image, objects{bbox, refexp{raw}}): refcoco_refexp, one
-  (object, expression) pair drawn uniformly per example.
+- `ref_coco` (image, objects{bbox, refexp{raw}}; one record per image): refcoco_refexp
+  (`refcoco_unc`: train, validation, testA, testB), refcocoplus_refexp (`refcocoplus_unc`,
+  the same splits) and refcocog_refexp (`refcocog_umd`: train, validation, test); one
+  (object, expression) pair drawn uniformly per example, the target its box.
 - `nyu_depth_v2` (image uint8 [480, 640, 3], depth float16 metres): nyu_depth.
 
-Nothing is downloaded at import. `size` is the number of training examples a task sees per
-epoch of its split, from the datasets' documentation: TFDS examples (images), except
-RefCOCO, whose 42,404 training expressions are what Table 1 counts (RefCOCO, RefCOCO+ and
-RefCOCOg add up to its 130k); NYU's 47,584 is Table 1's 48k.
+Nothing is downloaded at import. No task sets `size`: the dataset catalogue
+(unified_io/data/catalog_rows.py) holds every paper dataset's size in the paper's units.
 """
 
 from __future__ import annotations
@@ -195,7 +198,6 @@ vt.register(
   output=O.BOXES,
   builder="coco/2017",
   splits=TRAIN_VALIDATION,
-  size=118_287,
   description="COCO 2017 detection: all non-crowd boxes and classes.",
 )
 vt.register(
@@ -207,7 +209,6 @@ vt.register(
   output=O.BOXES,
   builder="coco/2017",
   splits=TRAIN_VALIDATION,
-  size=118_287,
   description="COCO 2017 localization of one class, with negatives.",
 )
 vt.register(
@@ -219,7 +220,6 @@ vt.register(
   output=O.TEXT,
   builder="coco_captions/2014",
   splits={"train": "train", "validation": "val", "test": "test"},
-  size=82_783,
   description="COCO Captions, Karpathy splits.",
 )
 vt.register(
@@ -231,7 +231,6 @@ vt.register(
   output=O.IMAGE,
   builder="coco_captions/2014",
   splits={"train": "train", "validation": "val", "test": "test"},
-  size=82_783,
   description="COCO Captions: image from a caption.",
 )
 vt.register(
@@ -243,8 +242,51 @@ vt.register(
   output=O.BOXES,
   builder="ref_coco/refcoco_unc",
   splits={"train": "train", "validation": "validation", "test": "testA"},
-  size=42_404,
   description="RefCOCO (UNC splits) referring expressions.",
+)
+vt.register(
+  "coco_inpainting",
+  "image_synthesis",
+  "image_inpainting",
+  vt.on_objects(coco_objects, vt.inpainting),
+  metric=M.IMAGE_PSNR,
+  output=O.IMAGE,
+  builder="coco/2017",
+  splits=TRAIN_VALIDATION,
+  description="COCO 2017 inpainting: one non-crowd object's box blanked.",
+)
+vt.register(
+  "coco_categorization",
+  "image_classification",
+  "object_categorization",
+  vt.on_objects(coco_objects, vt.object_categorization, class_names=COCO_CLASSES),
+  metric=M.ACCURACY,
+  output=O.CHOICE,
+  builder="coco/2017",
+  splits=TRAIN_VALIDATION,
+  description="COCO 2017 object categorization: the class of one non-crowd box.",
+)
+vt.register(
+  "refcocoplus_refexp",
+  "sparse_labelling",
+  "refexp",
+  _refcoco_refexp,
+  metric=M.BOX_IOU,
+  output=O.BOXES,
+  builder="ref_coco/refcocoplus_unc",
+  splits={"train": "train", "validation": "validation", "test": "testA"},
+  description="RefCOCO+ (UNC splits) referring expressions (appearance only).",
+)
+vt.register(
+  "refcocog_refexp",
+  "sparse_labelling",
+  "refexp",
+  _refcoco_refexp,
+  metric=M.BOX_IOU,
+  output=O.BOXES,
+  builder="ref_coco/refcocog_umd",
+  splits={"train": "train", "validation": "validation", "test": "test"},
+  description="RefCOCOg (UMD splits) referring expressions.",
 )
 vt.register(
   "nyu_depth",
@@ -255,6 +297,5 @@ vt.register(
   output=O.DEPTH,
   builder="nyu_depth_v2",
   splits=TRAIN_VALIDATION,
-  size=47_584,
   description="NYU Depth v2 (max_depth 10 m).",
 )

@@ -1,10 +1,11 @@
 """What the vision tasks of the paper's Table 1 share: target formats, helpers, task logic.
 
 builtin_vision.py registers the `builtin_*` tasks on `uio_builtin_scenes/scenes` (features in
-`builtin_dataset.py`) with them, vision.py the tasks of COCO, RefCOCO and NYU Depth v2; the
-logic of a task shared by both (detection, localization, captioning...) is written once
-here. Every preprocessor follows the registry.py contract; coordinates in
-prompts, targets and `meta` are pixels of the image the raw example carries ("image_hw").
+`builtin_dataset.py`) with them, vision.py the tasks of COCO, RefCOCO and NYU Depth v2,
+detection.py those of Open Images, LVIS and COCO panoptic; the logic of a task shared by
+several (detection, localization, segmentation, captioning...) is written once here. Every
+preprocessor follows the registry.py contract; coordinates in prompts, targets and `meta` are
+pixels of the image the raw example carries ("image_hw").
 
 Target formats (paper appendix A.1; "<loc>" is a location token written "<extra_id_N>"):
 
@@ -23,14 +24,18 @@ Target formats (paper appendix A.1; "<loc>" is a location token written "<extra_
 - Relationship (A.1.6 card, output "flower on vase"): "subject predicate object".
 - Segmentation (A.1.3): the instances of the class, each in its own palette colour
   (`dense_labels`) on black; grounded VQA: the answer plus the object's mask, white on black.
+- Segmentation-based generation (A.1.1): the input is the instance map, each instance in its
+  own palette colour on black, and the prompt lists "colour : class" pairs joined by " , "
+  (card: "white: knob, silver: cupboard, ..."); the target is the image.
 - Depth and normals: `dense_labels.depth_to_image(depth, ctx.max_depth)`, `normals_to_image`.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Collection, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -51,8 +56,11 @@ LOCALIZATION_NEGATIVE_RATE = 0.25
 KEYPOINT_MISSING_TOKEN = vocab.extra_id_token(vocab.NUM_SENTINELS - 1)
 # Inpainting blanks its box to the ImageNet mean: zero after the encoder's normalisation.
 INPAINT_FILL = np.asarray(image_preprocessing.IMAGENET_MEAN, np.float32)
+BLANK_TOLERANCE_PX = 1e-3
+# Instances one segmentation image can tell apart: one palette colour each.
+PALETTE_SIZE = len(dense_labels.NAMED_COLORS)
 
-# Every task builtin_vision.py and vision.py registered, by name.
+# Every task builtin_vision.py, vision.py and detection.py registered, by name.
 TASKS: Dict[str, tasks.Task] = {}
 Prompt = Callable[..., str]
 
@@ -274,9 +282,24 @@ def detection(objs: Objects, rng, ctx, prompt: Prompt) -> dict:
   )
 
 
-def localization(objs: Objects, rng, ctx, prompt: Prompt, class_names: Sequence[str]) -> dict:
+def localization(
+  objs: Objects,
+  rng,
+  ctx,
+  prompt: Prompt,
+  class_names: Sequence[str],
+  negatives: Optional[Sequence[str]] = None,
+) -> dict:
+  """One class's boxes; a negative names a class without any and has the empty target.
+
+  `negatives`: the classes a negative may name. None: every class of `class_names` the image
+  does not annotate, right for exhaustively labelled datasets (COCO, the built-in scenes);
+  a dataset whose absent classes are not all known to be absent passes the ones verified
+  absent (Open Images' image-level labels).
+  """
   objs.require()
-  absent = [name for name in class_names if name not in objs.annotated]
+  pool = class_names if negatives is None else negatives
+  absent = [name for name in pool if name not in objs.annotated]
   if absent and rng.random() < LOCALIZATION_NEGATIVE_RATE:
     name = absent[pick(len(absent), rng)]
     return raw_example(
@@ -327,9 +350,11 @@ def inpainting(objs: Objects, rng, ctx, prompt: Prompt) -> dict:
   i = pick(len(objs.require().names), rng)
   box, name = objs.boxes[i], objs.names[i]
   image = to_float(objs.image)
-  # Pixel (r, c) spans [c, c + 1) x [r, r + 1): blank every pixel the box touches.
-  c0, r0 = (int(np.floor(max(v, 0.0))) for v in box[:2])
-  c1, r1 = (int(np.ceil(v)) for v in box[2:])
+  # Pixel (r, c) spans [c, c + 1) x [r, r + 1): blank every pixel the box touches. Normalised
+  # float32 boxes come back a hair off whole pixels (0.6 * 50 = 30.0000012): a box edge
+  # within BLANK_TOLERANCE_PX of a pixel border counts as on it, not as one more pixel.
+  c0, r0 = (int(np.floor(max(v, 0.0) + BLANK_TOLERANCE_PX)) for v in box[:2])
+  c1, r1 = (int(np.ceil(v - BLANK_TOLERANCE_PX)) for v in box[2:])
   blanked = image.copy()
   blanked[r0:r1, c0:c1] = INPAINT_FILL
   return raw_example(
@@ -340,6 +365,97 @@ def inpainting(objs: Objects, rng, ctx, prompt: Prompt) -> dict:
     target_image=image,
     box=box,
     label=name,
+  )
+
+
+def _visible(masks: Sequence[np.ndarray]) -> List[int]:
+  visible = [k for k, mask in enumerate(masks) if mask.any()]
+  if not visible:
+    raise Skip("no object has visible pixels")
+  return visible
+
+
+def _paint(image_hw, masks: Sequence[np.ndarray], members: Sequence[int]) -> np.ndarray:
+  """Instance map [H, W]: 0 background, j + 1 on masks[members[j]].
+
+  Larger instances are painted first: real datasets' masks overlap (LVIS), and a small
+  object painted last stays visible. Disjoint masks give the same map in any order.
+  """
+  instance_map = np.zeros(image_hw, np.int64)
+  areas = [int(masks[k].sum()) for k in members]
+  for j in sorted(range(len(members)), key=lambda j: -areas[j]):
+    instance_map[masks[members[j]]] = j + 1
+  return instance_map
+
+
+def segmentation(
+  objs: Objects, masks: Sequence[np.ndarray], rng, prompt: Prompt, exclude: Collection[str] = ()
+) -> dict:
+  """Every instance of one class, each a palette colour on black (A.1.3).
+
+  masks[k]: bool [H, W] of kept object k. The class is drawn among those with a visible
+  instance, except classes in `exclude` (their annotation misses instances, so the target
+  would paint some of them black) and classes with more instances than the palette has
+  colours (the output could not tell them apart).
+  """
+  visible = _visible(masks)
+  counts = collections.Counter(objs.names[k] for k in visible)
+  present = sorted(n for n, c in counts.items() if n not in exclude and c <= PALETTE_SIZE)
+  if not present:
+    crowded = sum(c > PALETTE_SIZE for c in counts.values())
+    raise Skip(
+      f"no class to segment: {len(counts)} visible, {crowded} with more than "
+      f"{PALETTE_SIZE} instances, {sum(n in exclude for n in counts)} not exhaustively annotated"
+    )
+  name = present[pick(len(present), rng)]
+  members = [k for k in visible if objs.names[k] == name]
+  colors = dense_labels.pick_colors(len(members), rng)
+  instance_map = _paint(objs.image_hw, masks, members)
+  return raw_example(
+    prompt(name),
+    objs.image,
+    objs.image_hw,
+    objs.example_id,
+    target_image=dense_labels.instances_to_image(instance_map, colors),
+    nearest=True,
+    class_name=name,
+    masks=np.stack([masks[k] for k in members]),
+    boxes=objs.boxes[members],
+    colors=[dense_labels.COLOR_NAMES[c] for c in colors],
+  )
+
+
+def segmentation_generation(
+  objs: Objects, masks: Sequence[np.ndarray], rng, prompt: Prompt, keep_largest: bool = False
+) -> dict:
+  """The image from its instance map and the prompt's "colour : class" list (A.1.1).
+
+  More visible instances than palette colours skip the example, or with `keep_largest` only
+  the largest PALETTE_SIZE are drawn (the paper's map covers "some or all of the pixels";
+  real images often hold more instances than the palette). An instance that others cover
+  completely is left out of the list, so every listed colour is in the map.
+  """
+  visible = _visible(masks)
+  if len(visible) > PALETTE_SIZE:
+    if not keep_largest:
+      raise Skip(f"{len(visible)} instances, more than the palette's colours")
+    largest = sorted(visible, key=lambda k: -int(masks[k].sum()))[:PALETTE_SIZE]
+    visible = sorted(largest)
+  colors = dense_labels.pick_colors(len(visible), rng)
+  instance_map = _paint(objs.image_hw, masks, visible)
+  shown = set(np.unique(instance_map).tolist())
+  listed = [j for j in range(len(visible)) if j + 1 in shown]
+  color_names = [dense_labels.COLOR_NAMES[colors[j]] for j in listed]
+  names = [objs.names[visible[j]] for j in listed]
+  mapping = " , ".join(f"{color} : {name}" for color, name in zip(color_names, names))
+  return raw_example(
+    prompt(mapping),
+    dense_labels.instances_to_image(instance_map, colors),
+    objs.image_hw,
+    objs.example_id,
+    target_image=to_float(objs.image),
+    colors=color_names,
+    labels=names,
   )
 
 

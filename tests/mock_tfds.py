@@ -1,0 +1,30 @@
+"""Prepared TFDS datasets made of mock records: a data_dir the trainer reads like real data.
+
+`prepare(name, data_dir)` runs the real builder's `download_and_prepare` with its split
+generators replaced by TFDS's RandomFakeGenerator over the builder's own features, so the
+directory, dataset_info.json and ArrayRecord files are exactly what `tfds build` writes.
+"""
+
+import tensorflow_datasets as tfds
+from tensorflow_datasets.testing import mocking
+
+
+def prepare(name, data_dir, splits=("train", "validation"), num_examples=8, fix=None, seed=0):
+  """Writes `num_examples` mock records per split of TFDS dataset `name` into data_dir.
+
+  fix(example) -> example makes a random record valid where the generator cannot (e.g.
+  Sequence fields of equal length); it must keep the feature structure.
+  """
+  builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+  features = builder.info.features
+
+  def generate(split_index):
+    records = mocking.RandomFakeGenerator(features, num_examples, seed=seed + split_index)
+    for i, example in enumerate(records):
+      yield f"{split_index}-{i}", fix(example) if fix else example
+
+  builder._split_generators = lambda dl_manager: {
+    split: generate(i) for i, split in enumerate(splits)
+  }
+  builder.download_and_prepare()
+  return tfds.builder(name, data_dir=data_dir)
