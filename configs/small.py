@@ -15,16 +15,19 @@ that makes it, and stops (unified_io/train/preflight.py). What it needs:
   vqgan/weights/official` from taming-transformers' vqgan_imagenet_f16_16384, or
   `--unified-io converted/small/vqgan.msgpack` after `python -m unified_io.convert`.
 - every TFDS dataset of the mixture prepared in data_dir (default: TFDS's, ~/tensorflow_datasets
-  or $TFDS_DATA_DIR; `tfds build NAME --data_dir=DIR`; ref_coco needs a manual download first).
-- allow_missing_groups=True: the registry has no real-data task yet for image
-  classification, vision-language or language modelling, so paper_multitask samples the
-  other five groups at their paper rates renormalised; the flag says that is intended.
+  or $TFDS_DATA_DIR). `python -m unified_io.data.catalog --data_dir=DIR` lists them with the
+  command for each (docs/data.md); --config.data.prepared_only=True trains on those prepared.
+- allow_missing_groups=True: the vision & language group has no dataset builder yet (issue
+  15), so paper_multitask samples the other seven groups at their paper rates renormalised;
+  the flag says that is intended.
 
 Variants (`--config=configs/small.py:VARIANT`, comma-separated):
   runlocal       a smoke test on one machine: batch 8, 10 steps, a line per step, an
                  evaluation and a checkpoint every 5 steps.
   mixture=NAME   any mixture of unified_io/data/mixtures.py instead of paper_multitask.
   grit=DIR       also evaluate on GRIT's sample files in DIR (config.evals.grit).
+  stage=pretraining  the paper's first stage: paper_pretraining, 128 input patches, 500k
+                 steps; then train this config with --config.init_from=THAT_WORKDIR.
 
   python -m unified_io.model --config=configs/small.py     # parameter count
 """

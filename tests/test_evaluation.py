@@ -1,6 +1,7 @@
 """Evaluation scorers on hand-made predictions, and the predict/evaluate CLIs end to end on
 a 2-step tiny run (clear errors for bad inputs included)."""
 
+import collections
 import json
 import os
 import subprocess
@@ -243,3 +244,22 @@ def test_headline_counts_tasks_per_group_in_the_paper_order():
     "2/5 tasks beat their baseline (sparse_labelling 1/1, dense_labelling 1/3, "
     "image_classification 0/1)"
   )
+
+
+def test_choice_tasks_pick_among_each_examples_own_options():
+  """Multiple-choice sets (COPA, HellaSwag...) have other options in every example."""
+
+  class LastOption:
+    def choose(self, features, options):
+      best = [len(row) - 1 for row in options]
+      return best, [np.zeros(len(row)) for row in options]
+
+  options = [("(0) rain", "(1) sun"), ("(0) a cat", "(1) a dog", "(2) a fish"), ("no", "yes")]
+  examples = evaluation.TaskExamples(
+    tasks_lib.get("superglue_copa"),
+    [{"meta": {"class_names": o}} for o in options],
+    {"text_inputs": np.zeros((3, 4), np.int32)},
+    collections.Counter(),
+  )
+  preds = evaluation.predict(LastOption(), examples, batch_size=2)
+  assert [p["text"] for p in preds] == ["(1) sun", "(2) a fish", "yes"]
