@@ -43,8 +43,8 @@ TABLE1_RATES = {
   "Text Summarization": 2.5,
   "Masked Language Modelling": 12.5,
 }
-# Registered tasks on real datasets that are not (or not in this form) in Table 1.
-NOT_PAPER_DATASETS = {"cnn_dailymail", "squad"}
+# Registered tasks on real datasets that Table 1 does not use (its summarization set is Gigaword).
+NOT_PAPER_DATASETS = {"cnn_dailymail"}
 
 
 def test_design_rates_match_table1_for_all_22_tasks():
