@@ -123,7 +123,8 @@ def test_prepare_hints_name_the_command_and_the_manual_files(tmp_path):
   assert sst2 == f"tfds build glue/sst2 --data_dir={data_dir}"
   imagenet = catalog.prepare_hint(by_row["33"], data_dir)
   assert "ILSVRC2012_img_train.tar" in imagenet and f"{data_dir}/downloads/manual" in imagenet
-  assert "requirements-data.txt" in catalog.prepare_hint(by_row["31"], data_dir)  # lvis
+  assert "apache-beam" in catalog.prepare_hint(by_row["31"], data_dir)  # lvis
+  assert ".venv-data" in catalog.prepare_hint(by_row["31"], data_dir)
   vqa = catalog.prepare_hint(by_row["49"], data_dir)
   assert "issue 15" in vqa and "v2_mscoco_train2014_annotations.json" in vqa
   assert catalog.prepared(by_row["66"], data_dir) is False

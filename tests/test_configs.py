@@ -309,3 +309,12 @@ def test_synthetic_source_must_be_named_and_says_so(tmp_path):
   lines = out.stdout.splitlines()
   assert lines[0].startswith("Training on the SYNTHETIC copy task")
   assert any(line.startswith("step 2 loss") for line in lines)
+
+
+def test_datasets_that_need_beam_or_opencv_say_so(tmp_path):
+  config = small.get_config()
+  config.data.data_dir = str(tmp_path)
+  by_what = {m.what.split()[2]: m.how for m in preflight.check(config) if "TFDS dataset" in m.what}
+  assert "apache-beam, opencv-python-headless" in by_what["lvis"]
+  assert "apache-beam" in by_what["c4/en"] and "manual download" not in by_what["c4/en"]
+  assert by_what["glue/sst2"] == f"tfds build glue/sst2 --data_dir={tmp_path}"

@@ -13,6 +13,9 @@ import textwrap
 from typing import Optional, Sequence
 
 BUILTIN_PREFIX = "uio_builtin_scenes"
+# Builders whose class has MANUAL_DOWNLOAD_INSTRUCTIONS for another config only: c4's are
+# for c4/webtextlike; c4/en downloads Common Crawl itself (with Apache Beam).
+NO_MANUAL_DOWNLOAD = frozenset({"c4/en"})
 
 
 def exists(path: str) -> bool:
@@ -75,7 +78,7 @@ def dataset_problem(
   what = (
     f"TFDS dataset {builder_name} version {builder.version} {used_by} is not prepared in {where}"
   )
-  if builder.MANUAL_DOWNLOAD_INSTRUCTIONS:
+  if builder.MANUAL_DOWNLOAD_INSTRUCTIONS and builder_name not in NO_MANUAL_DOWNLOAD:
     manual = os.path.join(data_dir or "DATA_DIR", "downloads", "manual")
     instructions = textwrap.dedent(builder.MANUAL_DOWNLOAD_INSTRUCTIONS).strip()
     return Missing(

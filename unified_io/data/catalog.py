@@ -37,6 +37,10 @@ def table1_rows() -> Tuple[Source, ...]:
   return tuple(s for s in SOURCES if s.in_table1 and s.size is not None)
 
 
+def all_sources() -> Tuple[Source, ...]:
+  return SOURCES + PRETRAINING
+
+
 def paper_task(name: str):
   return PAPER_TASKS[name]
 
@@ -135,7 +139,7 @@ def prepare_hint(source: Source, data_dir: Optional[str]) -> str:
     return "no dataset to prepare"
   flag = availability.data_dir_flag(data_dir)
   extras = ", ".join(EXTRAS[e] for e in source.extras)
-  needs = f" (needs {extras}: pip install -r requirements-data.txt)" if extras else ""
+  needs = f" (needs {extras}: run it in `make data-setup`'s .venv-data)" if extras else ""
   build = f"tfds build {source.builder}{flag}{needs}"
   if source.issue is not None:
     files = ", ".join(source.release.files) if source.release else "its release files"

@@ -143,6 +143,21 @@ def check(config) -> List[Missing]:
   return missing
 
 
+def _with_extras(problem: Missing, builder_name: str) -> Missing:
+  """`problem` plus what building the dataset needs beyond requirements.txt (catalogue)."""
+  from unified_io.data import catalog
+
+  extras = sorted({e for s in catalog.all_sources() if s.builder == builder_name for e in s.extras})
+  if not extras:
+    return problem
+  names = ", ".join(catalog.EXTRAS[e] for e in extras)
+  return Missing(
+    problem.what,
+    f"{problem.how}\n(building it needs {names}: run tfds from `make data-setup`'s .venv-data, "
+    "docs/data.md)",
+  )
+
+
 def _dataset_problems(config, tasks, data_dir) -> List[Missing]:
   """What is missing of the datasets of `tasks`, one Missing per TFDS builder."""
   by_builder: Dict[str, List[tasks_lib.Task]] = {}
@@ -158,7 +173,7 @@ def _dataset_problems(config, tasks, data_dir) -> List[Missing]:
     splits = sorted({t.splits[k] for t in users for k in ("train", *eval_splits) if k in t.splits})
     problem = dataset_problem(builder_name, splits, data_dir, [t.name for t in users])
     if problem:
-      problems.append(problem)
+      problems.append(_with_extras(problem, builder_name))
   return problems
 
 
