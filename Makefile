@@ -49,6 +49,7 @@ train: setup
 	$(PYTHON) -m venv .venv-data
 	.venv-data/bin/pip install --quiet --upgrade pip
 	.venv-data/bin/pip install --quiet -r requirements-data.txt
+	.venv-data/bin/pip install --quiet --no-deps --no-build-isolation -e .
 	touch .venv-data/.installed
 
 data-setup: .venv-data/.installed

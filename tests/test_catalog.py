@@ -120,11 +120,13 @@ def test_prepare_hints_name_the_command_and_the_manual_files(tmp_path):
   by_row = {s.row: s for s in catalog_rows.SOURCES}
   data_dir = str(tmp_path)
   sst2 = catalog.prepare_hint(by_row["66"], data_dir)
-  assert sst2 == f"tfds build glue/sst2 --data_dir={data_dir}"
+  assert sst2 == f"python -m unified_io.data.prepare glue/sst2 --data_dir={data_dir}"
   imagenet = catalog.prepare_hint(by_row["33"], data_dir)
   assert "ILSVRC2012_img_train.tar" in imagenet and f"{data_dir}/downloads/manual" in imagenet
   assert "apache-beam" in catalog.prepare_hint(by_row["31"], data_dir)  # lvis
-  assert ".venv-data" in catalog.prepare_hint(by_row["31"], data_dir)
+  assert ".venv-data/bin/python -m unified_io.data.prepare lvis" in catalog.prepare_hint(
+    by_row["31"], data_dir
+  )
   vqa = catalog.prepare_hint(by_row["49"], data_dir)
   assert "issue 15" in vqa and "v2_mscoco_train2014_annotations.json" in vqa
   assert catalog.prepared(by_row["66"], data_dir) is False
@@ -148,7 +150,7 @@ def test_catalog_and_mixture_clis_run_without_data(tmp_path):
   assert out.returncode == 0, out.stderr[-2000:]
   lines = out.stdout.splitlines()
   assert any(line.startswith("all") and line.split()[1] == "97" for line in lines)
-  assert f"tfds build glue/sst2 --data_dir={tmp_path}" in out.stdout
+  assert f"python -m unified_io.data.prepare glue/sst2 --data_dir={tmp_path}" in out.stdout
   out = _run("unified_io.data.mixtures", "--mixture=paper_multitask", f"--data_dir={tmp_path}")
   assert out.returncode == 0, out.stderr[-2000:]
   depth = [line for line in out.stdout.splitlines() if "Depth Estimation" in line]
@@ -226,4 +228,4 @@ def test_small_config_trains_on_mock_prepared_paper_datasets(tmp_path):
   out = _run("unified_io.train", *[a for a in args if "prepared_only" not in a], timeout=120)
   assert out.returncode == 1
   assert "missing; nothing was built" in out.stderr
-  assert f"tfds build coco/2017 --data_dir={data_dir}" in out.stderr
+  assert f"python -m unified_io.data.prepare coco/2017 --data_dir={data_dir}" in out.stderr

@@ -265,7 +265,7 @@ def test_paper_config_without_inputs_lists_all_of_them(tmp_path):
   for name in PAPER_DATASETS:
     if name in MANUAL_DATASETS:
       assert f"put into {data_dir}/downloads/manual what its instructions say" in err
-    assert f"tfds build {name} --data_dir={data_dir}" in err
+    assert f"python -m unified_io.data.prepare {name} --data_dir={data_dir}" in err
   for group in EMPTY_PAPER_GROUPS:
     assert group in err
   assert "--config.data.allow_missing_groups=True" in err
@@ -317,4 +317,6 @@ def test_datasets_that_need_beam_or_opencv_say_so(tmp_path):
   by_what = {m.what.split()[2]: m.how for m in preflight.check(config) if "TFDS dataset" in m.what}
   assert "apache-beam, opencv-python-headless" in by_what["lvis"]
   assert "apache-beam" in by_what["c4/en"] and "manual download" not in by_what["c4/en"]
-  assert by_what["glue/sst2"] == f"tfds build glue/sst2 --data_dir={tmp_path}"
+  assert (
+    by_what["glue/sst2"] == f"python -m unified_io.data.prepare glue/sst2 --data_dir={tmp_path}"
+  )

@@ -13,6 +13,8 @@ import textwrap
 from typing import Optional, Sequence
 
 BUILTIN_PREFIX = "uio_builtin_scenes"
+# What prepares a dataset (unified_io/data/prepare.py: `tfds build` cannot start without Beam).
+PREPARE = "python -m unified_io.data.prepare"
 # Builders whose class has MANUAL_DOWNLOAD_INSTRUCTIONS for another config only: c4's are
 # for c4/webtextlike; c4/en downloads Common Crawl itself (with Apache Beam).
 NO_MANUAL_DOWNLOAD = frozenset({"c4/en"})
@@ -64,7 +66,7 @@ def dataset_problem(
       f"TFDS dataset {builder_name} {used_by}: {str(e).splitlines()[0]}",
       "fix Task.builder in unified_io/data/tasks/",
     )
-  build = f"tfds build {builder_name}{data_dir_flag(data_dir)}"
+  build = f"{PREPARE} {builder_name}{data_dir_flag(data_dir)}"
   # What builder.is_prepared() looks at first, without its warning per absent folder.
   if (builder.data_path / "dataset_info.json").exists():
     absent = [s for s in splits if s not in builder.info.splits]

@@ -128,37 +128,41 @@ def source_of(task_name: str, rows: Sequence[Source] = SOURCES) -> Optional[Sour
 # ------------------------------------------------------------------------ preparation
 
 
+PROJECT_PREFIX = "uio_"  # builders of unified_io/data/builders/, not TFDS's
+
+
 def manual_dir(builder: str, data_dir: Optional[str]) -> str:
+  """Where `builder`'s release files go: TFDS's manual folder, and for the project's builders
+  a sub-folder named after the builder (builders/common.py)."""
   root = data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
-  return os.path.join(root, "downloads", "manual")
+  manual = os.path.join(root, "downloads", "manual")
+  if builder.startswith(PROJECT_PREFIX):
+    return os.path.join(manual, builder.split("/")[0])
+  return manual
 
 
 def prepare_hint(source: Source, data_dir: Optional[str]) -> str:
   """The exact steps that prepare `source` in data_dir."""
   if not source.builder:
     return "no dataset to prepare"
+  files = ", ".join(source.release.files) if source.release else "its release files"
+  page = f" ({source.release.page})" if source.release else ""
+  folder = manual_dir(source.builder, data_dir)
+  if not is_implemented(source) and source.issue is not None:
+    return f"no builder yet (issue {source.issue}); it will read {files}{page} from {folder}/"
   flag = availability.data_dir_flag(data_dir)
   extras = ", ".join(EXTRAS[e] for e in source.extras)
-  needs = f" (needs {extras}: run it in `make data-setup`'s .venv-data)" if extras else ""
-  build = f"tfds build {source.builder}{flag}{needs}"
-  if source.issue is not None:
-    files = ", ".join(source.release.files) if source.release else "its release files"
-    page = f" from {source.release.page}" if source.release else ""
-    return (
-      f"no builder yet (issue {source.issue}); it will read {files}{page} "
-      f"from {manual_dir(source.builder, data_dir)}/{source.builder.split('/')[0]}/"
-    )
-  if source.release is not None:  # a TFDS builder with a manual download
-    return (
-      f"put {', '.join(source.release.files)} ({source.release.page}) into "
-      f"{manual_dir(source.builder, data_dir)}/, then {build}"
-    )
+  python = ".venv-data/bin/python -m unified_io.data.prepare" if extras else availability.PREPARE
+  needs = f" (needs {extras}: `make data-setup` first)" if extras else ""
+  build = f"{python} {source.builder}{flag}{needs}"
+  if source.release is not None:  # a manual download (TFDS's or one of ours)
+    return f"put {files}{page} into {folder}/, then {build}"
   return build
 
 
 def prepared(source: Source, data_dir: Optional[str]) -> Optional[bool]:
   """Whether the row's dataset is prepared in data_dir; None when there is no builder yet."""
-  if not source.builder or source.issue is not None:
+  if not source.builder or not is_implemented(source):
     return None
   task = tasks_lib.all_tasks().get(source.tasks[0]) if source.tasks else None
   splits = [task.splits["train"]] if task is not None else []

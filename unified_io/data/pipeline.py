@@ -87,7 +87,7 @@ class RecordSource:
     if not builder.is_prepared():
       raise FileNotFoundError(
         f"TFDS dataset {builder_name} is not prepared in {builder.data_dir}; prepare it with "
-        f"`tfds build {builder_name} --data_dir=...` (see README, Datasets)"
+        f"`python -m unified_io.data.prepare {builder_name} --data_dir=...` (docs/data.md)"
       )
     if split not in builder.info.splits:
       raise ValueError(

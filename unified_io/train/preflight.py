@@ -153,8 +153,8 @@ def _with_extras(problem: Missing, builder_name: str) -> Missing:
   names = ", ".join(catalog.EXTRAS[e] for e in extras)
   return Missing(
     problem.what,
-    f"{problem.how}\n(building it needs {names}: run tfds from `make data-setup`'s .venv-data, "
-    "docs/data.md)",
+    f"{problem.how}\n(building it needs {names}: run that with .venv-data/bin/python after "
+    "`make data-setup`, docs/data.md)",
   )
 
 
