@@ -4,8 +4,7 @@ The paper's multi-task training (§3.4) at this size: the `paper_multitask` mixt
 official vocabulary and VQ-GAN, an evaluation every config.evals.tasks.every_steps steps and a
 checkpoint every config.checkpoint.every_steps (configs/common.py holds the numbers).
 
-  python -m unified_io.train --config=configs/large.py --workdir=workdir/large \
-      --config.data.allow_missing_groups=True
+  python -m unified_io.train --config=configs/large.py --workdir=workdir/large
 
 Before the model is built the trainer lists every input that is missing, with the command
 that makes it, and stops (unified_io/train/preflight.py). What it needs:
@@ -16,10 +15,10 @@ that makes it, and stops (unified_io/train/preflight.py). What it needs:
   `--unified-io converted/large/vqgan.msgpack` after `python -m unified_io.convert`.
 - every TFDS dataset of the mixture prepared in data_dir (default: TFDS's, ~/tensorflow_datasets
   or $TFDS_DATA_DIR). `python -m unified_io.data.catalog --data_dir=DIR` lists them with the
-  command for each (docs/data.md); --config.data.prepared_only=True trains on those prepared.
-- allow_missing_groups=True: the vision & language group has no dataset builder yet (issue
-  15), so paper_multitask samples the other seven groups at their paper rates renormalised;
-  the flag says that is intended.
+  command for each (docs/data.md).
+- with only some datasets prepared: --config.data.prepared_only=True samples those at the
+  paper's rates recomputed over them, and --config.data.allow_missing_groups=True accepts
+  that some of the eight task groups then have none (their rates go to the others).
 
 Variants (`--config=configs/large.py:VARIANT`, comma-separated):
   runlocal       a smoke test on one machine: batch 8, 10 steps, a line per step, an

@@ -17,6 +17,7 @@ from configs import large
 from configs import small
 from configs import tiny
 from configs import xl
+from tests import mock_tfds
 from unified_io.train import config_check
 from unified_io.train import preflight
 
@@ -39,11 +40,10 @@ PAPER_DATASETS = (
   "gigaword",
   "wikipedia/20230601.en",
 )
-PAPER_DATASET_COUNT = 47
+PAPER_DATASET_COUNT = 58
 MANUAL_DATASETS = ("imagenet2012", "ref_coco/refcoco_unc")
-# The paper's groups with no task in paper_multitask: vision & language waits for the
-# builders of issue 15.
-EMPTY_PAPER_GROUPS = ("vision_language",)
+# The project's builders (unified_io/data/builders/) read a folder named after them.
+PROJECT_DATASETS = ("uio_vqa_v2", "uio_visual_genome", "uio_vizwiz/grounding")
 
 
 def _train(args, cwd, timeout):
@@ -230,8 +230,13 @@ def test_group_rate_mixture_with_empty_groups_is_refused():
 def test_allow_missing_groups_accepts_the_partial_paper_mixture(tmp_path):
   config = small.get_config()
   config.data.data_dir = str(tmp_path)
+  # Every group has a task: nothing to refuse, until only some datasets are prepared.
+  assert not [m for m in preflight.check(config) if "task groups" in m.what]
+  mock_tfds.prepare("glue/sst2", str(tmp_path))
+  config.data.prepared_only = True
   refused = [m.what for m in preflight.check(config) if "task groups" in m.what]
-  assert len(refused) == 1 and all(g in refused[0] for g in EMPTY_PAPER_GROUPS)
+  assert len(refused) == 1 and "7 of the paper's 8 task groups" in refused[0]
+  assert "image_synthesis" in refused[0] and "nlp" not in refused[0]
   config.data.allow_missing_groups = True
   assert not [m for m in preflight.check(config) if "task groups" in m.what]
   # An explicit task list has uniform rates: no group rates to renormalise.
@@ -256,8 +261,8 @@ def test_paper_config_without_inputs_lists_all_of_them(tmp_path):
   assert out.returncode == 1, out.stderr[-3000:]
   err = out.stderr
   assert "Traceback" not in err
-  # tokenizer + VQ-GAN + the datasets + the groups (data_dir exists).
-  assert f"{PAPER_DATASET_COUNT + 3} inputs of this config are missing; nothing was built" in err
+  # tokenizer + VQ-GAN + the datasets (data_dir exists; every group has a task).
+  assert f"{PAPER_DATASET_COUNT + 2} inputs of this config are missing; nothing was built" in err
   assert "tokenizers/t5/sentencepiece.model" in err
   assert "gsutil cp gs://t5-data/vocabs/cc_all.32000/sentencepiece.model" in err
   assert "config.vqgan.weights=vqgan/weights/official: no config.json, params.msgpack" in err
@@ -266,9 +271,10 @@ def test_paper_config_without_inputs_lists_all_of_them(tmp_path):
     if name in MANUAL_DATASETS:
       assert f"put into {data_dir}/downloads/manual what its instructions say" in err
     assert f"python -m unified_io.data.prepare {name} --data_dir={data_dir}" in err
-  for group in EMPTY_PAPER_GROUPS:
-    assert group in err
-  assert "--config.data.allow_missing_groups=True" in err
+  for name in PROJECT_DATASETS:
+    assert f"put into {data_dir}/downloads/manual/{name.split('/')[0]} what its" in err
+    assert f"python -m unified_io.data.prepare {name} --data_dir={data_dir}" in err
+  assert "task groups" not in err
   assert not (tmp_path / "w").exists()  # stopped before the trainer wrote anything
 
 

@@ -263,3 +263,22 @@ def test_choice_tasks_pick_among_each_examples_own_options():
   )
   preds = evaluation.predict(LastOption(), examples, batch_size=2)
   assert [p["text"] for p in preds] == ["(1) sun", "(2) a fish", "yes"]
+
+
+def test_vcr_q_to_ar_is_both_right_on_the_same_question():
+  def result(name, rights):
+    raws = [{"meta": {"example_id": f"q{i}"}, "target_text": "(right)"} for i in range(len(rights))]
+    preds = [{"text": "(right)" if ok else "(wrong)"} for ok in rights]
+    score = results_lib.Score("accuracy", float(np.mean(rights)), 0.25, "majority answer")
+    examples = evaluation.TaskExamples(tasks_lib.get(name), raws, {}, collections.Counter())
+    return results_lib.TaskResult("vision_language", score, 0.0, len(raws), {}, examples, preds)
+
+  results = {
+    "vcr_qa": result("vcr_qa", [True, True, False, True]),
+    "vcr_qar": result("vcr_qar", [True, False, True, True]),
+  }
+  out = evaluation.joint_scores(results, progress=lambda line: None)
+  # Both right on q0 and q3 of four.
+  assert out["vcr_qar"].score.extra["Q->AR accuracy"] == 0.5
+  assert out["vcr_qar"].score.extra["Q->AR accuracy examples"] == 4
+  assert "Q->AR accuracy" not in out["vcr_qa"].score.extra

@@ -82,6 +82,8 @@ def dataset_problem(
   )
   if builder.MANUAL_DOWNLOAD_INSTRUCTIONS and builder_name not in NO_MANUAL_DOWNLOAD:
     manual = os.path.join(data_dir or "DATA_DIR", "downloads", "manual")
+    if builder_name.startswith("uio_"):  # the project's builders: a folder of their own
+      manual = os.path.join(manual, builder_name.split("/")[0])
     instructions = textwrap.dedent(builder.MANUAL_DOWNLOAD_INSTRUCTIONS).strip()
     return Missing(
       what,

@@ -83,6 +83,7 @@ class Source:
   release: Optional[Release] = None  # original files, for manual or project builders
   extras: Tuple[str, ...] = ()  # what `tfds build` needs beyond requirements.txt
   in_table1: bool = True  # False: named by the A.1 text but not counted by Table 1
+  eval_tasks: Tuple[str, ...] = ()  # evaluation-only tasks on the row's data (never sampled)
   note: str = ""
 
 
@@ -157,33 +158,43 @@ REFCOCO = Release(
   "https://github.com/lichengunc/refer (refs annotations) + COCO train2014",
   ("refcoco/refs(unc).p", "refcoco+/refs(unc).p", "refcocog/refs(umd).p", "instances.json"),
 )
-VIZWIZ = Release(
+VIZWIZ = Release(  # each release unzipped into its own sub-folder (builders/vizwiz.py)
   "https://vizwiz.org/tasks-and-datasets/",
   (
-    "annotations/{train,val}.json (captions)",
-    "Annotations/{train,val}.json (VQA)",
-    "{train,val}_grounding.json",
-    "binary_masks_png/",
-    "train.zip",
-    "val.zip",
+    "captions/annotations/{train,val}.json",
+    "captions/{train,val}/",
+    "vqa/Annotations/{train,val}.json",
+    "vqa/{train,val}/",
+    "grounding/{train,val}_grounding.json",
+    "grounding/binary_masks_png/{train,val}/",
+    "grounding/{train,val}/",
   ),
 )
 VQA_V2 = Release(
   "https://visualqa.org/download.html",
   (
-    "v2_OpenEnded_mscoco_train2014_questions.json",
-    "v2_mscoco_train2014_annotations.json",
-    "COCO train2014/",
+    "v2_OpenEnded_mscoco_{train,val}2014_questions.json",
+    "v2_mscoco_{train,val}2014_annotations.json",
+    "train2014/",
+    "val2014/ (COCO 2014 images; symlinks are fine)",
   ),
 )
 OKVQA = Release(
   "https://okvqa.allenai.org/download.html",
-  ("OpenEnded_mscoco_train2014_questions.json", "mscoco_train2014_annotations.json"),
+  (
+    "OpenEnded_mscoco_{train,val}2014_questions.json",
+    "mscoco_{train,val}2014_annotations.json",
+    "train2014/",
+    "val2014/",
+  ),
 )
-AOKVQA = Release("https://allenai.org/project/a-okvqa", ("aokvqa_v1p0_{train,val,test}.json",))
+AOKVQA = Release(
+  "https://allenai.org/project/a-okvqa",
+  ("aokvqa_v1p0_{train,val,test}.json", "train2017/", "val2017/", "test2017/ (COCO 2017)"),
+)
 IMSITU = Release(
-  "https://github.com/allenai/swig (SWiG JSONs) + imSitu images",
-  ("train.json", "dev.json", "test.json", "imsitu_space.json", "of500_images_resized/"),
+  "https://github.com/allenai/swig (SWiG JSONs, images_512) + imsitu.org",
+  ("train.json", "dev.json", "test.json", "imsitu_space.json", "images_512/"),
 )
 VCR = Release(
   "https://visualcommonsense.com/download/ (licence form)",
@@ -195,7 +206,7 @@ VISUALCOMET = Release(
 )
 SNLI_VE = Release(
   "https://github.com/necla-ml/SNLI-VE + Flickr30k images (request form)",
-  ("snli_ve_train.jsonl", "snli_ve_dev.jsonl", "flickr30k_images/"),
+  ("snli_ve_train.jsonl", "snli_ve_dev.jsonl", "snli_ve_test.jsonl", "flickr30k-images/"),
 )
 FRAMENET = Release(
   "https://github.com/hjwdzh/FrameNet (ScanNet frames; ScanNet terms of use)",
@@ -319,7 +330,8 @@ SOURCES: Tuple[Source, ...] = (
     "image-caption pairs", "Desai et al. 2021", VISION_ISSUE, REDCAPS),
   S("45", SUPCAP, "COCO Caption", ("coco_captioning",), "coco_captions/2014", 82_783,
     "images (one caption drawn per image)", "TFDS coco_captions/2014 train (Karpathy)"),
-  S("46", SUPCAP, "VizWiz-Captions", ("vizwiz_captioning",), "uio_vizwiz", 23_431, "images",
+  S("46", SUPCAP, "VizWiz-Captions", ("vizwiz_captioning",), "uio_vizwiz/captions", 23_431,
+    "images",
     "Gurari et al. 2020, VizWiz-Captions train", VL_ISSUE, VIZWIZ),
   S("47", SUPCAP, "(not named by the paper)", (), "", None, "-", "Table 1 counts 3; 2 are named",
     note="unidentified: no dataset to build"),
@@ -331,12 +343,12 @@ SOURCES: Tuple[Source, ...] = (
     "visualqa.org: train2014 questions", VL_ISSUE, VQA_V2),
   S("50", VQA, "Visual Genome QA", ("vg_vqa",), "uio_visual_genome", 1_700_000, "questions",
     "visualgenome.org: 1.7 million question answers", VL_ISSUE, VISUAL_GENOME),
-  S("51", VQA, "VizWiz-VQA", ("vizwiz_vqa",), "uio_vizwiz", 20_523, "questions",
+  S("51", VQA, "VizWiz-VQA", ("vizwiz_vqa",), "uio_vizwiz/vqa", 20_523, "questions",
     "vizwiz.org: VQA train", VL_ISSUE, VIZWIZ),
   S("52", VQA, "OK-VQA", ("okvqa",), "uio_okvqa", 9_009, "questions", "Marino et al. 2019",
     VL_ISSUE, OKVQA),
   S("53", VQA, "A-OKVQA", ("aokvqa",), "uio_aokvqa", 17_056, "questions",
-    "Schwenk et al. 2022", VL_ISSUE, AOKVQA),
+    "Schwenk et al. 2022", VL_ISSUE, AOKVQA, eval_tasks=("aokvqa_mc",)),
   S("54", VQA, "imSitu verbs", ("imsitu_verb",), "uio_imsitu", 75_702, "images",
     "Yatskar et al. 2016, train", VL_ISSUE, IMSITU),
   S("55", VQA, "imSitu roles", ("imsitu_roles",), "uio_imsitu", 75_702,
@@ -360,7 +372,8 @@ SOURCES: Tuple[Source, ...] = (
     "relationships", "visualgenome.org: 2.3 million relationships", VL_ISSUE, VISUAL_GENOME),
   S("63", REL, "Open Images VRD", ("open_images_relationship",), "uio_open_images_v6", 3_174_293,
     "relationships", "Open Images V6 train VRD annotations", VISION_ISSUE, OPEN_IMAGES_V6),
-  S("64", GVQA, "VizWiz-VQA-Grounding", ("vizwiz_grounding",), "uio_vizwiz", 6_494, "questions",
+  S("64", GVQA, "VizWiz-VQA-Grounding", ("vizwiz_grounding",), "uio_vizwiz/grounding", 6_494,
+    "questions",
     "Chen et al. 2022, train", VL_ISSUE, VIZWIZ),
   # ------------------------------------------------------------------ NLP (TFDS train splits)
   S("65", TC, "CoLA", ("glue_cola",), "glue/cola", 8_551, "sentences", TFDS_DOCS),

@@ -101,6 +101,62 @@ PROMPTS: Dict[str, Tuple[str, ...]] = {
     'How is " {0} " related to " {1} " ?',
     'What relationship does " {0} " have with " {1} " ?',
   ),
+  # SNLI-VE, imSitu/SWiG (data/tasks/vl_snli_ve_imsitu.py). The paper (A.1.6) says only that
+  # SNLI-VE's hypothesis goes into a question and that imSitu's verb and slots are separate
+  # VQA questions; the first templates are Unified-IO's released prompt list
+  # (Prompt_Visual_Entailment, Prompt_Ground_Situation_Recognition_Verb / _Frame, kept as the
+  # "original" prompts of allenai/unified-io-2's data/prompt_dict.py), in this file's spacing.
+  "visual_entailment": (  # (premise caption, hypothesis)
+    'Can image and text " {} " imply text " {} " ?',
+    'Do the image and the text " {} " entail the text " {} " ?',
+    'Given the image and " {} " , is " {} " entailment, neutral or contradiction ?',
+  ),
+  "situation_verb": (  # no argument
+    "What is the salient activity of the image ?",
+    "What action does the image show ?",
+    "What are they doing in the image ?",
+  ),
+  "situation_role": (  # (verb, role)
+    'Given the image and salient activity is " {} ", what is the situation in terms of " {} " ?',
+    'The activity is " {} " . What is its " {} " in the image ?',
+    'Who or what is the " {1} " of " {0} " in the image ?',
+  ),
+  # A-OKVQA multiple choice (data/tasks/vl_vqa.py): neither the paper nor the released code
+  # gives a prompt; the VQA prompt (the lower-cased question) followed by the options.
+  "vqa_multiple_choice": (  # (lower-cased question, the example's options joined by " , ")
+    "{} Choose from: {}",
+    "{} Options: {}",
+    'Which of {1} answers " {0} " ?',
+  ),
+  # VCR, VisualCOMET (data/tasks/vl_vcr_visualcomet.py): the first templates are the released
+  # Prompt_VCR_QA, Prompt_VCR_QAR and Prompt_VisComet_* of allenai/unified-io-2's
+  # data/prompt_dict.py, character for character (trailing spaces, "will most likely to do").
+  # Object references arrive written as tags, with their location tokens at the first mention.
+  "vcr_answer": (  # (question)
+    'Question: " {} " Answer: ',
+    'Answer the question " {} " .',
+    'What is the answer to " {} " ?',
+  ),
+  "vcr_rationale": (  # (question, its right answer)
+    'Question: " {} " Answer: " {} " Rationale: ',
+    'Why is " {1} " the answer to " {0} " ?',
+    'Question: " {} " Answer: " {} " Why ?',
+  ),
+  "visualcomet_before": (  # (event, place)
+    'Event: " {} {} " Before, what the person needed to do ?',
+    'Event: " {} {} " What did the person need to do before ?',
+    'What had to happen before " {} {} " ?',
+  ),
+  "visualcomet_intent": (  # (event, place)
+    'Event: " {} {} " Because, what the person wanted to do ?',
+    'Event: " {} {} " What does the person want to do ?',
+    'Why is this happening: " {} {} " ?',
+  ),
+  "visualcomet_after": (  # (event, place)
+    'Event: " {} {} " After, what the person will most likely to do ?',
+    'Event: " {} {} " What will the person most likely do next ?',
+    'What will happen after " {} {} " ?',
+  ),
   # --- NLP (A.1.7), formatted as in T5: inputs and a query in the prompt.
   "text_classification": (  # (context: the input sentence(s), question: the query)
     "context: {} question: {}",

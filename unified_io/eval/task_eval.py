@@ -37,6 +37,7 @@ from unified_io.eval import report
 from unified_io.eval import results as results_lib
 from unified_io.data import pipeline
 from unified_io.data.tasks import registry as tasks_lib
+from unified_io.data.tasks import vl_vcr_visualcomet
 
 
 @dataclasses.dataclass
@@ -260,6 +261,36 @@ def evaluate(
       f"{s.baseline:.4g}, {s.baseline_is}), loss {task_loss:.3f}, "
       f"{len(examples.raws)} examples, {time.time() - start:.1f} s"
     )
+  return joint_scores(results, progress)
+
+
+# (first task, second task) -> the name of the score "both right on the same example".
+JOINT_SCORES = {("vcr_qa", "vcr_qar"): "Q->AR accuracy"}
+
+
+def joint_scores(results, progress: Callable[[str], None] = print):
+  """Adds to the second task's score.extra the joint accuracy of task pairs evaluated
+  together (VCR's Q->AR: answer and rationale both right), over their shared example ids."""
+  for (first, second), label in JOINT_SCORES.items():
+    if first not in results or second not in results:
+      continue
+    right = {}
+    for name in (first, second):
+      r = results[name]
+      right[name] = {
+        raw["meta"]["example_id"]: p["text"].strip() == raw["target_text"].strip()
+        for raw, p in zip(r.examples.raws, r.predictions)
+      }
+    shared = sorted(right[first].keys() & right[second].keys())
+    value = vl_vcr_visualcomet.qar_accuracy(
+      [right[first][i] for i in shared], [right[second][i] for i in shared]
+    )
+    result = results[second]
+    extra = dict(result.score.extra, **{label: value, f"{label} examples": float(len(shared))})
+    results[second] = dataclasses.replace(
+      result, score=dataclasses.replace(result.score, extra=extra)
+    )
+    progress(f"{first} + {second}: {label} {value:.4g} over {len(shared)} shared questions")
   return results
 
 

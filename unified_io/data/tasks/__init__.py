@@ -16,3 +16,8 @@ from unified_io.data.tasks import nlp_qa  # noqa: F401
 from unified_io.data.tasks import classification  # noqa: F401
 from unified_io.data.tasks import detection  # noqa: F401
 from unified_io.data.tasks import pretraining  # noqa: F401
+from unified_io.data.tasks import vl_visual_genome  # noqa: F401
+from unified_io.data.tasks import vl_vqa  # noqa: F401
+from unified_io.data.tasks import vl_vizwiz  # noqa: F401
+from unified_io.data.tasks import vl_snli_ve_imsitu  # noqa: F401
+from unified_io.data.tasks import vl_vcr_visualcomet  # noqa: F401

@@ -1,0 +1,60 @@
+"""What the project's TFDS builders share: where their release files are, and the error
+that names a missing one.
+
+Every builder reads the dataset's original release files, under their original names and
+folder layout, from `<manual_dir>/<builder name>/` (`manual_dir` is TFDS's:
+`<data_dir>/downloads/manual/` unless `prepare --manual_dir=DIR` says otherwise). Image
+collections several datasets share (COCO train2014/val2014/train2017, Visual Genome's
+VG_100K/VG_100K_2, VCR's vcr1images, Flickr30k) are documented sub-folders of that folder,
+which may be symlinks to where the user already keeps them, so nothing is copied by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterable
+
+from etils import epath
+
+
+class MissingReleaseFile(FileNotFoundError):
+  """A release file a builder needs is absent; the message names it and where it goes."""
+
+
+def release_dir(dl_manager, builder_name: str) -> epath.Path:
+  """`<manual_dir>/<builder_name>/`, checked to exist."""
+  root = epath.Path(dl_manager._manual_dir) / builder_name  # no access check: ours is below
+  if not root.exists():
+    raise MissingReleaseFile(
+      f"{builder_name}: no folder {root}; put the release files there (see the builder's "
+      "MANUAL_DOWNLOAD_INSTRUCTIONS, or python -m unified_io.data.catalog)"
+    )
+  return root
+
+
+def require(root: epath.Path, builder_name: str, relpaths: Iterable[str]) -> None:
+  """Raises MissingReleaseFile naming every absent file or folder of `relpaths`."""
+  absent = [p for p in relpaths if not (root / p).exists()]
+  if absent:
+    raise MissingReleaseFile(
+      f"{builder_name}: missing in {root}: {', '.join(absent)} (see the builder's "
+      "MANUAL_DOWNLOAD_INSTRUCTIONS)"
+    )
+
+
+def read_json(path: epath.Path):
+  """A release JSON file; a malformed one names the file."""
+  try:
+    return json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}: not valid JSON ({e})") from e
+
+
+def image_bytes(path: epath.Path) -> bytes:
+  """An image file's bytes, stored as they are (TFDS Image features accept encoded bytes)."""
+  return path.read_bytes()
+
+
+def exists(path) -> bool:
+  return os.path.exists(os.fspath(path))
