@@ -16,6 +16,8 @@ import tensorflow_datasets as tfds
 from absl import logging
 from PIL import Image
 
+from configs import tiny as tiny_config
+from unified_io.data import show
 from unified_io.data import pipeline
 from unified_io.data import prompts
 from unified_io.data.builders import common
@@ -418,3 +420,12 @@ def test_paraphrases_fill_every_template(built):
     assert tasks.get("imsitu_verb").preprocess(jump, rng, paraphrase)["prompt"]
     raw = tasks.get("imsitu_roles").preprocess(jump, rng, paraphrase)
     assert "jumping" in raw["prompt"] and raw["meta"]["role"] in raw["prompt"]
+
+
+def test_data_show_draws_the_tasks_as_the_model_sees_them(built, tmp_path):
+  """`python -m unified_io.data.show`'s library call on the prepared tiny release."""
+  config = tiny_config.get_config()
+  for name in ['snli_ve', 'imsitu_roles']:
+    out = tmp_path / f"{name}.png"
+    show.show(config, name, 2, str(out), data_dir=built[0])
+    assert out.stat().st_size > 0

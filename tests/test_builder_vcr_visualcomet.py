@@ -16,6 +16,8 @@ from PIL import Image
 import pytest
 import tensorflow_datasets as tfds
 
+from configs import tiny as tiny_config
+from unified_io.data import show
 from unified_io.common import locations
 from unified_io.common import vocab
 from unified_io.data import pipeline
@@ -474,3 +476,12 @@ def test_tasks_read_the_builders_splits():
     assert dict(task.splits) == {"train": "train", "validation": "validation"}
   assert builders.UioVcr.MANUAL_DOWNLOAD_INSTRUCTIONS.count("val.jsonl") == 1
   assert "val_annots.json" in builders.UioVisualcomet.MANUAL_DOWNLOAD_INSTRUCTIONS
+
+
+def test_data_show_draws_the_tasks_as_the_model_sees_them(built, tmp_path):
+  """`python -m unified_io.data.show`'s library call on the prepared tiny release."""
+  config = tiny_config.get_config()
+  for name in ['vcr_qa', 'visualcomet_before']:
+    out = tmp_path / f"{name}.png"
+    show.show(config, name, 2, str(out), data_dir=built[0])
+    assert out.stat().st_size > 0

@@ -14,6 +14,8 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from configs import tiny as tiny_config
+from unified_io.data import show
 from unified_io.data import pipeline
 from unified_io.data.builders import common
 from unified_io.data.builders import visual_genome
@@ -406,3 +408,12 @@ def test_clip_box_by_hand():
   np.testing.assert_array_equal(
     visual_genome.clip_box((10, 10, 20, 20), (0.5, 0.5), size), (5, 5, 15, 15)
   )
+
+
+def test_data_show_draws_the_tasks_as_the_model_sees_them(built, tmp_path):
+  """`python -m unified_io.data.show`'s library call on the prepared tiny release."""
+  config = tiny_config.get_config()
+  for name in ['vg_relationship']:
+    out = tmp_path / f"{name}.png"
+    show.show(config, name, 2, str(out), data_dir=str(built[0].parents[2]))
+    assert out.stat().st_size > 0

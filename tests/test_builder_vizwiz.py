@@ -14,6 +14,8 @@ import PIL.ImageOps
 import pytest
 import tensorflow_datasets as tfds
 
+from configs import tiny as tiny_config
+from unified_io.data import show
 from unified_io.common import text_tokenizer
 from unified_io.data import pipeline
 from unified_io.data.builders import common
@@ -399,3 +401,12 @@ def test_fit_mask_undoes_every_orientation():
   np.testing.assert_array_equal(
     vizwiz.fit_mask(PIL.Image.fromarray(stored.astype(np.uint8)), (W, H), 1)[0], stored
   )
+
+
+def test_data_show_draws_the_tasks_as_the_model_sees_them(data_dir, tmp_path):
+  """`python -m unified_io.data.show`'s library call on the prepared tiny release."""
+  config = tiny_config.get_config()
+  for name in ['vizwiz_captioning', 'vizwiz_vqa', 'vizwiz_grounding']:
+    out = tmp_path / f"{name}.png"
+    show.show(config, name, 2, str(out), data_dir=data_dir)
+    assert out.stat().st_size > 0

@@ -16,6 +16,8 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from configs import tiny as tiny_config
+from unified_io.data import show
 from unified_io.common import text_tokenizer
 from unified_io.data import pipeline
 from unified_io.data import prompts
@@ -453,3 +455,12 @@ def test_tasks_become_unified_examples(data_dir):
     features, raw, cut = pipeline.prepare(task, source[0], np.random.default_rng(0), spec, ctx)
     assert not any(cut.values()) and raw["target_text"], name
     assert features["text_inputs"].shape == (64,)
+
+
+def test_data_show_draws_the_tasks_as_the_model_sees_them(data_dir, tmp_path):
+  """`python -m unified_io.data.show`'s library call on the prepared tiny release."""
+  config = tiny_config.get_config()
+  for name in ['vqa_v2', 'okvqa', 'aokvqa_mc']:
+    out = tmp_path / f"{name}.png"
+    show.show(config, name, 2, str(out), data_dir=data_dir)
+    assert out.stat().st_size > 0

@@ -97,7 +97,7 @@ def test_rows_name_the_builders_their_tasks_read():
 
 def test_every_real_task_is_in_the_catalogue():
   named = {
-    t for s in catalog_rows.SOURCES + catalog_rows.PRETRAINING for t in s.tasks + s.eval_tasks
+    t for s in catalog_rows.SOURCES + catalog_rows.PRETRAINING for t in s.tasks + s.other_tasks
   }
   for name, task in tasks_lib.all_tasks().items():
     if task.builder.startswith("uio_builtin_scenes") or name in NOT_PAPER_DATASETS:
@@ -129,10 +129,26 @@ def test_prepare_hints_name_the_command_and_the_manual_files(tmp_path):
   assert ".venv-data/bin/python -m unified_io.data.prepare lvis" in catalog.prepare_hint(
     by_row["31"], data_dir
   )
-  cc3m = catalog.prepare_hint(by_row["2"], data_dir)
-  assert "issue 16" in cc3m and "Train_GCC-training.tsv" in cc3m
   assert catalog.prepared(by_row["66"], data_dir) is False
-  assert catalog.prepared(by_row["2"], data_dir) is None  # no builder yet
+  # A row whose builder is still to come says so and names the files it will read.
+  future = catalog_rows.Source(
+    "x",
+    "Grounded VQA",
+    "X",
+    ("no_such_task",),
+    "uio_x",
+    10,
+    "-",
+    "-",
+    99,
+    catalog_rows.Release("https://example.org", ("x.json",)),
+  )
+  assert catalog.prepare_hint(future, data_dir) == (
+    f"no builder yet (issue 99); it will read x.json (https://example.org) from "
+    f"{data_dir}/downloads/manual/uio_x/"
+  )
+  assert catalog.prepared(future, data_dir) is None
+  assert catalog.prepare_hint(by_row["47"], data_dir) == "no dataset to prepare"
   # The project's builders read their release files from a folder named after them.
   vqa = catalog.prepare_hint(by_row["49"], data_dir)
   assert f"{data_dir}/downloads/manual/uio_vqa_v2/" in vqa and "v2_mscoco_{train,val}" in vqa
@@ -238,18 +254,11 @@ def test_small_config_trains_on_mock_prepared_paper_datasets(tmp_path):
   assert f"python -m unified_io.data.prepare coco/2017 --data_dir={data_dir}" in out.stderr
 
 
-def test_sampled_vision_language_rates_match_the_design():
-  """paper_multitask over what is implemented vs the catalogue's design, V&L group (issue 15)."""
+def test_sampled_rates_match_the_design_for_every_task():
+  """paper_multitask over what is implemented vs the catalogue's design (all 22 tasks)."""
   sampled = mixtures.rates("paper_multitask")
   design = catalog.paper_task_rates()
-  # Relationship Detection's second source, Open Images VRD, comes with issue 16.
-  (missing,) = [
-    s
-    for s in catalog.table1_rows()
-    if not catalog.is_implemented(s) and catalog.group_of(s) == "vision_language"
-  ]
-  assert missing.paper_task == "Relationship Detection" and missing.issue == 16
-  for name in ("Visual Question Answering", "Grounded VQA"):
+  for name in catalog_rows.PAPER_TASKS:
     rows = [s for s in catalog.table1_rows() if s.paper_task == name]
     got = sum(sampled.get(t, 0.0) for s in rows for t in s.tasks)
     expected = design[name]

@@ -273,10 +273,12 @@ def test_normal_angle(ctx):
   s = _score(O.NORMALS, M.NORMAL_ANGLE, ex, preds(gts), ctx)
   # Perfect: 0 degrees. Baseline: the mean normal (1, 0, 1) / sqrt 2 is 45 degrees from both.
   assert s.value < 0.1 and s.baseline == pytest.approx(45.0, abs=1e-3) and s.lower_is_better
+  assert s.extra["within_11.25"] == 100.0 and s.extra["median"] < 0.1
   # Swapped: up against right, 90 degrees everywhere.
-  assert _score(O.NORMALS, M.NORMAL_ANGLE, ex, preds(gts[::-1]), ctx).value == pytest.approx(
-    90.0, abs=0.1
-  )
+  swapped = _score(O.NORMALS, M.NORMAL_ANGLE, ex, preds(gts[::-1]), ctx)
+  assert swapped.value == pytest.approx(90.0, abs=0.1)
+  assert swapped.extra["median"] == pytest.approx(90.0, abs=0.1)
+  assert swapped.extra["within_30"] == 0.0
 
 
 def test_segmentation_iou(ctx):

@@ -83,7 +83,9 @@ class Source:
   release: Optional[Release] = None  # original files, for manual or project builders
   extras: Tuple[str, ...] = ()  # what `tfds build` needs beyond requirements.txt
   in_table1: bool = True  # False: named by the A.1 text but not counted by Table 1
-  eval_tasks: Tuple[str, ...] = ()  # evaluation-only tasks on the row's data (never sampled)
+  # Registered tasks on the row's dataset that no mixture samples: evaluation-only ones
+  # (A-OKVQA multiple choice) and stand-ins a better source replaced (COCO panoptic masks).
+  other_tasks: Tuple[str, ...] = ()
   note: str = ""
 
 
@@ -112,18 +114,32 @@ IMAGENET = Release(
   ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"),
 )
 IMAGENET21K = Release(
-  "https://github.com/Alibaba-MIIL/ImageNet21K (ImageNet-21K-P; image-net.org account)",
-  ("imagenet21k_train/<wnid>/*.JPEG", "imagenet21k_val/<wnid>/*.JPEG"),
+  "https://image-net.org/download-images (imagenet21k_resized.tar.gz, ImageNet-21K-P winter21)",
+  (
+    "imagenet21k_resized/imagenet21k_train/<wnid>/*.JPEG",
+    "imagenet21k_resized/imagenet21k_val/<wnid>/*.JPEG",
+  ),
 )
-CC3M = Release(
+CC3M = Release(  # images as img2dataset webdataset shards (builders/web_image_text.py)
   "https://ai.google.com/research/ConceptualCaptions/download",
-  ("Train_GCC-training.tsv", "Validation_GCC-1.1.0-Validation.tsv", "images fetched from the URLs"),
+  (
+    "Train_GCC-training.tsv",
+    "Validation_GCC-1.1.0-Validation.tsv",
+    "train/*.tar",
+    "validation/*.tar (img2dataset shards)",
+  ),
 )
 CC12M = Release(
-  "https://github.com/google-research-datasets/conceptual-12m", ("cc12m.tsv", "images from URLs")
+  "https://github.com/google-research-datasets/conceptual-12m",
+  ("cc12m.tsv", "train/*.tar (img2dataset shards)"),
 )
 REDCAPS = Release(
-  "https://redcaps.xyz", ("annotations/<subreddit>_<year>.json", "images/<subreddit>/<id>.jpg")
+  "https://redcaps.xyz",
+  ("redcaps_v1.0_annotations.zip", "train/*.tar (img2dataset shards of its url/caption list)"),
+)
+YFCC15M = Release(
+  "https://github.com/openai/CLIP/blob/main/data/yfcc100m.md",
+  ("yfcc100m_subset_data.tsv", "YFCC100M metadata", "train/*.tar (img2dataset shards)"),
 )
 VISUAL_GENOME = Release(
   "https://homes.cs.washington.edu/~ranjay/visualgenome/api.html (v1.2)",
@@ -140,18 +156,22 @@ VISUAL_GENOME = Release(
 OPEN_IMAGES_V6 = Release(
   "https://storage.googleapis.com/openimages/web/download_v6.html",
   (
-    "train-annotations-object-segmentation.csv",
-    "train-masks-[0-f].zip",
-    "oidv6-train-annotations-vrd.csv",
     "class-descriptions-boxable.csv",
+    "{train,validation}-annotations-object-segmentation.csv",
+    "{train,validation}-masks-[0-9a-f].zip",
+    "oidv6-{train,validation}-annotations-vrd.csv",
+    "oidv6-attributes-description.csv",
+    "train/",
+    "validation/ (the images, as for V4)",
   ),
 )
 COCO_ANNOTATIONS = Release(
-  "https://cocodataset.org/#download (2017 Train/Val annotations)",
+  "https://cocodataset.org/#download (2017 Train/Val annotations and images)",
   (
-    "annotations/person_keypoints_train2017.json",
-    "annotations/instances_train2017.json",
+    "annotations/person_keypoints_{train,val}2017.json",
+    "annotations/instances_{train,val}2017.json",
     "train2017/",
+    "val2017/",
   ),
 )
 REFCOCO = Release(
@@ -210,11 +230,21 @@ SNLI_VE = Release(
 )
 FRAMENET = Release(
   "https://github.com/hjwdzh/FrameNet (ScanNet frames; ScanNet terms of use)",
-  ("scannet-frames/<scene>/frame-NNNNNN-color.png", "...-normal.png", "train/test lists"),
+  (
+    "train_test_split.pkl",
+    "scannet-frames/<scene>/frame-NNNNNN-color.png",
+    "scannet-frames/<scene>/frame-NNNNNN-normal.png",
+  ),
 )
 BLENDEDMVS = Release(
   "https://github.com/YoYo000/BlendedMVS",
-  ("<scene>/blended_images/", "<scene>/cams/", "<scene>/rendered_depth_maps/"),
+  (
+    "training_list.txt",
+    "validation_list.txt",
+    "<scene>/blended_images/NNNNNNNN.jpg",
+    "<scene>/cams/NNNNNNNN_cam.txt",
+    "<scene>/rendered_depth_maps/NNNNNNNN.pfm",
+  ),
 )
 
 VG_IMAGES = "visualgenome.org: 108,077 images (v1.2 image_data.json)"
@@ -239,7 +269,7 @@ SOURCES: Tuple[Source, ...] = (
   S("5", IS_TEXT, "ImageNet 2012 (class names)", ("imagenet2012_image_generation",),
     "imagenet2012", 1_281_167, "images", TFDS_DOCS, release=IMAGENET),
   S("6", IS_TEXT, "ImageNet-21k (class names)", ("imagenet21k_image_generation",),
-    "uio_imagenet21k", 12_358_688, "images", "Ridnik et al. 2021, ImageNet-21K-P fall11 train",
+    "uio_imagenet21k", 11_060_223, "images", "Ridnik et al. 2021, ImageNet-21K-P winter21 train",
     VISION_ISSUE, IMAGENET21K),
   S("7", IS_TEXT, "Places365 (class names)", ("places365_image_generation",), "places365_small",
     1_803_460, "images", TFDS_DOCS),
@@ -256,11 +286,13 @@ SOURCES: Tuple[Source, ...] = (
     "images (one box blanked per image)", VG_IMAGES, VL_ISSUE, VISUAL_GENOME),
   S("13", INPAINT, "COCO", ("coco_inpainting",), "coco/2017", 118_287,
     "images (one box blanked per image)", COCO_IMAGES),
-  S("14", IS_SEG, "COCO (panoptic thing segments)", ("coco_segmentation_generation",),
-    "coco/2017_panoptic", 118_287, "images", "TFDS coco/2017_panoptic train",
-    note="TFDS coco/2017 has no instance masks; the panoptic segments stand in (issue 16)"),
+  S("14", IS_SEG, "COCO (instance masks)", ("coco_instance_segmentation_generation",),
+    "uio_coco2017/instances", 118_287, "images", COCO_IMAGES, VISION_ISSUE, COCO_ANNOTATIONS,
+    other_tasks=("coco_segmentation_generation",),
+    note="coco_segmentation_generation: the same on TFDS coco/2017_panoptic's thing segments"),
   S("15", IS_SEG, "Open Images (segmentation masks)", ("open_images_segmentation_generation",),
-    "uio_open_images_v6", None, "images", "not counted by Table 1", VISION_ISSUE, OPEN_IMAGES_V6,
+    "uio_open_images_v6/segmentation", None, "images", "not counted by Table 1", VISION_ISSUE,
+    OPEN_IMAGES_V6,
     in_table1=False,
     note="A.1.1 names it, but Table 1 counts 2 datasets whose 220k is COCO's 118k + LVIS's 100k"),
   S("16", IS_SEG, "LVIS", ("lvis_segmentation_generation",), "lvis", 100_170, "images",
@@ -278,7 +310,7 @@ SOURCES: Tuple[Source, ...] = (
     "boxes", OI_BOXES, note=CLASS_PROPORTION),
   S("22", LOC, "COCO", ("coco_localization",), "coco/2017", 860_001, "instances",
     COCO_INSTANCES, note=CLASS_PROPORTION),
-  S("23", KP, "COCO person keypoints", ("coco_keypoints",), "uio_coco_keypoints", 149_813,
+  S("23", KP, "COCO person keypoints", ("coco_keypoints",), "uio_coco2017/keypoints", 149_813,
     "persons with keypoints", "COCO 2017 person_keypoints_train2017.json", VISION_ISSUE,
     COCO_ANNOTATIONS),
   S("24", REF, "RefCOCO", ("refcoco_refexp",), "ref_coco/refcoco_unc", 42_404,
@@ -295,17 +327,19 @@ SOURCES: Tuple[Source, ...] = (
   S("29", NORMAL, "BlendedMVS", ("blendedmvs_normals",), "uio_blendedmvs", 17_818, "images",
     "Yao et al. 2020", VISION_ISSUE, BLENDEDMVS),
   S("30", SEG, "Open Images (segmentation masks)", ("open_images_segmentation",),
-    "uio_open_images_v6", 2_686_666, "instance masks", "Open Images V6 train segmentations",
+    "uio_open_images_v6/segmentation", 2_686_666, "instance masks",
+    "Open Images V6 train segmentations",
     VISION_ISSUE, OPEN_IMAGES_V6, note=CLASS_PROPORTION),
   S("31", SEG, "LVIS", ("lvis_segmentation",), "lvis", 1_270_141, "instances",
     "LVIS v1 train (lvisdataset.org)", extras=("beam", "cv2"), note=CLASS_PROPORTION),
-  S("32", SEG, "COCO (panoptic thing segments)", ("coco_segmentation",), "coco/2017_panoptic",
-    860_001, "instances", COCO_INSTANCES, note=CLASS_PROPORTION),
+  S("32", SEG, "COCO (instance masks)", ("coco_instance_segmentation",),
+    "uio_coco2017/instances", 860_001, "instances", COCO_INSTANCES, VISION_ISSUE,
+    COCO_ANNOTATIONS, other_tasks=("coco_segmentation",), note=CLASS_PROPORTION),
   # ------------------------------------------------------------------ image classification
   S("33", CLS, "ImageNet 2012", ("imagenet2012_classification",), "imagenet2012", 1_281_167,
     "images", TFDS_DOCS, release=IMAGENET),
-  S("34", CLS, "ImageNet-21k", ("imagenet21k_classification",), "uio_imagenet21k", 12_358_688,
-    "images", "Ridnik et al. 2021, ImageNet-21K-P fall11 train", VISION_ISSUE, IMAGENET21K),
+  S("34", CLS, "ImageNet-21k", ("imagenet21k_classification",), "uio_imagenet21k", 11_060_223,
+    "images", "Ridnik et al. 2021, ImageNet-21K-P winter21 train", VISION_ISSUE, IMAGENET21K),
   S("35", CLS, "Places365", ("places365_classification",), "places365_small", 1_803_460,
     "images", TFDS_DOCS),
   S("36", CLS, "SUN397", ("sun397_classification",), "sun397/tfds", 76_128, "images",
@@ -348,7 +382,7 @@ SOURCES: Tuple[Source, ...] = (
   S("52", VQA, "OK-VQA", ("okvqa",), "uio_okvqa", 9_009, "questions", "Marino et al. 2019",
     VL_ISSUE, OKVQA),
   S("53", VQA, "A-OKVQA", ("aokvqa",), "uio_aokvqa", 17_056, "questions",
-    "Schwenk et al. 2022", VL_ISSUE, AOKVQA, eval_tasks=("aokvqa_mc",)),
+    "Schwenk et al. 2022", VL_ISSUE, AOKVQA, other_tasks=("aokvqa_mc",)),
   S("54", VQA, "imSitu verbs", ("imsitu_verb",), "uio_imsitu", 75_702, "images",
     "Yatskar et al. 2016, train", VL_ISSUE, IMSITU),
   S("55", VQA, "imSitu roles", ("imsitu_roles",), "uio_imsitu", 75_702,
@@ -370,7 +404,8 @@ SOURCES: Tuple[Source, ...] = (
     VL_ISSUE, VCR),
   S("62", REL, "Visual Genome", ("vg_relationship",), "uio_visual_genome", 2_300_000,
     "relationships", "visualgenome.org: 2.3 million relationships", VL_ISSUE, VISUAL_GENOME),
-  S("63", REL, "Open Images VRD", ("open_images_relationship",), "uio_open_images_v6", 3_174_293,
+  S("63", REL, "Open Images VRD", ("open_images_relationship",),
+    "uio_open_images_v6/relationships", 3_174_293,
     "relationships", "Open Images V6 train VRD annotations", VISION_ISSUE, OPEN_IMAGES_V6),
   S("64", GVQA, "VizWiz-VQA-Grounding", ("vizwiz_grounding",), "uio_vizwiz/grounding", 6_494,
     "questions",
@@ -434,11 +469,10 @@ PRETRAINING: Tuple[Source, ...] = (
   S("P2", TEXT_DENOISING, "Wikipedia (en)", ("wikipedia_masked_lm",), "wikipedia/20230601.en",
     6_700_000, "articles (approx.)", "English Wikipedia dump of 2023-06-01", extras=("beam",)),
   S("P3", VL_TEXT_DENOISING, "ImageNet-21k", ("imagenet21k_text_denoising",), "uio_imagenet21k",
-    12_358_688, "images", "Ridnik et al. 2021", VISION_ISSUE, IMAGENET21K),
-  S("P4", VL_TEXT_DENOISING, "YFCC15M", ("yfcc15m_text_denoising",), "uio_yfcc15m", 15_000_000,
-    "image-caption pairs", "Radford et al. 2021 (CLIP's subset)", VISION_ISSUE,
-    Release("https://github.com/openai/CLIP/blob/main/data/yfcc100m.md",
-            ("yfcc100m_subset_data.tsv", "YFCC100M metadata and images"))),
+    11_060_223, "images", "Ridnik et al. 2021, ImageNet-21K-P winter21 train", VISION_ISSUE,
+    IMAGENET21K),
+  S("P4", VL_TEXT_DENOISING, "YFCC15M", ("yfcc15m_text_denoising",), "uio_yfcc15m", 14_829_396,
+    "image-caption pairs", "CLIP's data/yfcc100m.md", VISION_ISSUE, YFCC15M),
   S("P5", VL_TEXT_DENOISING, "RedCaps", ("redcaps_text_denoising",), "uio_redcaps", 12_011_111,
     "image-caption pairs", "Desai et al. 2021", VISION_ISSUE, REDCAPS),
   S("P6", VL_TEXT_DENOISING, "SUN397", ("sun397_text_denoising",), "sun397/tfds", 76_128,
@@ -455,6 +489,13 @@ PRETRAINING: Tuple[Source, ...] = (
     "images", TFDS_DOCS, extras=("cv2",)),
   S("P12", IMAGE_DENOISING, "iNaturalist 2017", ("inaturalist2017_image_denoising",),
     "i_naturalist2017", 579_184, "images", TFDS_DOCS),
+  S("P17", IMAGE_DENOISING, "YFCC15M", ("yfcc15m_image_denoising",), "uio_yfcc15m", 14_829_396,
+    "image-caption pairs", "CLIP's data/yfcc100m.md", VISION_ISSUE, YFCC15M),
+  S("P18", IMAGE_DENOISING, "RedCaps", ("redcaps_image_denoising",), "uio_redcaps", 12_011_111,
+    "image-caption pairs", "Desai et al. 2021", VISION_ISSUE, REDCAPS),
+  S("P16", IMAGE_DENOISING, "ImageNet-21k", ("imagenet21k_image_denoising",), "uio_imagenet21k",
+    11_060_223, "images", "Ridnik et al. 2021, ImageNet-21K-P winter21 train", VISION_ISSUE,
+    IMAGENET21K),
   S("P13", IMAGE_DENOISING, "COCO Caption", ("coco_image_denoising",), "coco_captions/2014",
     82_783, "images", "TFDS coco_captions/2014 train (Karpathy)"),
   S("P14", IMAGE_DENOISING, "COCO (image only)", ("coco2017_image_denoising",), "coco/2017",

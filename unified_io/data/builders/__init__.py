@@ -8,3 +8,8 @@ from unified_io.data.builders import vcr_visualcomet  # noqa: F401
 from unified_io.data.builders import visual_genome  # noqa: F401
 from unified_io.data.builders import vizwiz  # noqa: F401
 from unified_io.data.builders import vqa  # noqa: F401
+from unified_io.data.builders import coco_annotations  # noqa: F401
+from unified_io.data.builders import open_images_v6  # noqa: F401
+from unified_io.data.builders import web_image_text  # noqa: F401
+from unified_io.data.builders import imagenet21k  # noqa: F401
+from unified_io.data.builders import surface_normals  # noqa: F401

@@ -21,3 +21,8 @@ from unified_io.data.tasks import vl_vqa  # noqa: F401
 from unified_io.data.tasks import vl_vizwiz  # noqa: F401
 from unified_io.data.tasks import vl_snli_ve_imsitu  # noqa: F401
 from unified_io.data.tasks import vl_vcr_visualcomet  # noqa: F401
+from unified_io.data.tasks import ext_coco_annotations  # noqa: F401
+from unified_io.data.tasks import ext_open_images_v6  # noqa: F401
+from unified_io.data.tasks import ext_web_image_text  # noqa: F401
+from unified_io.data.tasks import ext_imagenet21k  # noqa: F401
+from unified_io.data.tasks import ext_surface_normals  # noqa: F401

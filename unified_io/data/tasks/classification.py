@@ -4,7 +4,7 @@ Paper A.1.4: Unified-IO trains image classification on ImageNet 2012, ImageNet21
 Sun397, iNaturalist and Caltech birds 2011 ("the input is an image and a static prompt, and
 the output is a class name"); A.1.1 adds "datasets used for image classification using the
 object class as the input caption" to image synthesis from text. This module registers the
-five of them that TFDS builds (ImageNet21k has no TFDS builder), each twice:
+five of them that TFDS builds (ImageNet-21k is ext_imagenet21k.py's), each twice:
 
 - `<key>_classification` (group image_classification, prompt "image_classification"): the
   image and the static prompt; the target is the readable class name. Output CHOICE, metric

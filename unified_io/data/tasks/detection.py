@@ -40,7 +40,11 @@ downloaded at import; `size` is left to the dataset catalogue, which holds the p
   panoptic_image (PNG; segment id = R + 256 G + 256^2 B, 0 unlabelled), panoptic_objects{id,
   area, bbox, label (133: the 80 things in COCO_CLASSES order, then 53 stuff), is_crowd}.
   Tasks: coco_segmentation, coco_segmentation_generation, on the thing segments as instance
-  masks (a stand-in until COCO's own instance masks are brought in: TFDS coco/2017 has none).
+  masks: the fallback when only TFDS data are at hand (TFDS coco/2017 has no instance masks).
+  COCO's own instance masks are `uio_coco2017/instances` (ext_coco_annotations.py:
+  coco_instance_segmentation, coco_instance_segmentation_generation), the faithful source of
+  the paper's COCO segmentation data; where instance masks overlap, a panoptic thing segment
+  is only the part left visible.
   * Stuff segments (sky, wall, grass...) are ignored: the paper's COCO segmentation data are
     the instance annotations, which have no stuff; their pixels stay black in targets and
     input maps, like any pixel of another class.
@@ -376,7 +380,8 @@ _TASKS: Dict[str, tuple] = {
     O.SEGMENTATION,
     "coco/2017_panoptic",
     TRAIN_VALIDATION,
-    "COCO 2017 panoptic thing segments: every instance of one class, a colour each on black.",
+    "COCO 2017 panoptic thing segments (fallback for coco_instance_segmentation): every "
+    "instance of one class, a colour each on black.",
   ),
   "coco_segmentation_generation": (
     "image_synthesis",
@@ -386,7 +391,8 @@ _TASKS: Dict[str, tuple] = {
     O.IMAGE,
     "coco/2017_panoptic",
     TRAIN_VALIDATION,
-    "COCO 2017 panoptic thing segments: the image from its instance map (largest 16).",
+    "COCO 2017 panoptic thing segments (fallback for coco_instance_segmentation_generation): "
+    "the image from its instance map (largest 16).",
   ),
 }
 TASK_NAMES = tuple(_TASKS)

@@ -210,11 +210,20 @@ def normal_angle(ex, preds, ctx) -> Score:
   pred = [parsing.normals(p, _meta(r, "image_hw"), ctx)["normals"] for p, r in zip(preds, ex.raws)]
   mean = np.mean([g.reshape(-1, 3).mean(0) for g in gts], axis=0)
   mean = mean / max(np.linalg.norm(mean), 1e-6)
-  model = float(np.mean([metrics.normal_angle_error(p, g)["mean"] for p, g in zip(pred, gts)]))
+  errors = [metrics.normal_angle_error(p, g) for p, g in zip(pred, gts)]
   baseline = float(
     np.mean([metrics.normal_angle_error(np.broadcast_to(mean, g.shape), g)["mean"] for g in gts])
   )
-  return Score("mean angle error (deg)", model, baseline, "mean normal", lower_is_better=True)
+  # FrameNet's and GRIT's other numbers, averaged over examples like the mean.
+  extra = {k: float(np.mean([e[k] for e in errors])) for k in errors[0] if k != "mean"}
+  return Score(
+    "mean angle error (deg)",
+    float(np.mean([e["mean"] for e in errors])),
+    baseline,
+    "mean normal",
+    lower_is_better=True,
+    extra=extra,
+  )
 
 
 def segmentation_iou(ex, preds, ctx) -> Score:
