@@ -242,26 +242,19 @@ def _builtin_relationship(example, rng, ctx, prompt):
     (objs.position(s), tasks.as_text(p, "predicate"), objs.position(o))
     for s, p, o in zip(np.asarray(rel["subject"]), rel["predicate"], np.asarray(rel["object"]))
   ]
-  triples = [(s, p, o) for s, p, o in triples if s is not None and o is not None and p.strip()]
-  if not triples:
-    raise vt.Skip("no relationship between objects with valid boxes")
-  s, predicate, o = triples[vt.pick(len(triples), rng)]
-  hw = objs.image_hw
-  subject, obj = objs.names[s], objs.names[o]
-  return vt.raw_example(
-    prompt(
-      f"{vt.box_text(objs.boxes[s], hw, ctx)} {subject}",
-      f"{vt.box_text(objs.boxes[o], hw, ctx)} {obj}",
-    ),
+  relations = [
+    (objs.boxes[s], objs.names[s], p, objs.boxes[o], objs.names[o])
+    for s, p, o in triples
+    if s is not None and o is not None and p.strip()
+  ]
+  return vt.relationship(
     objs.image,
-    hw,
     objs.example_id,
-    target_text=f"{subject} {predicate} {obj}",
-    predicate=predicate,
-    subject_box=objs.boxes[s],
-    object_box=objs.boxes[o],
-    subject=subject,
-    object=obj,
+    relations,
+    rng,
+    ctx,
+    prompt,
+    "no relationship between objects with valid boxes",
   )
 
 

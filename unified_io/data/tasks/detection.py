@@ -160,17 +160,6 @@ def lvis_classes() -> Tuple[str, ...]:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _column(sequence: dict, key: str, dtype) -> np.ndarray:
-  return np.asarray(sequence[key], dtype).reshape(-1)
-
-
-def _same_lengths(what: str, **columns) -> None:
-  lengths = {name: len(column) for name, column in columns.items()}
-  if len(set(lengths.values())) > 1:
-    listed = ", ".join(f"{n} {name}" for name, n in lengths.items())
-    raise vt.Skip(f"{what} fields differ in length: {listed}")
-
-
 def _check_labels(labels: np.ndarray, num_classes: int, what: str) -> None:
   if np.any((labels < 0) | (labels >= num_classes)):
     raise vt.Skip(f"{what} label outside its {num_classes} classes")
@@ -183,10 +172,10 @@ def open_images_objects(example: dict, keep_groups: bool = True) -> vt.Objects:
   """The boxed objects; `keep_groups=False` drops group-of boxes (their class stays annotated)."""
   image = vt.as_image(example["image"])
   objects = example["bobjects"]
-  labels = _column(objects, "label", np.int64)
+  labels = vt.column(objects, "label", np.int64)
   boxes = vt.normalised_to_pixels(objects["bbox"], image.shape[:2])
-  group = _column(objects, "is_group_of", np.int64) == 1
-  _same_lengths("bobjects", labels=labels, boxes=boxes, is_group_of=group)
+  group = vt.column(objects, "is_group_of", np.int64) == 1
+  vt.same_lengths("bobjects", labels=labels, boxes=boxes, is_group_of=group)
   _check_labels(labels, NUM_OPEN_IMAGES_CLASSES, "bobjects")
   names = [OPEN_IMAGES_CLASSES[label] for label in labels]
   return vt.make_objects(example, image, boxes, names, keep=None if keep_groups else ~group)
@@ -195,10 +184,10 @@ def open_images_objects(example: dict, keep_groups: bool = True) -> vt.Objects:
 def open_images_verified_absent(example: dict) -> List[str]:
   """Boxable classes a human verified absent from the image, sorted (localization negatives)."""
   objects = example["objects"]
-  labels = _column(objects, "label", np.int64)
-  confidence = _column(objects, "confidence", np.int64)
-  source = _column(objects, "source", np.int64)
-  _same_lengths("objects", labels=labels, confidence=confidence, source=source)
+  labels = vt.column(objects, "label", np.int64)
+  confidence = vt.column(objects, "confidence", np.int64)
+  source = vt.column(objects, "source", np.int64)
+  vt.same_lengths("objects", labels=labels, confidence=confidence, source=source)
   mids = open_images_all_mids()
   _check_labels(labels, len(mids), "objects")
   absent = labels[np.isin(source, OPEN_IMAGES_HUMAN_SOURCES) & (confidence == 0)]
@@ -230,12 +219,12 @@ def lvis_instances(example: dict) -> Tuple[vt.Objects, List[np.ndarray]]:
   image = vt.as_image(example["image"])
   hw = image.shape[:2]
   objects = example["objects"]
-  labels = _column(objects, "label", np.int64)
+  labels = vt.column(objects, "label", np.int64)
   boxes = vt.normalised_to_pixels(objects["bbox"], hw)
   masks = np.asarray(objects["segmentation"])
   if masks.ndim == 4 and masks.shape[-1] == 1:
     masks = masks[..., 0]
-  _same_lengths("objects", labels=labels, boxes=boxes, segmentation=masks)
+  vt.same_lengths("objects", labels=labels, boxes=boxes, segmentation=masks)
   _check_labels(labels, NUM_LVIS_CLASSES, "objects")
   names = lvis_classes()
   objs = vt.make_objects(example, image, boxes, [names[label] for label in labels]).require()
@@ -245,7 +234,7 @@ def lvis_instances(example: dict) -> Tuple[vt.Objects, List[np.ndarray]]:
 
 
 def lvis_not_exhaustive(example: dict) -> FrozenSet[str]:
-  labels = _column(example, "not_exhaustive_category_ids", np.int64)
+  labels = vt.column(example, "not_exhaustive_category_ids", np.int64)
   _check_labels(labels, NUM_LVIS_CLASSES, "not_exhaustive_category_ids")
   return frozenset(lvis_classes()[label] for label in labels)
 
@@ -278,11 +267,11 @@ def coco_panoptic_instances(example: dict) -> Tuple[vt.Objects, List[np.ndarray]
   if panoptic.shape != image.shape:
     raise vt.Skip(f"panoptic_image {panoptic.shape} does not match the image {image.shape}")
   segments = example["panoptic_objects"]
-  ids = _column(segments, "id", np.int64)
-  labels = _column(segments, "label", np.int64)
+  ids = vt.column(segments, "id", np.int64)
+  labels = vt.column(segments, "label", np.int64)
   boxes = vt.normalised_to_pixels(segments["bbox"], image.shape[:2])
-  crowd = _column(segments, "is_crowd", bool)
-  _same_lengths("panoptic_objects", id=ids, labels=labels, boxes=boxes, is_crowd=crowd)
+  crowd = vt.column(segments, "is_crowd", bool)
+  vt.same_lengths("panoptic_objects", id=ids, labels=labels, boxes=boxes, is_crowd=crowd)
   _check_labels(labels, NUM_COCO_PANOPTIC_CLASSES, "panoptic_objects")
   things = np.flatnonzero(labels < len(vision.COCO_CLASSES))  # stuff segments are ignored
   names = [vision.COCO_CLASSES[label] for label in labels[things]]

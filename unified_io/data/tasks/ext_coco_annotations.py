@@ -54,17 +54,6 @@ NUM_KEYPOINTS = coco_keypoints.NUM_KEYPOINTS
 _COCO_CLASSES = frozenset(vision.COCO_CLASSES)
 
 
-def _column(sequence: dict, key: str, dtype) -> np.ndarray:
-  return np.asarray(sequence[key], dtype).reshape(-1)
-
-
-def _same_lengths(what: str, **columns) -> None:
-  lengths = {name: len(column) for name, column in columns.items()}
-  if len(set(lengths.values())) > 1:
-    listed = ", ".join(f"{n} {name}" for name, n in lengths.items())
-    raise vt.Skip(f"{what} fields differ in length: {listed}")
-
-
 def clip_boxes(boxes, image_hw) -> np.ndarray:
   """Pixel (x1, y1, x2, y2) boxes clipped to the image; NaN stays NaN (then invalid)."""
   height, width = image_hw
@@ -79,14 +68,14 @@ def _coco_keypoints(example, rng, ctx, prompt):
   image = vt.as_image(example["image"])
   hw = image.shape[:2]
   persons = example["persons"]
-  ids = _column(persons, "id", np.int64)
+  ids = vt.column(persons, "id", np.int64)
   boxes = clip_boxes(persons["box"], hw)
-  crowd = _column(persons, "iscrowd", bool)
-  num_keypoints = _column(persons, "num_keypoints", np.int64)
-  area = _column(persons, "area", np.float64)
+  crowd = vt.column(persons, "iscrowd", bool)
+  num_keypoints = vt.column(persons, "num_keypoints", np.int64)
+  area = vt.column(persons, "area", np.float64)
   points = np.asarray(persons["keypoints"], np.float64).reshape(-1, NUM_KEYPOINTS, 2)
   visibility = np.asarray(persons["visibility"], np.int64).reshape(-1, NUM_KEYPOINTS)
-  _same_lengths(
+  vt.same_lengths(
     "persons",
     id=ids,
     box=boxes,
@@ -138,11 +127,11 @@ def coco_instances(example: dict) -> Tuple[vt.Objects, List[np.ndarray], FrozenS
   objects = example["objects"]
   names = [tasks.as_text(c, "category") for c in np.asarray(objects["category"]).reshape(-1)]
   boxes = clip_boxes(objects["box"], hw)
-  crowd = _column(objects, "iscrowd", bool)
+  crowd = vt.column(objects, "iscrowd", bool)
   masks = np.asarray(objects["mask"])
   if masks.ndim == 4 and masks.shape[-1] == 1:
     masks = masks[..., 0]
-  _same_lengths("objects", category=names, box=boxes, iscrowd=crowd, mask=masks)
+  vt.same_lengths("objects", category=names, box=boxes, iscrowd=crowd, mask=masks)
   unknown = sorted(set(names) - _COCO_CLASSES)
   if unknown:
     raise vt.Skip(f"categories not among COCO's 80: {unknown}")

@@ -49,36 +49,16 @@ RELATIONSHIP_BUILDER = f"{open_images_v6.NAME}/{open_images_v6.RELATIONSHIPS}"
 SPLITS = {"train": "train", "validation": "validation"}
 
 
-def _texts(values, field: str) -> List[str]:
-  return [tasks.as_text(v, field) for v in np.asarray(values, dtype=object).reshape(-1)]
-
-
-def _image(example: dict) -> np.ndarray:
-  """The decoded image, checked against the size the record's boxes and masks are drawn on."""
-  image = vt.as_image(example["image"])
-  stored = (int(example["height"]), int(example["width"]))
-  if image.shape[:2] != stored:
-    raise vt.Skip(f"image {image.shape[:2]} is not the record's height, width {stored}")
-  return image
-
-
-def _same_lengths(what: str, **columns) -> None:
-  lengths = {name: len(column) for name, column in columns.items()}
-  if len(set(lengths.values())) > 1:
-    listed = ", ".join(f"{n} {name}" for name, n in lengths.items())
-    raise vt.Skip(f"{what} fields differ in length: {listed}")
-
-
 def oi_instances(example: dict) -> Tuple[vt.Objects, List[np.ndarray]]:
   """(the masked objects with a valid box, the bool [H, W] mask of each)."""
-  image = _image(example)
+  image = vt.sized_image(example)
   objects = example["objects"]
-  names = _texts(objects["name"], "objects/name")
+  names = vt.texts(objects["name"], "objects/name")
   boxes = np.asarray(objects["box"], np.float64).reshape(-1, 4)
   masks = np.asarray(objects["mask"])
   if masks.ndim == 4 and masks.shape[-1] == 1:
     masks = masks[..., 0]
-  _same_lengths("objects", name=names, box=boxes, mask=masks)
+  vt.same_lengths("objects", name=names, box=boxes, mask=masks)
   objs = vt.make_objects(example, image, boxes, names).require()
   if masks.shape[1:] != image.shape[:2]:
     raise vt.Skip(f"masks {masks.shape[1:]} do not match the image {image.shape[:2]}")
@@ -88,7 +68,7 @@ def oi_instances(example: dict) -> Tuple[vt.Objects, List[np.ndarray]]:
 def _segmentation(example, rng, ctx, prompt):
   del ctx
   objs, masks = oi_instances(example)
-  incomplete = frozenset(_texts(example["incomplete_classes"], "incomplete_classes"))
+  incomplete = frozenset(vt.texts(example["incomplete_classes"], "incomplete_classes"))
   return vt.segmentation(objs, masks, rng, prompt, exclude=incomplete)
 
 
@@ -103,11 +83,11 @@ def _relationships(example: dict, image_hw) -> list:
   rel = example["relationships"]
   subject_boxes = np.asarray(rel["subject_box"], np.float64).reshape(-1, 4)
   object_boxes = np.asarray(rel["object_box"], np.float64).reshape(-1, 4)
-  subjects = _texts(rel["subject_name"], "subject_name")
-  predicates = _texts(rel["predicate"], "predicate")
-  objects = _texts(rel["object_name"], "object_name")
+  subjects = vt.texts(rel["subject_name"], "subject_name")
+  predicates = vt.texts(rel["predicate"], "predicate")
+  objects = vt.texts(rel["object_name"], "object_name")
   is_attribute = np.asarray(rel["is_attribute"], bool).reshape(-1)
-  _same_lengths(
+  vt.same_lengths(
     "relationships",
     subject_box=subject_boxes,
     subject_name=subjects,
@@ -117,38 +97,21 @@ def _relationships(example: dict, image_hw) -> list:
     is_attribute=is_attribute,
   )
   rows = zip(subject_boxes, subjects, predicates, object_boxes, objects, is_attribute)
-  return [
-    (sb, s, p, ob, o)
-    for sb, s, p, ob, o, attribute in rows
-    if not attribute
-    and s.strip()
-    and p.strip()
-    and o.strip()
-    and vt.box_is_valid(sb, image_hw)
-    and vt.box_is_valid(ob, image_hw)
-  ]
+  return vt.usable_relations(
+    [(sb, s, p, ob, o) for sb, s, p, ob, o, attribute in rows if not attribute], image_hw
+  )
 
 
 def _relationship(example, rng, ctx, prompt):
-  image = _image(example)
-  hw = image.shape[:2]
-  usable = _relationships(example, hw)
-  if not usable:
-    raise vt.Skip("no object-object relationship with valid boxes ('is' attribute rows unused)")
-  subject_box, subject, predicate, object_box, obj = usable[vt.pick(len(usable), rng)]
-  return vt.raw_example(
-    prompt(
-      f"{vt.box_text(subject_box, hw, ctx)} {subject}", f"{vt.box_text(object_box, hw, ctx)} {obj}"
-    ),
+  image = vt.sized_image(example)
+  return vt.relationship(
     image,
-    hw,
     vt.example_id(example),
-    target_text=f"{subject} {predicate} {obj}",
-    predicate=predicate,
-    subject_box=subject_box,
-    object_box=object_box,
-    subject=subject,
-    object=obj,
+    _relationships(example, image.shape[:2]),
+    rng,
+    ctx,
+    prompt,
+    "no object-object relationship with valid boxes ('is' attribute rows unused)",
   )
 
 

@@ -150,6 +150,34 @@ def point_is_inside(point, image_hw) -> bool:
   )
 
 
+def texts(values, field: str) -> List[str]:
+  """A TFDS text sequence (bytes, any shape) as a flat list of str (registry.as_text)."""
+  return [tasks.as_text(v, field) for v in np.asarray(values, dtype=object).reshape(-1)]
+
+
+def column(sequence: dict, key: str, dtype) -> np.ndarray:
+  """One field of a TFDS Sequence as a flat array."""
+  return np.asarray(sequence[key], dtype).reshape(-1)
+
+
+def same_lengths(what: str, **columns) -> None:
+  """Skips a record whose Sequence fields (name=values) differ in length, naming them."""
+  lengths = {name: len(values) for name, values in columns.items()}
+  if len(set(lengths.values())) > 1:
+    listed = ", ".join(f"{n} {name}" for name, n in lengths.items())
+    raise Skip(f"{what} fields differ in length: {listed}")
+
+
+def sized_image(example: dict) -> np.ndarray:
+  """The decoded image, checked against the record's height and width, which its boxes and
+  masks are drawn on (the project's builders store both)."""
+  image = as_image(example["image"])
+  stored = (int(example["height"]), int(example["width"]))
+  if image.shape[:2] != stored:
+    raise Skip(f"image {image.shape[:2]} is not the record's height, width {stored}")
+  return image
+
+
 def normalised_to_pixels(bbox, image_hw) -> np.ndarray:
   """TFDS BBox rows (ymin, xmin, ymax, xmax) in [0, 1] -> pixel boxes (x1, y1, x2, y2)."""
   height, width = image_hw
@@ -480,6 +508,46 @@ def image_generation(image, captions: Sequence[str], record_id: str, rng, prompt
   caption = captions[pick(len(captions), rng)]
   return raw_example(
     prompt(caption), None, image.shape[:2], record_id, target_image=to_float(image), caption=caption
+  )
+
+
+Relation = Tuple[np.ndarray, str, str, np.ndarray, str]  # subject box, subject, predicate, ...
+
+
+def usable_relations(relations, image_hw) -> List[Relation]:
+  """The (subject box, subject, predicate, object box, object) with every text non-blank and
+  both boxes valid."""
+  return [
+    (sb, s, p, ob, o)
+    for sb, s, p, ob, o in relations
+    if s.strip()
+    and p.strip()
+    and o.strip()
+    and box_is_valid(sb, image_hw)
+    and box_is_valid(ob, image_hw)
+  ]
+
+
+def relationship(
+  image, record_id: str, relations: Sequence[Relation], rng, ctx, prompt: Prompt, none: str
+) -> dict:
+  """Relationship detection (A.1.6): both objects as "box-tokens name" in the prompt, the
+  target "subject predicate object"; one of `relations` drawn; `none`: the skip reason."""
+  if not relations:
+    raise Skip(none)
+  subject_box, subject, predicate, object_box, obj = relations[pick(len(relations), rng)]
+  hw = image.shape[:2]
+  return raw_example(
+    prompt(f"{box_text(subject_box, hw, ctx)} {subject}", f"{box_text(object_box, hw, ctx)} {obj}"),
+    image,
+    hw,
+    record_id,
+    target_text=f"{subject} {predicate} {obj}",
+    predicate=predicate,
+    subject_box=subject_box,
+    object_box=object_box,
+    subject=subject,
+    object=obj,
   )
 
 

@@ -48,31 +48,18 @@ BUILDER = visual_genome.NAME
 SPLITS = {"train": "train", "validation": "validation"}
 
 
-def _texts(values, field: str) -> List[str]:
-  return [tasks.as_text(v, field) for v in np.asarray(values, dtype=object).reshape(-1)]
-
-
-def _image(example) -> np.ndarray:
-  """The decoded image, checked against the size the record's boxes are drawn on."""
-  image = vt.as_image(example["image"])
-  stored = (int(example["height"]), int(example["width"]))
-  if image.shape[:2] != stored:
-    raise vt.Skip(f"image {image.shape[:2]} is not the record's height, width {stored}")
-  return image
-
-
 def vg_objects(example: dict) -> vt.Objects:
   objects = example["objects"]
-  names = _texts(objects["name"], "objects/name")
-  return vt.make_objects(example, _image(example), objects["box"], names)
+  names = vt.texts(objects["name"], "objects/name")
+  return vt.make_objects(example, vt.sized_image(example), objects["box"], names)
 
 
 def vg_regions(example: dict) -> vt.Objects:
   """The regions as Objects whose names are their phrases."""
   regions = example["regions"]
-  phrases = _texts(regions["phrase"], "regions/phrase")
+  phrases = vt.texts(regions["phrase"], "regions/phrase")
   keep = [bool(p.strip()) for p in phrases]
-  return vt.make_objects(example, _image(example), regions["box"], phrases, keep)
+  return vt.make_objects(example, vt.sized_image(example), regions["box"], phrases, keep)
 
 
 def _categorization(objs: vt.Objects, rng, ctx, prompt) -> dict:
@@ -105,13 +92,13 @@ def _vqa(example, rng, ctx, prompt) -> dict:
   qas = example["qas"]
   pairs = [
     (q, a)
-    for q, a in zip(_texts(qas["question"], "question"), _texts(qas["answer"], "answer"))
+    for q, a in zip(vt.texts(qas["question"], "question"), vt.texts(qas["answer"], "answer"))
     if q.strip() and vqa_answer(a)
   ]
   if not pairs:
     raise vt.Skip("no question with an answer")
   question, answer = pairs[vt.pick(len(pairs), rng)]
-  image = _image(example)
+  image = vt.sized_image(example)
   target = vqa_answer(answer)
   return vt.raw_example(
     prompt(question.lower()),
@@ -132,42 +119,24 @@ def _relationships(example, image_hw) -> List[Tuple[np.ndarray, str, str, np.nda
   object_boxes = np.asarray(rel["object_box"], np.float64).reshape(-1, 4)
   triples = zip(
     subject_boxes,
-    _texts(rel["subject_name"], "subject_name"),
-    _texts(rel["predicate"], "predicate"),
+    vt.texts(rel["subject_name"], "subject_name"),
+    vt.texts(rel["predicate"], "predicate"),
     object_boxes,
-    _texts(rel["object_name"], "object_name"),
+    vt.texts(rel["object_name"], "object_name"),
   )
-  return [
-    (sb, s, p, ob, o)
-    for sb, s, p, ob, o in triples
-    if s.strip()
-    and p.strip()
-    and o.strip()
-    and vt.box_is_valid(sb, image_hw)
-    and vt.box_is_valid(ob, image_hw)
-  ]
+  return vt.usable_relations(triples, image_hw)
 
 
 def _relationship(example, rng, ctx, prompt) -> dict:
-  image = _image(example)
-  hw = image.shape[:2]
-  usable = _relationships(example, hw)
-  if not usable:
-    raise vt.Skip("no relationship with valid boxes, names and predicate")
-  subject_box, subject, predicate, object_box, obj = usable[vt.pick(len(usable), rng)]
-  return vt.raw_example(
-    prompt(
-      f"{vt.box_text(subject_box, hw, ctx)} {subject}", f"{vt.box_text(object_box, hw, ctx)} {obj}"
-    ),
+  image = vt.sized_image(example)
+  return vt.relationship(
     image,
-    hw,
     vt.example_id(example),
-    target_text=f"{subject} {predicate} {obj}",
-    predicate=predicate,
-    subject_box=subject_box,
-    object_box=object_box,
-    subject=subject,
-    object=obj,
+    _relationships(example, image.shape[:2]),
+    rng,
+    ctx,
+    prompt,
+    "no relationship with valid boxes, names and predicate",
   )
 
 

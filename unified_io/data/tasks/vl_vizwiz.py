@@ -56,10 +56,6 @@ def most_common(answers: Sequence[str]) -> str:
   return collections.Counter(answers).most_common(1)[0][0]
 
 
-def _texts(values, field: str) -> List[str]:
-  return [tasks.as_text(v, field) for v in values]
-
-
 def _question(example) -> str:
   question = " ".join(tasks.as_text(example["question"], "question").split())
   if not question:
@@ -68,7 +64,7 @@ def _question(example) -> str:
 
 
 def _answers(example) -> List[str]:
-  return [a for a in map(normalize_answer, _texts(example["answers"], "answers")) if a]
+  return [a for a in map(normalize_answer, vt.texts(example["answers"], "answers")) if a]
 
 
 # ------------------------------------------------------------------------------ captioning
@@ -77,7 +73,7 @@ def _answers(example) -> List[str]:
 def _captioning(example, rng, ctx, prompt):
   del ctx
   captions = example["captions"]
-  texts = _texts(captions["text"], "captions")
+  texts = vt.texts(captions["text"], "captions")
   rejected = np.asarray(captions["is_rejected"], bool).reshape(-1)
   precanned = np.asarray(captions["is_precanned"], bool).reshape(-1)
   kept = [t for t, r, p in zip(texts, rejected, precanned) if not r and not p and t.strip()]

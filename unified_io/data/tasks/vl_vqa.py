@@ -33,7 +33,7 @@ they are never trained or scored on, and a test split would leave nothing to eva
 from __future__ import annotations
 
 import collections
-from typing import List, Sequence
+from typing import Sequence
 
 from unified_io.data.builders import vqa as vqa_builders
 from unified_io.data.tasks import registry as tasks
@@ -42,10 +42,6 @@ from unified_io.data.tasks import vision_logic as vt
 SPLITS = {"train": "train", "validation": "validation"}
 CHOICE_SEPARATOR = " , "  # between the options in the multiple-choice prompt
 M, O = tasks.Metric, tasks.Output
-
-
-def _texts(values, field: str) -> List[str]:
-  return [tasks.as_text(v, field) for v in values]
 
 
 def most_common(answers: Sequence[str]) -> str:
@@ -67,7 +63,7 @@ def _vqa_format(example, rng, ctx, prompt):
   """vqa_v2 and okvqa: the question as prompt, the (most common) answer as target."""
   del rng, ctx
   question = _question(example)
-  answers = _texts(example["answers"]["answer"], "answer")
+  answers = vt.texts(example["answers"]["answer"], "answer")
   if not any(a.strip() for a in answers):
     raise vt.Skip("no answers (a test question, kept for predictions only)")
   target = ""
@@ -93,8 +89,8 @@ def _aokvqa_fields(example) -> dict:
   """What both A-OKVQA tasks keep in meta besides their own answer fields."""
   return dict(
     question_id=tasks.as_text(example["question_id"], "question_id"),
-    choices=[c.strip() for c in _texts(example["choices"], "choices")],
-    rationales=_texts(example["rationales"], "rationales"),
+    choices=[c.strip() for c in vt.texts(example["choices"], "choices")],
+    rationales=vt.texts(example["rationales"], "rationales"),
     difficult_direct_answer=bool(example["difficult_direct_answer"]),
   )
 
@@ -103,7 +99,7 @@ def _aokvqa(example, rng, ctx, prompt):
   """Direct answers: the question as prompt, the most frequent direct answer as target."""
   del rng, ctx
   question = _question(example)
-  answers = _texts(example["direct_answers"], "direct_answers")
+  answers = vt.texts(example["direct_answers"], "direct_answers")
   if not any(a.strip() for a in answers):
     raise vt.Skip("no direct answers (a test question, kept for predictions only)")
   image = vt.as_image(example["image"])
@@ -141,7 +137,7 @@ def _aokvqa_mc(example, rng, ctx, prompt):
     label=choices[k],
     class_names=tuple(choices),
     question=question,
-    direct_answers=_texts(example["direct_answers"], "direct_answers"),
+    direct_answers=vt.texts(example["direct_answers"], "direct_answers"),
     **fields,
   )
 
