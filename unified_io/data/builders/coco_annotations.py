@@ -154,12 +154,10 @@ def _image(root: epath.Path, folder: str, info: dict, counts) -> Optional[bytes]
         info["height"],
       )
       return None
-    if image.format == "JPEG" and image.mode in ("RGB", "L"):
-      return data
-    counts[f"images re-encoded as RGB JPEG ({image.format} {image.mode})"] += 1
-    out = io.BytesIO()
-    image.convert("RGB").save(out, format="JPEG", quality=95)
-    return out.getvalue()
+    stored, reencoded = common.storable_jpeg(image, data)
+    if reencoded:
+      counts[f"images re-encoded as RGB JPEG ({image.format} {image.mode})"] += 1
+    return stored
 
 
 def _by_image(data: dict, counts) -> Tuple[List[dict], Dict[int, List[dict]]]:

@@ -11,9 +11,10 @@ which may be symlinks to where the user already keeps them, so nothing is copied
 
 from __future__ import annotations
 
+import io
 import json
 import os
-from typing import Iterable
+from typing import Iterable, Tuple
 
 from etils import epath
 
@@ -54,6 +55,20 @@ def read_json(path: epath.Path):
 def image_bytes(path: epath.Path) -> bytes:
   """An image file's bytes, stored as they are (TFDS Image features accept encoded bytes)."""
   return path.read_bytes()
+
+
+JPEG_QUALITY = 95  # for the few images that must be re-encoded
+
+
+def storable_jpeg(image, data: bytes) -> Tuple[bytes, bool]:
+  """(bytes to store in a tfds Image(encoding_format="jpeg") feature, whether re-encoded) of
+  an opened PIL `image` whose file bytes are `data`: RGB and greyscale JPEGs are kept as
+  released; anything else (PNG under a .jpg name, CMYK JPEG...) becomes an RGB JPEG."""
+  if image.format == "JPEG" and image.mode in ("RGB", "L"):
+    return data, False
+  out = io.BytesIO()
+  image.convert("RGB").save(out, format="JPEG", quality=JPEG_QUALITY)
+  return out.getvalue(), True
 
 
 def exists(path) -> bool:

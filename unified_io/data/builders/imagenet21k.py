@@ -67,7 +67,6 @@ SPLITS = {"imagenet21k_train": "train", "imagenet21k_val": "validation"}
 TAR_FOLDER = "imagenet21k_resized"  # what imagenet21k_resized.tar.gz unpacks to
 NUM_CLASSES = 10_450  # winter21 (processing_instructions.md)
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")  # the repository's file list counts .JPEG and .PNG
-JPEG_QUALITY = 95
 NAMES_FILE = (
   pathlib.Path(__file__).resolve().parent.parent / "labels" / "imagenet21k_winter21_names.txt"
 )
@@ -138,12 +137,10 @@ def checked_image(data: bytes) -> Tuple[Optional[bytes], str]:
   try:
     with PIL.Image.open(io.BytesIO(data)) as image:
       image.load()  # decodes every pixel: truncated files fail here, not at training
-      kind = f"{image.format} {image.mode}"
-      if image.format == "JPEG" and image.mode in ("RGB", "L"):
+      stored, reencoded = common.storable_jpeg(image, data)
+      if not reencoded:
         return data, "stored as released"
-      out = io.BytesIO()
-      image.convert("RGB").save(out, format="JPEG", quality=JPEG_QUALITY)
-      return out.getvalue(), f"re-encoded as RGB JPEG from {kind}"
+      return stored, f"re-encoded as RGB JPEG from {image.format} {image.mode}"
   except Exception as e:  # PIL raises many types for corrupt files; each is a skip
     return None, f"{type(e).__name__}: {e}"
 

@@ -235,11 +235,8 @@ def _read_image(path: epath.Path, counts) -> Optional[Tuple[bytes, Tuple[int, in
   try:
     with PIL.Image.open(io.BytesIO(data)) as image:
       size = image.size
-      if image.format != "JPEG" or image.mode not in ("RGB", "L"):
-        out = io.BytesIO()
-        image.convert("RGB").save(out, format="JPEG", quality=95)
-        data = out.getvalue()
-        counts["images re-encoded as RGB JPEG"] += 1
+      data, reencoded = common.storable_jpeg(image, data)
+      counts["images re-encoded as RGB JPEG"] += reencoded
   except (OSError, ValueError, SyntaxError) as e:
     logging.warning("%s: %s cannot be read (%s): skipped", NAME, path, e)
     counts["images skipped: unreadable"] += 1

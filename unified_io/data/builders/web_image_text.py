@@ -89,7 +89,6 @@ from unified_io.data.builders import common
 CC3M, CC12M, REDCAPS, YFCC15M = "uio_cc3m", "uio_cc12m", "uio_redcaps", "uio_yfcc15m"
 MIN_SIDE = 64  # pixels: smaller images are skipped (LAION's dataset spec drops them too)
 VALIDATION_PER_MILLE = 1  # held-out share of corpora without a validation set
-JPEG_QUALITY = 95  # re-encoding non-JPEG images (img2dataset's default quality)
 _TAG = re.compile(r"<[^>]*>")
 _WEB_ADDRESS = re.compile(r"(?:https?://|www\.)\S+")
 
@@ -348,11 +347,8 @@ def check_image(data: bytes, meta: dict) -> Tuple[Optional[bytes], str]:
       image.load()  # decodes every pixel: a truncated JPEG fails here
       if min(image.size) < MIN_SIDE or min(_original_size(meta)) < MIN_SIDE:
         return None, f"tiny image (under {MIN_SIDE} px on a side)"
-      if image.format == "JPEG" and image.mode in ("RGB", "L"):
-        return data, "ok"
-      out = io.BytesIO()
-      image.convert("RGB").save(out, format="JPEG", quality=JPEG_QUALITY)
-      return out.getvalue(), "re-encoded"
+      stored, reencoded = common.storable_jpeg(image, data)
+      return stored, "re-encoded" if reencoded else "ok"
   except Exception:  # PIL raises many kinds for broken bytes (OSError, ValueError, SyntaxError)
     return None, "undecodable image"
 
