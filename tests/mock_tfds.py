@@ -28,3 +28,19 @@ def prepare(name, data_dir, splits=("train", "validation"), num_examples=8, fix=
   }
   builder.download_and_prepare()
   return tfds.builder(name, data_dir=data_dir)
+
+
+def mark_prepared(name, data_dir, splits=("train", "validation"), num_examples=1):
+  """Writes only dataset_info.json of `name`, with `splits` of `num_examples` each: what the
+  preflight, the catalogue and `data.prepared_only` read to call a dataset prepared. No
+  records: for tests of what is sampled, not read (RandomFakeGenerator cannot make valid
+  records for every builder's features, e.g. Sequence fields of unequal lengths)."""
+  builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+  builder.info.set_splits(
+    tfds.core.SplitDict(
+      [tfds.core.SplitInfo(name=s, shard_lengths=[num_examples], num_bytes=0) for s in splits]
+    )
+  )
+  builder.data_path.mkdir(parents=True, exist_ok=True)
+  builder.info.write_to_directory(builder.data_path)
+  return tfds.builder(name, data_dir=data_dir)

@@ -109,8 +109,8 @@ def test_catalogue_counts():
   table1 = [s for s in catalog_rows.SOURCES if s.in_table1]
   assert len(catalog_rows.SOURCES) == 97
   assert len({s.row for s in catalog_rows.SOURCES}) == 97
-  # Table 1 counts 95 slots: one is unnamed (row 47, no dataset), and A.1 names one
-  # text-to-image source more (10 rows for 9); the Open Images row 15 Table 1 does not count.
+  # Table 1 counts 95 slots: A.1 names one text-to-image source more (10 rows for 9); the
+  # Open Images row 15 Table 1 does not count. Row 47 (unnamed by the paper) is Flickr30k.
   assert len(table1) == 96
   for name, paper in catalog_rows.PAPER_TASKS.items():
     rows = [s for s in table1 if s.paper_task == name]
@@ -148,7 +148,10 @@ def test_prepare_hints_name_the_command_and_the_manual_files(tmp_path):
     f"{data_dir}/downloads/manual/uio_x/"
   )
   assert catalog.prepared(future, data_dir) is None
-  assert catalog.prepare_hint(by_row["47"], data_dir) == "no dataset to prepare"
+  flickr = catalog.prepare_hint(by_row["47"], data_dir)
+  assert (
+    f"{data_dir}/downloads/manual/uio_flickr30k/" in flickr and "dataset_flickr30k.json" in flickr
+  )
   # The project's builders read their release files from a folder named after them.
   vqa = catalog.prepare_hint(by_row["49"], data_dir)
   assert f"{data_dir}/downloads/manual/uio_vqa_v2/" in vqa and "v2_mscoco_{train,val}" in vqa
@@ -252,6 +255,45 @@ def test_small_config_trains_on_mock_prepared_paper_datasets(tmp_path):
   assert out.returncode == 1
   assert "missing; nothing was built" in out.stderr
   assert f"python -m unified_io.data.prepare coco/2017 --data_dir={data_dir}" in out.stderr
+
+
+def _mark_every_row_prepared(data_dir):
+  """dataset_info.json, with every split a task reads, for each builder the catalogue names."""
+  all_tasks = tasks_lib.all_tasks()
+  splits = {}
+  for s in catalog_rows.SOURCES + catalog_rows.PRETRAINING:
+    for name in s.tasks + s.other_tasks:
+      task = all_tasks[name]
+      splits.setdefault(task.builder, set()).update(v.split("[")[0] for v in task.splits.values())
+  for builder, names in sorted(splits.items()):
+    mock_tfds.mark_prepared(builder, data_dir, splits=tuple(sorted(names)))
+  return splits
+
+
+def test_with_every_row_prepared_the_sampled_rates_are_the_design(tmp_path):
+  """Everything prepared: every row of Table 1 and A.2 counts as prepared, prepared_only
+  leaves no task out, and the sampled rates per paper task equal the design."""
+  data_dir = str(tmp_path)
+  builders = _mark_every_row_prepared(data_dir)
+  assert len(builders) >= 60
+  for s in catalog_rows.SOURCES + catalog_rows.PRETRAINING:
+    assert catalog.prepared(s, data_dir) is True, (s.row, s.dataset)
+  keep = mixtures.prepared_filter(data_dir)
+  for name in ("paper_multitask", "paper_pretraining"):
+    assert mixtures.rates(name, keep) == mixtures.rates(name), name
+  sampled = mixtures.rates("paper_multitask", keep)
+  sampled_rows = {t for s in catalog.table1_rows() for t in s.tasks if sampled.get(t, 0) > 0}
+  assert sampled_rows == {t for s in catalog.table1_rows() for t in s.tasks}  # every row
+  design = catalog.paper_task_rates()
+  for name in catalog_rows.PAPER_TASKS:
+    rows = [s for s in catalog.table1_rows() if s.paper_task == name]
+    got = sum(sampled.get(t, 0.0) for s in rows for t in s.tasks)
+    assert abs(got - design[name]) <= max(0.003, 0.25 * design[name]), (name, got)
+  pretraining = mixtures.rates("paper_pretraining", keep)
+  assert {t for s in catalog_rows.PRETRAINING for t in s.tasks} <= set(pretraining)
+  assert math.isclose(sum(pretraining.values()), 1.0)
+  listing = catalog.table(data_dir)
+  assert listing.splitlines()[-1].split()[1:4] == ["97", "97", "97"]  # rows, implemented, prepared
 
 
 def test_sampled_rates_match_the_design_for_every_task():

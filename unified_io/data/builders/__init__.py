@@ -13,3 +13,4 @@ from unified_io.data.builders import open_images_v6  # noqa: F401
 from unified_io.data.builders import web_image_text  # noqa: F401
 from unified_io.data.builders import imagenet21k  # noqa: F401
 from unified_io.data.builders import surface_normals  # noqa: F401
+from unified_io.data.builders import flickr30k  # noqa: F401

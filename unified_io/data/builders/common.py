@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Iterable, Tuple
+from typing import Iterable, Sequence, Tuple
 
 from etils import epath
 
@@ -42,6 +42,22 @@ def require(root: epath.Path, builder_name: str, relpaths: Iterable[str]) -> Non
       f"{builder_name}: missing in {root}: {', '.join(absent)} (see the builder's "
       "MANUAL_DOWNLOAD_INSTRUCTIONS)"
     )
+
+
+# Flickr30k's images, which SNLI-VE and Flickr30k captions share: the tarball unpacks to the
+# first name; some mirrors use the second.
+FLICKR30K_IMAGE_DIRS = ("flickr30k-images", "flickr30k_images")
+
+
+def one_of(root: epath.Path, builder_name: str, names: Sequence[str], what: str) -> epath.Path:
+  """The first of `names` under root; MissingReleaseFile naming them all otherwise."""
+  for name in names:
+    if (root / name).exists():
+      return root / name
+  raise MissingReleaseFile(
+    f"{builder_name}: missing in {root}: {what} ({' or '.join(n + '/' for n in names)}; see "
+    "the builder's MANUAL_DOWNLOAD_INSTRUCTIONS)"
+  )
 
 
 def read_json(path: epath.Path):

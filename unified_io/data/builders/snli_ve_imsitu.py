@@ -68,24 +68,12 @@ SNLI_VE_FILES = {
   "validation": "snli_ve_dev.jsonl",
   "test": "snli_ve_test.jsonl",
 }
-FLICKR_DIRS = ("flickr30k-images", "flickr30k_images")  # the tarball's name first
 
 IMSITU = "uio_imsitu"
 IMSITU_FILES = {"train": "train.json", "validation": "dev.json", "test": "test.json"}
 IMSITU_SPACE = "imsitu_space.json"
 JSON_DIRS = ("", "SWiG_jsons")
 IMSITU_IMAGE_DIRS = ("images_512", "of500_images_resized")  # SWiG's first: boxes refer to it
-
-
-def _one_of(root: epath.Path, builder: str, names: Sequence[str], what: str) -> epath.Path:
-  """The first of `names` under root; MissingReleaseFile naming them all otherwise."""
-  for name in names:
-    if (root / name).exists():
-      return root / name
-  raise common.MissingReleaseFile(
-    f"{builder}: missing in {root}: {what} ({' or '.join(n + '/' for n in names)}; see the "
-    "builder's MANUAL_DOWNLOAD_INSTRUCTIONS)"
-  )
 
 
 def _image(path: epath.Path, builder: str) -> bytes:
@@ -162,7 +150,7 @@ class UioSnliVe(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     root = common.release_dir(dl_manager, SNLI_VE)
     common.require(root, SNLI_VE, SNLI_VE_FILES.values())
-    images = _one_of(root, SNLI_VE, FLICKR_DIRS, "the Flickr30k images")
+    images = common.one_of(root, SNLI_VE, common.FLICKR30K_IMAGE_DIRS, "the Flickr30k images")
     return {
       split: self._generate_examples(root / name, images, split)
       for split, name in SNLI_VE_FILES.items()
@@ -298,7 +286,7 @@ class UioImsitu(tfds.core.GeneratorBasedBuilder):
         json_dir = root / sub if sub else root
         break
     common.require(json_dir, IMSITU, [IMSITU_SPACE, *IMSITU_FILES.values()])
-    images = _one_of(root, IMSITU, IMSITU_IMAGE_DIRS, "the images")
+    images = common.one_of(root, IMSITU, IMSITU_IMAGE_DIRS, "the images")
     space = common.read_json(json_dir / IMSITU_SPACE)
     return {
       split: self._generate_examples(json_dir / name, images, space, split)

@@ -26,3 +26,4 @@ from unified_io.data.tasks import ext_open_images_v6  # noqa: F401
 from unified_io.data.tasks import ext_web_image_text  # noqa: F401
 from unified_io.data.tasks import ext_imagenet21k  # noqa: F401
 from unified_io.data.tasks import ext_surface_normals  # noqa: F401
+from unified_io.data.tasks import ext_flickr30k  # noqa: F401
