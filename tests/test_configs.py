@@ -40,7 +40,7 @@ PAPER_DATASETS = (
   "gigaword",
   "wikipedia/20230601.en",
 )
-PAPER_DATASET_COUNT = 67
+PAPER_DATASET_COUNT = 68
 MANUAL_DATASETS = ("imagenet2012", "ref_coco/refcoco_unc")
 # The project's builders (unified_io/data/builders/) read a folder named after them.
 PROJECT_DATASETS = ("uio_vqa_v2", "uio_visual_genome", "uio_vizwiz/grounding")
