@@ -12,7 +12,10 @@ another example's ground truth for generation tasks (does the output depend on t
 at all?). The steps are separate functions, `collect`, `predict`, `score` and `loss`:
 with several processes each predicts a whole-batch slice of every task's examples and the
 predictions are gathered before scoring (eval/host_split.py), so the metrics are those of
-one process. The trainer runs it through eval/evaluators.py (config.evals).
+one process. A task's image metrics (Task.image_metrics: COCO keypoint AP with two-stage
+inference, COCO mask AP) run over the first num_examples images of its split beside its
+metric and land in its Score.extra (eval/image_metrics.py). The trainer runs it through
+eval/evaluators.py (config.evals).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from unified_io.common import rng_streams
 from unified_io.model import builder as model_builder
 from unified_io.model import losses
 from unified_io.eval import host_split
+from unified_io.eval import image_metrics
 from unified_io.eval import outputs
 from unified_io.eval import report
 from unified_io.eval import results as results_lib
@@ -225,7 +229,8 @@ def evaluate(
   shard: (this process, processes). Every process collects the same examples, predicts
   its `host_batches` of them with `predictor` (whose parameters must be on its own
   devices: host_split.host_local_params) and receives the others' predictions; all
-  processes return the same results.
+  processes return the same results. A task's image metrics add their numbers to its
+  score.extra, over the first num_examples images of its split.
   """
   spec = predictor.spec
   ctx = spec.context(max_depth)
@@ -247,6 +252,19 @@ def evaluate(
     task_loss = mean_loss(host_split.concatenate([p[0] for p in parts]))
     preds = host_split.concatenate([p[1] for p in parts])
     s = score(examples, preds, spec, max_depth)
+    for metric in task.image_metrics:  # whole images, their own inference: in Score.extra
+      values = image_metrics.evaluate(
+        predictor,
+        task,
+        metric,
+        split=split,
+        num_images=num_examples,
+        seed=seed,
+        data_dir=data_dir,
+        progress=progress,
+        shard=shard,
+      )
+      s = dataclasses.replace(s, extra={**s.extra, **values})
     results[name] = results_lib.TaskResult(
       group=task.group,
       score=s,

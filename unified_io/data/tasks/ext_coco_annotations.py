@@ -13,11 +13,12 @@ validation, in the formats of vision_logic.py:
   (`vision_logic.keypoints_text`). Meta: keypoints [17, 2], visibility [17] (COCO's v), box,
   area (COCO's segment area, which OKS scales by) and person_id. Skips, as the built-in
   keypoint task's: no person, no usable person, a visibility outside 0/1/2, a labelled joint
-  outside the image.
+  outside the image. Beside OKS (stage two alone, given the true box), its evaluation runs
+  COCO keypoint AP over whole images with the paper's two-stage inference.
 - coco_instance_segmentation (`uio_coco2017/instances`, dense_labelling, segmentation IoU):
   A.1.3 on COCO's own instance masks: prompt 'What is the segmentation of " <class> " ?',
   target every instance of the class in its own palette colour on black
-  (`vision_logic.segmentation`).
+  (`vision_logic.segmentation`). Its evaluation adds COCO mask AP over whole images.
 - coco_instance_segmentation_generation (`uio_coco2017/instances`, image_synthesis, PSNR):
   A.1.1: the input is the instance map (each instance a palette colour on black), the prompt
   its "colour : class , ..." list, the target the image; the largest 16 instances (the
@@ -188,6 +189,13 @@ _TASKS = {
   ),
 }
 TASK_NAMES = tuple(_TASKS)
+# Scored over whole validation images beside the per-example metric (eval/image_metrics.py):
+# keypoints by two-stage inference (localize "person", then each box's joints), masks by
+# asking every class of the image.
+_IMAGE_METRICS = {
+  "coco_keypoints": (M.COCO_KEYPOINT_AP,),
+  "coco_instance_segmentation": (M.COCO_MASK_AP,),
+}
 
 for _name, (_group, _key, _fn, _metric, _output, _builder, _about) in _TASKS.items():
   vt.register(
@@ -200,4 +208,5 @@ for _name, (_group, _key, _fn, _metric, _output, _builder, _about) in _TASKS.ite
     builder=_builder,
     splits=TRAIN_VALIDATION,
     description=_about,
+    image_metrics=_IMAGE_METRICS.get(_name, ()),
   )

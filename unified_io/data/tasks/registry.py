@@ -30,6 +30,8 @@ What a task's model output *is* is typed: `Task.output` is an `Output` kind (tex
 among options, boxes, keypoints, a depth/normal/segmentation map, an image, text + mask) and
 `Task.metric` a `Metric` that suits it (`METRICS`). Both are checked when the Task is built,
 so a misspelt name fails at import, naming the task, instead of at the first evaluation.
+`Task.image_metrics` adds metrics over whole images of the split (`IMAGE_METRICS`: COCO
+keypoint AP with two-stage inference, COCO mask AP), checked the same way.
 How each kind is decoded, post-processed, scored and drawn is `unified_io.eval.outputs`.
 """
 
@@ -104,6 +106,9 @@ class Metric(enum.Enum):
   SEGMENTATION_IOU = "segmentation_iou"
   IMAGE_PSNR = "image_psnr"  # PSNR against the target image at the VQ-GAN resolution
   GROUNDED_VQA = "grounded_vqa"  # VQA accuracy, the mask's IoU beside it
+  # Image metrics (Task.image_metrics): every instance of an image at once, by COCOeval.
+  COCO_KEYPOINT_AP = "coco_keypoint_ap"  # persons localized, then each one's joints
+  COCO_MASK_AP = "coco_mask_ap"  # every class of the image asked for, its masks scored
 
 
 # Which metrics suit which output kind.
@@ -123,6 +128,15 @@ METRICS: Dict[Output, Tuple[Metric, ...]] = {
   Output.SEGMENTATION: (Metric.SEGMENTATION_IOU,),
   Output.IMAGE: (Metric.IMAGE_PSNR,),
   Output.TEXT_MASK: (Metric.GROUNDED_VQA,),
+}
+
+
+# Which image metrics suit which output kind. An image metric reads whole records of the
+# task's builder (every annotated instance, crowd regions included) and runs its own
+# inference on the image (unified_io.eval.image_metrics), beside the per-example metric.
+IMAGE_METRICS: Dict[Output, Tuple[Metric, ...]] = {
+  Output.KEYPOINTS: (Metric.COCO_KEYPOINT_AP,),
+  Output.SEGMENTATION: (Metric.COCO_MASK_AP,),
 }
 
 
@@ -181,6 +195,9 @@ class Task:
   # (field, value): use only records whose top-level `field` equals `value`, e.g. one task
   # kind of a split that mixes several. The pipeline indexes matching records once.
   record_filter: Optional[Tuple[str, str]] = None
+  # Scored over the split's whole images beside `metric`; each must suit `output`
+  # (IMAGE_METRICS), e.g. COCO keypoint AP with two-stage inference.
+  image_metrics: Tuple[Metric, ...] = ()
 
   def __post_init__(self):
     if self.group not in GROUPS:
@@ -189,6 +206,15 @@ class Task:
       raise ValueError(f"Task {self.name}: needs at least one prompt template")
     output = _as_enum(Output, self.output, self.name, "output kind")
     object.__setattr__(self, "output", output)
+    image_metrics = tuple(_as_enum(Metric, m, self.name, "metric") for m in self.image_metrics)
+    object.__setattr__(self, "image_metrics", image_metrics)
+    for m in image_metrics:
+      if m not in IMAGE_METRICS.get(output, ()):
+        suits = ", ".join(m.value for m in IMAGE_METRICS.get(output, ())) or "none"
+        raise ValueError(
+          f"Task {self.name}: image metric {m.value} does not suit output {output.value}; "
+          f"it takes {suits}"
+        )
     if self.metric is None:  # trains, but evaluation refuses it
       return
     metric = _as_enum(Metric, self.metric, self.name, "metric")
