@@ -1,0 +1,1 @@
+"""Reference data of the released Unified-IO 1 network (see regenerate.py)."""
