@@ -5,6 +5,7 @@ generators replaced by TFDS's RandomFakeGenerator over the builder's own feature
 directory, dataset_info.json and ArrayRecord files are exactly what `tfds build` writes.
 """
 
+import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.testing import mocking
 
@@ -44,3 +45,43 @@ def mark_prepared(name, data_dir, splits=("train", "validation"), num_examples=1
   builder.data_path.mkdir(parents=True, exist_ok=True)
   builder.info.write_to_directory(builder.data_path)
   return tfds.builder(name, data_dir=data_dir)
+
+
+def _ordered_boxes(boxes):
+  """[..., 4] (ymin, xmin, ymax, xmax) with each min <= max, as BBoxFeature requires."""
+  boxes = np.asarray(boxes, np.float32)
+  low, high = np.minimum(boxes[..., :2], boxes[..., 2:]), np.maximum(boxes[..., :2], boxes[..., 2:])
+  return np.concatenate([low, high], axis=-1)
+
+
+def consistent(features):
+  """A `fix` for `features` (a builder's info.features) that makes the generator's records
+  encodable: it draws each field of a Sequence of dicts with its own length, which TFDS
+  refuses (real records agree: every such field is cut to its shortest), and BBoxFeature
+  corners in any order (each box gets min <= max)."""
+
+  def cut(feature, value):
+    if isinstance(feature, tfds.features.BBoxFeature):
+      return _ordered_boxes(value)
+    if isinstance(feature, tfds.features.Sequence):
+      inner = feature.feature
+      if isinstance(inner, tfds.features.FeaturesDict):
+        n = min((len(v) for v in value.values()), default=0)
+        return {k: cut(inner[k], v[:n]) for k, v in value.items()}
+      return cut(inner, value) if isinstance(inner, tfds.features.BBoxFeature) else value
+    if isinstance(feature, tfds.features.FeaturesDict):
+      return {k: cut(feature[k], v) for k, v in value.items()}
+    return value
+
+  return lambda example: cut(features, example)
+
+
+def chain(*fixes):
+  """One `fix` applying `fixes` in order."""
+
+  def fix(example):
+    for f in fixes:
+      example = f(example)
+    return example
+
+  return fix
