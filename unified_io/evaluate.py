@@ -12,8 +12,18 @@ override either. Writes OUT/metrics.json, OUT/predictions.jsonl, OUT/report.md a
 PNG per task group (default OUT: WORKDIR/eval_<split>). --benchmark=grit runs GRIT's
 sample files instead (unified_io/eval/grit/runner.py): --split is ablation (default) or test,
 --tasks GRIT task names (default all seven), --num_examples a limit per task (default
-none); writes the submission OUT/<split>/ + OUT/<split>.zip, and OUT/metrics.json when the
-samples carry ground truth (default OUT: WORKDIR/grit).
+none), --batch_size samples per model call (1: one at a time, the reference; the same
+submission either way); writes the submission OUT/<split>/ + OUT/<split>.zip, and
+OUT/metrics.json when the samples carry ground truth (default OUT: WORKDIR/grit).
+--benchmark=paper runs the paper's Table 6 benchmarks that are prepared in the config's
+data_dir (unified_io/eval/paper_benchmarks.py): whole splits unless --num_examples says
+otherwise, --tasks picks benchmarks by name; prints the table beside the paper's numbers for
+the model's size and lists the missing ones with their prepare commands (default OUT:
+WORKDIR/paper_benchmarks).
+
+  python -m unified_io.evaluate --benchmark=paper --workdir=W
+  python -m unified_io.evaluate --benchmark=paper --config=configs/xl.py \
+      --checkpoint=converted/xl --config.data.data_dir=DATA_DIR
 """
 
 import json
@@ -27,6 +37,7 @@ from ml_collections import config_flags
 from unified_io.common import checkpointing
 from unified_io.train import config_check
 from unified_io.eval import results as results_lib
+from unified_io.eval import paper_benchmarks
 from unified_io.eval import task_eval as evaluation
 from unified_io.eval.grit import runner as grit_eval
 from unified_io.eval import predictor as predictor_lib
@@ -109,6 +120,8 @@ def main(argv):
     raise app.UsageError(f"--checkpoint/--workdir {checkpoint} does not exist")
   if _BENCHMARK.value == "grit":
     return _grit(config, checkpoint)
+  if _BENCHMARK.value == "paper":
+    return _paper(config, checkpoint)
   out = _OUT.value or os.path.join(_WORKDIR.value or ".", f"eval_{_SPLIT.value}")
   if _TASKS.value:
     config.data.tasks = _TASKS.value
@@ -149,6 +162,8 @@ def _grit(config, checkpoint):
   limit = _NUM.value if flags.FLAGS["num_examples"].present else None
   if limit is not None and limit < 1:
     raise app.UsageError(f"--num_examples must be >= 1, got {limit}")
+  if _BATCH.value < 1:
+    raise app.UsageError(f"--batch_size must be >= 1, got {_BATCH.value}")
   predictor = load(config, checkpoint)
   grit_eval.run(
     predictor,
@@ -158,7 +173,31 @@ def _grit(config, checkpoint):
     _OUT.value or os.path.join(_WORKDIR.value or ".", "grit"),
     limit,
     config.seed,
+    batch_size=_BATCH.value,
   )
+
+
+def _paper(config, checkpoint):
+  # Whole splits unless --num_examples says otherwise; --tasks picks Table 6 columns by name.
+  limit = _NUM.value if flags.FLAGS["num_examples"].present else None
+  if limit is not None and limit < 1:
+    raise app.UsageError(f"--num_examples must be >= 1, got {limit}")
+  names = [n.strip() for n in _TASKS.value.split(",") if n.strip()]
+  try:
+    paper_benchmarks.select(names)  # a misspelt name fails before the checkpoint loads
+    paper_benchmarks.suite(
+      load(config, checkpoint),
+      data_dir=config.data.get("data_dir") or None,
+      out=_OUT.value or os.path.join(_WORKDIR.value or ".", "paper_benchmarks"),
+      num_examples=limit,
+      batch_size=_BATCH.value,
+      seed=config.seed,
+      max_depth=config.data.max_depth,
+      benchmarks=names,
+      progress=lambda line: print(line, flush=True),
+    )
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
 
 
 if __name__ == "__main__":
@@ -174,8 +213,8 @@ if __name__ == "__main__":
   _BENCHMARK = flags.DEFINE_enum(
     "benchmark",
     "builtin",
-    ["builtin", "grit"],
-    "builtin: registered tasks; grit: GRIT sample files.",
+    ["builtin", "grit", "paper"],
+    "builtin: registered tasks; grit: GRIT sample files; paper: Table 6's benchmarks.",
   )
   _GRIT_DIR = flags.DEFINE_string("grit_dir", None, "GRIT folder (images/, samples/...).")
   app.run(main)

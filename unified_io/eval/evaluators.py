@@ -3,7 +3,7 @@
   config.evals.tasks = dict(kind="tasks", every_steps=1500, split="validation",
                             num_examples=128, batch_size=16, report=True)
   config.evals.grit = dict(kind="grit", every_steps=0, grit_dir="/data/grit",
-                           split="ablation", tasks="", num_examples=100)
+                           split="ablation", tasks="", num_examples=100, batch_size=16)
 
 An evaluator is anything with this small protocol (plain duck typing):
 
@@ -45,8 +45,15 @@ TASK_DEFAULTS = dict(
   report=True,
   tasks="",
 )
+# batch_size: GRIT samples per model call on each host (1: one at a time; same submission).
 GRIT_DEFAULTS = dict(
-  kind="grit", every_steps=0, grit_dir="", split="ablation", tasks="", num_examples=0
+  kind="grit",
+  every_steps=0,
+  grit_dir="",
+  split="ablation",
+  tasks="",
+  num_examples=0,
+  batch_size=16,
 )
 
 
@@ -161,6 +168,10 @@ class GritEvaluator:
       raise EvaluatorError(
         f"config.evals.{name}.grit_dir={settings.grit_dir!r} must be a GRIT folder with samples/"
       )
+    if not isinstance(settings.batch_size, int) or settings.batch_size < 1:
+      raise EvaluatorError(
+        f"config.evals.{name}.batch_size must be an int >= 1, got {settings.batch_size!r}"
+      )
 
   def _out(self, step):
     return os.path.join(
@@ -182,6 +193,7 @@ class GritEvaluator:
       self.config.seed,
       progress=log.line,
       shard=host_split.shard(),
+      batch_size=s.batch_size,
     )
     log.scalars(step, {f"{self.name}/{k}": v for k, v in metrics.items()})
     log.line(f"GRIT submission: {split_dir}")

@@ -2,7 +2,8 @@
 sample files carry ground truth.
 
   python -m unified_io.evaluate --benchmark=grit --workdir=workdir/tiny --grit_dir=GRIT \
-      --split=ablation --tasks=categorization,vqa --num_examples=100 --out=workdir/tiny/grit
+      --split=ablation --tasks=categorization,vqa --num_examples=100 --batch_size=16 \
+      --out=workdir/tiny/grit
 
 Writes OUT/{split}/ (params.json, one {task}.json per task, normals/*.png), OUT/{split}.zip
 for the leaderboard and, when the sample files carry ground truth (see grit.load_samples),
@@ -24,8 +25,11 @@ keypoint the probability of the person-localization sequence times the mean prob
 of the per-person joint sequences. Segmentation and normal output images sampled token by
 token, which have no such score: they report 1.0.
 
-Samples run one at a time (inference.predict takes one image), so every model function is
-compiled once. With several processes (the trainer's GRIT evaluator) each runs a
+With batch_size=1 samples run one at a time (inference.predict takes one image), the
+reference; a larger batch_size runs a batch of a task's samples per model call, sharded
+over this host's devices, and writes the same submission (batched.py: how it batches, what
+it compiles, and the float tolerance of confidences). Every model function is compiled
+once per batch shape. With several processes (the trainer's GRIT evaluator) each runs a
 contiguous part of every task's samples and process 0 writes the gathered submission.
 Unreadable images are skipped and counted, with the file named; a skipped
 sample has no prediction, so grit.evaluate scores it 0 and the leaderboard would reject
@@ -49,24 +53,11 @@ from unified_io.eval import host_split
 from unified_io.model import builder as model_lib
 from unified_io.eval import inference as predict_lib
 from unified_io.eval import outputs
+from unified_io.eval.grit import batched
+from unified_io.eval.grit import fields
 
 MAX_SKIP_LINES = 5  # per task; the count covers the rest
-
-
-def _softmax_at(scores: np.ndarray, index: int) -> float:
-  scores = np.asarray(scores, np.float64)
-  top = scores[np.isfinite(scores)].max()
-  return float(np.exp(scores[index] - top) / np.exp(scores - top).sum())  # exp(-inf) = 0
-
-
-def _probability(prediction: dict) -> float:
-  """The greedy output sequence's probability, in [0, 1] as GRIT wants a confidence."""
-  return float(np.clip(np.exp(prediction["log_likelihood"]), 0.0, 1.0))
-
-
-def _normals_rgb(normals: np.ndarray) -> np.ndarray:
-  """Unit normals [H, W, 3] -> GRIT's RGB encoding, channel = (n + 1) / 2 * 255."""
-  return np.clip(np.round((np.asarray(normals) + 1.0) / 2.0 * 255.0), 0, 255).astype(np.uint8)
+_probability = fields.probability  # the name tests and callers know
 
 
 class _Runner:
@@ -99,15 +90,15 @@ class _Runner:
     choice = outputs.decode(
       outputs.get(outputs.Output.CHOICE), self.predictor, features, options=[options]
     )[0]
-    return {"words": choice["text"]}, _softmax_at(choice["option_scores"], choice["choice"])
+    return {"words": choice["text"]}, fields.softmax_at(choice["option_scores"], choice["choice"])
 
   def vqa(self, sample, image):
     out = self._predict(image, grit.prompt_for(sample), "vqa")
-    return {"words": out["text"].strip()}, _probability(out)
+    return {"words": out["text"].strip()}, fields.probability(out)
 
   def _boxes(self, sample, image, task: str = "localization"):
     out = self._predict(image, grit.prompt_for(sample), task)
-    return out["boxes"], _probability(out)
+    return out["boxes"], fields.probability(out)
 
   def localization(self, sample, image):
     boxes, confidence = self._boxes(sample, image)
@@ -130,14 +121,12 @@ class _Runner:
       prompt = grit.keypoint_region_prompt(box, hw, self.predictor.layout)
       out = self._predict(image, prompt, "keypoints", region=box)
       people.append(out["keypoints"])
-      joint_probabilities.append(_probability(out))
-    if joint_probabilities:
-      confidence *= float(np.mean(joint_probabilities))
-    return {"points": people}, confidence
+      joint_probabilities.append(fields.probability(out))
+    return {"points": people}, fields.keypoint_confidence(confidence, joint_probabilities)
 
   def normal(self, sample, image):
     out = self._predict(image, grit.prompt_for(sample), "normals")
-    return {"normal": _normals_rgb(out["normals"])}, 1.0
+    return {"normal": fields.normals_rgb(out["normals"])}, 1.0
 
 
 def params_in_millions(predictor) -> float:
@@ -148,8 +137,29 @@ def params_in_millions(predictor) -> float:
   return (network + vq) / 1e6
 
 
+def _readable(grit_dir: str, task: str, samples, skips: List[str], progress):
+  """(sample, image) for every sample whose image loads; the others go to `skips`."""
+  for sample in samples:
+    try:
+      image = image_preprocessing.load_image(grit.image_path(grit_dir, sample))
+    except (OSError, ValueError) as e:
+      skips.append(f"{task} {sample['example_id']}: {e}")
+      if len(skips) <= MAX_SKIP_LINES:
+        progress(f"  skipped {skips[-1]}")
+      continue
+    yield sample, image
+
+
+def _one_at_a_time(runner: _Runner, task: str, pairs, report_truncations):
+  for sample, image in pairs:
+    runner.sample_name = f"{task} {sample['example_id']}"
+    answer, confidence = getattr(runner, task)(sample, image)
+    report_truncations()
+    yield sample, answer, confidence
+
+
 def predict_task(
-  runner: _Runner,
+  runner,
   grit_dir: str,
   task: str,
   split: str,
@@ -159,6 +169,7 @@ def predict_task(
 ):
   """(predictions, samples, skip messages) for one task.
 
+  runner: a _Runner (one sample at a time) or a batched.BatchedRunner.
   shard: (this process, processes): this process runs its host_split.host_rows of the
   samples and returns every process's predictions and skips, in sample order (every
   sample's decoding is seeded alike, so the split changes no prediction).
@@ -168,23 +179,27 @@ def predict_task(
   if limit is not None:
     samples = samples[:limit]  # the first ones, so repeated runs compare like with like
   rows = host_split.host_rows(len(samples), *shard)
-  predictions, skips, truncated = [], [], 0
-  for sample in samples[rows.start : rows.stop]:
-    try:
-      image = image_preprocessing.load_image(grit.image_path(grit_dir, sample))
-    except (OSError, ValueError) as e:
-      skips.append(f"{task} {sample['example_id']}: {e}")
-      if len(skips) <= MAX_SKIP_LINES:
-        progress(f"  skipped {skips[-1]}")
-      continue
-    runner.sample_name = f"{task} {sample['example_id']}"
-    fields, confidence = getattr(runner, task)(sample, image)
-    for cut in runner.truncations:  # prompts cut to the model's text input: said, not silent
+  skips: List[str] = []
+  truncated = 0
+
+  def report_truncations():  # prompts cut to the model's text input: said, not silent
+    nonlocal truncated
+    for cut in runner.truncations:
       truncated += 1
       if truncated <= MAX_SKIP_LINES:
         progress(f"  {cut.notice()}")
     runner.truncations = []
-    predictions.append({"example_id": sample["example_id"], "confidence": confidence, **fields})
+
+  pairs = _readable(grit_dir, task, samples[rows.start : rows.stop], skips, progress)
+  if isinstance(runner, batched.BatchedRunner):
+    answers = runner.predict(task, pairs)
+    report_truncations()
+  else:
+    answers = _one_at_a_time(runner, task, pairs, report_truncations)
+  predictions = [
+    {"example_id": sample["example_id"], "confidence": confidence, **answer}
+    for sample, answer, confidence in answers
+  ]
   if shard[1] > 1:
     parts = host_split.gather((predictions, skips), f"grit_{task}")
     predictions = host_split.concatenate([p[0] for p in parts])
@@ -228,6 +243,7 @@ def predict_grit(
   seed: int = 0,
   progress: Callable[[str], None] = print,
   shard: Tuple[int, int] = (0, 1),
+  batch_size: int = 1,
 ) -> Tuple[str, Dict[str, float]]:
   """Predicts every sample of `tasks`, writes the submission OUT_DIR/{split}/; returns it and
   the metrics (empty unless every task's samples carry ground truth).
@@ -235,6 +251,7 @@ def predict_grit(
   limit: the first `limit` samples per task. When every task's samples carry ground truth,
   also writes OUT_DIR/metrics.json (beside the submission, so it stays out of the zip).
   shard: see predict_task; only process 0 writes, every process returns the metrics.
+  batch_size: samples per model call (batched.py); 1 runs them one at a time.
   """
   writes = shard[0] == 0
   for task in tasks:  # a bad task, split or missing file fails before any model work
@@ -242,7 +259,12 @@ def predict_grit(
     if not os.path.isfile(path):
       raise FileNotFoundError(f"GRIT {split} {task} sample file {path} does not exist")
   split_dir = os.path.join(out_dir, split)
-  runner = _Runner(predictor, grit_dir, seed)
+  if not isinstance(batch_size, int) or batch_size < 1:
+    raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+  if batch_size == 1:
+    runner = _Runner(predictor, grit_dir, seed)
+  else:
+    runner = batched.BatchedRunner(predictor, grit_dir, seed, batch_size)
   attempted: Dict[str, Optional[List[str]]] = {}
   with_gt = []
   for k, task in enumerate(tasks):
@@ -286,6 +308,7 @@ def run(
   out_dir: str,
   limit: Optional[int] = None,
   seed: int = 0,
+  batch_size: int = 1,
 ) -> str:
   """evaluate.py's --benchmark=grit: predict, score, zip; prints progress. Returns the zip."""
   split_dir, _ = predict_grit(
@@ -297,6 +320,7 @@ def run(
     limit,
     seed,
     progress=lambda line: print(line, flush=True),
+    batch_size=batch_size,
   )
   zip_path = grit.zip_submission(split_dir)
   print(f"Wrote {split_dir}/ and {zip_path}", flush=True)
