@@ -1,8 +1,8 @@
 """The paper's Table 6 benchmarks as one suite: our numbers beside the paper's, per model size.
 
-  python -m unified_io.eval.paper_benchmarks --workdir=W [--config=configs/xl.py]
-      [--checkpoint=C] [--data_dir=D] [--num_examples=N] [--benchmarks="VQA 2.0,BoolQ"]
-      [--size=xl] [--out=O]
+  python -m unified_io.evaluate --benchmark=paper --workdir=W [--config=configs/xl.py]
+      [--checkpoint=C] [--config.data.data_dir=D] [--num_examples=N]
+      [--tasks="VQA 2.0,BoolQ"] [--out=O]
 
 For a converted release (`python -m unified_io.convert`), --config is the size's config and
 --checkpoint the converted directory. Every benchmark whose dataset is prepared in D is
@@ -539,60 +539,3 @@ def suite(
   progress(table)
   progress(f"Wrote {out}/paper_benchmarks.md and paper_benchmarks.json")
   return table
-
-
-def main(argv):
-  from absl import app
-
-  from unified_io.common import checkpointing
-  from unified_io.eval import predictor as predictor_lib
-  from unified_io.train import config_check
-
-  checkpointing.quiet_library_logs()
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value and not (_CONFIG.value and _CHECKPOINT.value):
-    raise app.UsageError("Pass --workdir, or both --config and --checkpoint")
-  try:
-    config = config_check.command_config(_CONFIG.value, _WORKDIR.value)
-  except config_check.ConfigError as e:
-    raise app.UsageError(str(e)) from None
-  checkpoint = _CHECKPOINT.value or _WORKDIR.value
-  try:
-    chosen = [b.name for b in select([n.strip() for n in _BENCHMARKS.value.split(",") if n])]
-    params = predictor_lib.load_params(config, checkpoint)
-  except (OSError, ValueError) as e:  # CheckpointError is a ValueError
-    raise app.UsageError(str(e)) from e
-  try:
-    suite(
-      predictor_lib.Predictor(config, params),
-      data_dir=_DATA_DIR.value or config.data.get("data_dir") or None,
-      out=_OUT.value or os.path.join(_WORKDIR.value or ".", "paper_benchmarks"),
-      num_examples=_NUM.value,
-      batch_size=_BATCH.value,
-      seed=config.seed,
-      max_depth=config.data.max_depth,
-      size=_SIZE.value or None,
-      benchmarks=chosen,
-      progress=lambda line: print(line, flush=True),
-    )
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
-
-
-if __name__ == "__main__":
-  # Flags only when run as a program: the functions above are a library too.
-  from absl import app
-  from absl import flags
-  from ml_collections import config_flags
-
-  _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (default: WORKDIR's).")
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (config + checkpoints).")
-  _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Workdir, step dir or converted params.")
-  _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: the config's).")
-  _NUM = flags.DEFINE_integer("num_examples", None, "Examples per task (default: whole split).")
-  _BATCH = flags.DEFINE_integer("batch_size", 16, "Examples per forward pass.")
-  _BENCHMARKS = flags.DEFINE_string("benchmarks", "", "Comma-separated Table 6 names (all).")
-  _SIZE = flags.DEFINE_enum("size", "", ["", *SIZES], "Paper row to compare (default: config's).")
-  _OUT = flags.DEFINE_string("out", None, "Output directory (default: WORKDIR/paper_benchmarks).")
-  app.run(main)
