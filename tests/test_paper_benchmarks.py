@@ -305,8 +305,8 @@ def test_every_benchmark_runs_on_mock_data(mock_run):
 
 @pytest.mark.slow
 def test_cli_runs_what_is_prepared_and_lists_the_rest(mock_run, tmp_path):
-  """The module's CLI on a converted checkpoint: the prepared benchmark runs, the absent
-  dataset is listed with its prepare command."""
+  """`unified_io.evaluate --benchmark=paper` on a converted checkpoint: the prepared
+  benchmark runs, the absent dataset is listed with its prepare command."""
   checkpoint = str(tmp_path / "ckpt")
   convert.save_params(checkpoint, mock_run["params"])
   data_dir = str(tmp_path / "tfds")
@@ -317,14 +317,14 @@ def test_cli_runs_what_is_prepared_and_lists_the_rest(mock_run, tmp_path):
     [
       sys.executable,
       "-m",
-      "unified_io.eval.paper_benchmarks",
+      "unified_io.evaluate",
+      "--benchmark=paper",
       f"--config={ROOT}/configs/small.py",
       *overrides,
+      f"--config.data.data_dir={data_dir}",
       f"--checkpoint={checkpoint}",
-      f"--data_dir={data_dir}",
-      "--benchmarks=SciTail,BoolQ",
+      "--tasks=SciTail,BoolQ",
       "--num_examples=2",
-      "--size=base",
       f"--out={tmp_path / 'o'}",
     ],
     cwd=ROOT,
@@ -333,7 +333,7 @@ def test_cli_runs_what_is_prepared_and_lists_the_rest(mock_run, tmp_path):
     timeout=300,
   )
   assert out.returncode == 0, out.stderr[-3000:]
-  assert "| UNIFIED-IO Base (paper) | 90.8 " in out.stdout
+  assert "| UNIFIED-IO Small (paper) | 87.4 " in out.stdout  # small.py's Table 2 shape
   assert "Not run (1 of 2):" in out.stdout
   assert (
     f"- BoolQ: super_glue/boolq is not prepared: python -m unified_io.data.prepare "
