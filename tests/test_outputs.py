@@ -57,8 +57,11 @@ def test_every_output_kind_is_implemented_with_exactly_its_metrics():
     assert kind.output is output and set(kind.metrics) == set(tasks_lib.METRICS[output])
     assert kind.text_decoding is not None or kind.image_decoding is not None
     assert (kind.image_decoding is not None) == output.has_image
-  # Every metric suits some kind; every registered task's metric has a scorer.
-  assert {m for ms in tasks_lib.METRICS.values() for m in ms} == set(M)
+  # Every metric suits some kind, as a per-example metric or as an image metric (COCO AP over
+  # whole images, eval/image_metrics.py), never both; every task's metric has a scorer.
+  per_example = {m for ms in tasks_lib.METRICS.values() for m in ms}
+  whole_image = {m for ms in tasks_lib.IMAGE_METRICS.values() for m in ms}
+  assert per_example | whole_image == set(M) and not per_example & whole_image
   for task in tasks_lib.all_tasks().values():
     if task.metric is not None:
       assert task.metric in outputs.get(task.output).scorers, task.name
