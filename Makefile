@@ -1,17 +1,19 @@
 # Two entry points (see README): `make train` and `make test`. Both set up .venv first.
 #   make test       lint, then the whole suite (what CI runs); also installs the PyTorch extras
-#                   of requirements-torch.txt so the VQ-GAN torch-equivalence test runs
+#                   of requirements-torch.txt so the VQ-GAN torch-equivalence test runs, and
+#                   libtpu (requirements-aot.txt) so the TPU ahead-of-time compile test runs
 #   make test-fast  the suite without tests marked slow (subprocesses, training runs): -m "not slow"
 #   make lint       ruff check + ruff format --check (config in pyproject.toml; nothing rewritten;
 #                   `.venv/bin/ruff format . && .venv/bin/ruff check --fix .` applies them)
 #   make data-setup .venv-data: the pinned environment for preparing datasets
 #                   (requirements-data.txt: apache-beam, OpenCV; docs/data.md)
-# `make train` does not install torch (only `make test` does).
+# `make train` does not install torch or libtpu (only `make test` does).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_STAMP := $(VENV)/.installed-torch
+AOT_STAMP := $(VENV)/.installed-aot
 
 .PHONY: setup test test-fast lint train clean data-setup
 
@@ -31,7 +33,12 @@ $(TORCH_STAMP): $(STAMP) requirements-torch.txt
 	$(BIN)/pip install --quiet --no-deps -r requirements-torch.txt
 	touch $(TORCH_STAMP)
 
-test: setup $(TORCH_STAMP) lint
+# libtpu: the TPU compiler for `python -m unified_io.aot` and tests/test_aot.py (no TPU needed).
+$(AOT_STAMP): $(STAMP) requirements-aot.txt
+	$(BIN)/pip install --quiet -r requirements-aot.txt
+	touch $(AOT_STAMP)
+
+test: setup $(TORCH_STAMP) $(AOT_STAMP) lint
 	$(BIN)/python -m pytest -q tests
 
 test-fast: setup

@@ -3,6 +3,8 @@
   .venv/bin/python benchmarks/train_step.py --config=configs/small.py --batch=8 --steps=5
   .venv/bin/python benchmarks/train_step.py --config=configs/small.py --batch=8 --steps=3 \
       --compare_hf
+  .venv/bin/python benchmarks/train_step.py --config=configs/small.py --batch=8 \
+      --mixture=builtin_multitask --batches=4
 
 Measures the machine's float32 matmul throughput in the same run (a large jitted matmul) and
 reports the train step against it: step time, tokens/s, examples/s, the step's FLOPs from
@@ -17,6 +19,14 @@ mlp_dim, our 49536-id vocabulary, gated GELU, tied embeddings), the same optimis
 (unified_io/train/optim.py) and the same token cross-entropy, both jitted with the state donated.
 The two steps are timed alternately, one step at a time, so that load from other processes
 hits both alike; the table gives the median step and the min-max spread.
+
+--mixture=NAME (mixture mode) takes --batches batches of a real mixture at the config's
+lengths (with --mock_datasets, of the mixture's tasks on mock-prepared datasets) and runs
+each through the padded step (config.train.batch_shapes="padded") and the bucketed step
+("buckets"), alternately, from the same initial state: --warmup untimed rounds over the
+batches (every program's first run), then --steps timed rounds. It prints useful tokens/s,
+examples/s and XLA's FLOPs per step for both, and the ratio. Compilation is not timed (each
+bucketed part program is compiled once, before the clock starts, and its time printed).
 """
 
 import functools
@@ -60,6 +70,31 @@ _COMPARE_HF = flags.DEFINE_bool(
 _COMPARE_INPUT_LEN = flags.DEFINE_integer("compare_input_len", 512, "Input tokens (--compare_hf).")
 _COMPARE_TARGET_LEN = flags.DEFINE_integer(
   "compare_target_len", 128, "Target tokens (--compare_hf)."
+)
+_MIXTURE = flags.DEFINE_string(
+  "mixture",
+  "",
+  "Mixture mode: batches of this mixture (e.g. builtin_multitask) at the config's lengths "
+  "through the padded step and the bucketed step, alternately; prints useful tokens/s, "
+  "examples/s and the ratio.",
+)
+_BATCHES = flags.DEFINE_integer(
+  "batches",
+  4,
+  "Mixture mode: distinct batches; --warmup untimed rounds over them, then --steps timed rounds.",
+)
+_WHOLE_BATCH = flags.DEFINE_bool(
+  "whole_batch",
+  False,
+  "Mixture mode: also compile (not run) the padded step on each batch cut as a whole to its "
+  "longest text, without image streams no example has, and print XLA's FLOPs.",
+)
+_MOCK_DATASETS = flags.DEFINE_list(
+  "mock_datasets",
+  [],
+  "Mixture mode: TFDS datasets to prepare with mock records in a temporary data_dir; the "
+  "mixture then samples its tasks on them (prepared_only), e.g. for paper_multitask: "
+  "glue/sst2,imagenet2012,nyu_depth_v2.",
 )
 
 
@@ -236,6 +271,244 @@ def hf_t5(config, batch):
   return Runner(f"HF FlaxT5 (transformers {version})", compiled, state, hf_batch, tokens)
 
 
+# ----------------------------------------------------------------------- mixture mode
+
+
+BUILTIN_TOKENIZER = "tokenizers/uio_tiny_2k.model"
+
+
+def mixture_inputs(config, mixture, batch_size, mock_datasets):
+  """(host batches source, frozen VQ-GAN) of `mixture` at the config's lengths.
+
+  What the config names but this machine lacks is replaced, with a note: the official
+  SentencePiece model by the built-in one (text ids fit the config's vocabulary; the
+  model keeps the config's vocabulary size), the official VQ-GAN by random weights of its
+  preset (same resolution, grid and cost; the codes are arbitrary). Mock datasets are
+  prepared in a temporary data_dir and the mixture sampled over its prepared tasks.
+  """
+  import tempfile
+
+  import vqgan as vqgan_lib
+  from unified_io.common import text_tokenizer
+  from unified_io.common import vocab
+  from unified_io.data import from_config
+  from unified_io.data import pipeline
+
+  config.data.mixture = mixture
+  if mock_datasets:
+    from tests import mock_tfds
+
+    data_dir = tempfile.mkdtemp(prefix="uio-bench-tfds-")
+    for name in mock_datasets:
+      mock_tfds.prepare(name, data_dir, num_examples=16)
+    config.data.update(dict(data_dir=data_dir, prepared_only=True))
+  if os.path.exists(config.vocab.sentencepiece_model):
+    tokenizer = from_config.tokenizer(config)
+  else:
+    print(f"note: {config.vocab.sentencepiece_model} missing; text from {BUILTIN_TOKENIZER}")
+    tokenizer = text_tokenizer.TextTokenizer(
+      BUILTIN_TOKENIZER, config.vocab.image_codes, num_location_bins=vocab.location_bins(config)
+    )
+  if os.path.isdir(config.vqgan.get("weights", "")):
+    vq = from_config.image_tokenizer(config)
+  else:
+    print(f"note: {config.vqgan.weights} missing; random {config.vqgan.preset} VQ-GAN weights")
+    vq = vqgan_lib.init(config.vqgan.preset, 0)
+  spec = pipeline.ExampleSpec(
+    tokenizer=tokenizer,
+    text_inputs=config.lengths.text_inputs,
+    text_targets=config.lengths.text_targets,
+    input_image_size=config.model.image_size,
+    patch_size=config.model.patch_size,
+    target_image_size=vq.config.resolution,
+    target_downsample=vq.config.downsample_factor,
+  )
+  names, rates = from_config.mixture_rates(config)
+  stream = pipeline.MixtureStream(
+    names,
+    rates,
+    spec,
+    seed=config.seed,
+    data_dir=config.data.data_dir or None,
+    max_depth=config.data.max_depth,
+    by_shape=config.data.schedule == "stratified",
+  )
+  return pipeline.Batches(stream, batch_size, workers=config.data.workers), vq
+
+
+def _useful_positions(batch, config):
+  """(useful, padded) encoder + decoder positions of a host batch (patches as the model keeps
+  them: config.model.train_image_patches of each image)."""
+  keep = config.model.train_image_patches or batch["image_input_mask"].shape[1]
+  patches = np.minimum(batch["image_input_mask"].sum(1), keep).sum()
+  useful = train._tokens_per_batch(batch) + patches
+  rows = len(batch["text_inputs"])
+  width = batch["text_inputs"].shape[1] + keep + batch["text_targets"].shape[1]
+  return useful, rows * (width + batch["image_target_mask"].shape[1])
+
+
+def whole_batch_cut(batch):
+  """`batch` cut as one: text to the batch's longest (bucketed), image inputs or targets
+  dropped only when no example has them (the alternative design to parts by shape)."""
+  from unified_io.train import length_buckets
+
+  kinds, text_inputs, text_targets = length_buckets.example_kinds(batch)
+  cut = dict(batch)
+  for key, longest, smallest in zip(
+    ("text_inputs", "text_targets"), (text_inputs, text_targets), length_buckets.MIN_TEXT_LENGTHS
+  ):
+    width = batch[key].shape[1]
+    cut[key] = batch[key][:, : length_buckets.text_bucket(int(longest.max()), width, smallest)]
+  for keys, present in (
+    (length_buckets.IMAGE_INPUT_KEYS, (kinds % 2 == 1).any()),
+    (length_buckets.IMAGE_TARGET_KEYS, (kinds >= 2).any()),
+  ):
+    if not present:
+      cut = {k: v for k, v in cut.items() if k not in keys}
+  return cut
+
+
+class _Timed:
+  """A step (PaddedStep or BucketedStep) with its own state; `run` does one step and waits."""
+
+  def __init__(self, name, step, state):
+    self.name, self.step, self.state = name, step, state
+    self.times, self.flops, self.timed_flops, self.losses = [], [], [], []
+
+  def run(self, batch):
+    start = time.perf_counter()
+    self.state, metrics = self.step(self.state, batch)
+    jax.block_until_ready(metrics)
+    self.losses.append(float(metrics["loss"]))
+    self.flops.append(self.step.last_flops)
+    return time.perf_counter() - start
+
+
+def mixture_mode(
+  config, mixture, batch_size, num_batches, mock_datasets, warmup, rounds, whole_batch=False
+):
+  """The padded step against the bucketed one on `num_batches` batches of `mixture`:
+  `warmup` untimed rounds over the batches, then `rounds` timed ones."""
+  from unified_io.train import step as step_lib
+
+  config = config.copy_and_resolve_references()
+  config.train.batch_size = batch_size
+  batches, vq = mixture_inputs(config, mixture, batch_size, mock_datasets)
+  start = time.perf_counter()
+  local = [next(batches) for _ in range(num_batches)]
+  print(
+    f"{mixture}: {num_batches} batches of {batch_size} in {time.perf_counter() - start:.1f} s "
+    f"({len(batches.task_names)} tasks, schedule {config.data.schedule})",
+    flush=True,
+  )
+  useful, padded = map(sum, zip(*(_useful_positions(b, config) for b in local)))
+  tokens = sum(train._tokens_per_batch(b) for b in local)
+  print(
+    f"useful positions (text, kept patches, targets) {useful} of {padded} padded "
+    f"({100 * (1 - useful / padded):.0f}% padding); useful tokens (text in, text and image "
+    f"targets, as the trainer counts them) {tokens}",
+    flush=True,
+  )
+  mesh = mesh_lib.make_mesh(config.mesh)
+  rules = mesh_lib.logical_rules(config.mesh)
+  model = model_lib.build(config)
+  init_state, _, shardings, optimizer, schedule = train.create_train_state(
+    config, model, mesh, rules
+  )
+  common = dict(model=model, z_loss=config.loss.z_loss, vq_config=vq.config, num_tasks=0)
+  replicated = mesh_lib.replicated(mesh)
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+    vq_params = jax.device_put(vq.params, replicated)
+    step_fn = jax.jit(
+      functools.partial(train.train_step, optimizer=optimizer, schedule=schedule, **common),
+      in_shardings=(shardings, mesh_lib.batch_sharding(mesh), replicated),
+      out_shardings=(shardings, replicated),
+      donate_argnums=0,
+    )
+    start = time.perf_counter()
+    state = jax.jit(init_state, out_shardings=shardings)()
+    padded_step = step_lib.PaddedStep(step_fn, vq_params, mesh, batch_size, state, local[0])
+    print(
+      f"padded step compiled in {time.perf_counter() - start:.0f} s: "
+      f"{padded_step.flops / 1e9:.1f} GFLOP",
+      flush=True,
+    )
+    if whole_batch:
+      flops = []
+      for batch in local:
+        cut = whole_batch_cut(batch)
+        lowered = step_fn.lower(state, mesh_lib.global_batch(cut, mesh), vq_params)
+        flops.append(flops_lib.cost(lowered.compile())[0])
+        print(
+          f"whole-batch cut: text {cut['text_inputs'].shape[1]}->{cut['text_targets'].shape[1]}"
+          f", image inputs {'image_inputs' in cut}, image targets "
+          f"{'image_target_pixels' in cut}: {flops[-1] / 1e9:.1f} GFLOP",
+          flush=True,
+        )
+      print(
+        f"whole-batch cut: {padded_step.flops / np.mean(flops):.2f}x fewer FLOPs per step "
+        f"than padded (mean over the batches)",
+        flush=True,
+      )
+    bucketed_step = step_lib.BucketedStep(
+      optimizer=optimizer,
+      schedule=schedule,
+      vq_params=vq_params,
+      mesh=mesh,
+      state_shardings=shardings,
+      global_batch_size=batch_size,
+      log=lambda line: print(line, flush=True),
+      **common,
+    )
+    bucketed_state = jax.jit(init_state, out_shardings=shardings)()
+    start = time.perf_counter()
+    for batch in local:
+      bucketed_step.compile_for(bucketed_state, batch)
+    print(
+      f"bucketed step: {len(bucketed_step.programs)} part programs for {num_batches} batches "
+      f"compiled in {time.perf_counter() - start:.0f} s",
+      flush=True,
+    )
+    runners = [
+      _Timed("padded", padded_step, state),
+      _Timed("bucketed", bucketed_step, bucketed_state),
+    ]
+    for _ in range(max(1, warmup)):  # untimed: the first run of every program
+      for batch in local:
+        for runner in runners:
+          runner.run(batch)
+    first_losses = [r.losses[0] for r in runners]
+    for _ in range(rounds):
+      for batch in local:
+        for runner in runners:  # alternate, so that load from elsewhere hits both alike
+          runner.times.append(runner.run(batch))
+          runner.timed_flops.append(runner.flops[-1])
+  print(
+    f"\nfirst step's loss from the same state: padded {first_losses[0]:.6f}, bucketed "
+    f"{first_losses[1]:.6f} (difference {abs(first_losses[0] - first_losses[1]):.2g})"
+  )
+  print(
+    f"{'':<10s}{'total s':>9s}{'s/step':>8s}{'min-max s':>12s}{'useful tokens/s':>17s}"
+    f"{'examples/s':>12s}{'GFLOP/step':>12s}"
+  )
+  for r in runners:
+    seconds = sum(r.times)
+    print(
+      f"{r.name:<10s}{seconds:>9.1f}{seconds / len(r.times):>8.2f}"
+      f"{f'{min(r.times):.2f}-{max(r.times):.2f}':>12s}{tokens * rounds / seconds:>17.1f}"
+      f"{batch_size * len(r.times) / seconds:>12.2f}{np.mean(r.timed_flops) / 1e9:>12.1f}"
+    )
+  padded_r, bucketed_r = runners
+  pairs = [p / b for p, b in zip(padded_r.times, bucketed_r.times)]
+  print(
+    f"bucketed over padded: {sum(padded_r.times) / sum(bucketed_r.times):.2f}x useful "
+    f"tokens/s (same batches), {min(pairs):.2f}-{max(pairs):.2f}x over alternating pairs; "
+    f"{np.mean(padded_r.timed_flops) / np.mean(bucketed_r.timed_flops):.2f}x fewer FLOPs per step",
+    flush=True,
+  )
+  batches.close()
+
+
 # ------------------------------------------------------------------------------- main
 
 
@@ -266,6 +539,19 @@ def main(_):
     f"{_STEPS.value} timed steps",
     flush=True,
   )
+
+  if _MIXTURE.value:
+    mixture_mode(
+      config,
+      _MIXTURE.value,
+      batch_size,
+      _BATCHES.value,
+      _MOCK_DATASETS.value,
+      _WARMUP.value,
+      _STEPS.value,
+      _WHOLE_BATCH.value,
+    )
+    return
 
   if _HEADLINE.value:
     data = synthetic_batches.SyntheticBatches(

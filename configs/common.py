@@ -85,7 +85,9 @@ def base_config(
       source="mixture",
       mixture=OFFICIAL_MIXTURE,
       tasks="",
-      schedule="rates",
+      # "stratified": the mixture's rates, each example shape (input image or not, target
+      # image or not) spread evenly over the stream; "rates": shuffled blocks at the rates.
+      schedule="stratified",
       data_dir="",
       max_depth=10.0,
       paraphrase=False,
@@ -124,6 +126,10 @@ def base_config(
       # For the progress line's FLOP utilisation; 0 = from the device kind
       # (unified_io/common/flops.py).
       peak_flops_per_device=0.0,
+      # "buckets": each batch runs as parts by example shape, each cut to bucketed lengths,
+      # so no FLOPs go to padding (unified_io/train/length_buckets.py); same loss and
+      # gradients as "padded", the config's fixed lengths (benchmarks/README.md).
+      batch_shapes="buckets",
     )
   )
   # Paper §3.4: Adafactor, lr 1e-2 constant for 10k steps then 1/sqrt(k), clip at 1.0.
@@ -144,8 +150,10 @@ def base_config(
   config.freeze = ""  # regex over parameter paths, e.g. "^encoder/" (LiT-decoder setup)
   config.init_from = ""  # a workdir or a converted checkpoint directory: parameters only
   # 2-D mesh (data, model); data=-1 takes the remaining devices. rules=() uses the t5x
-  # standard logical-axis rules of unified_io/common/axis_rules.py.
-  config.mesh = ml_collections.ConfigDict(dict(model=1, data=-1, rules=()))
+  # standard logical-axis rules of unified_io/common/axis_rules.py. fsdp=True also splits
+  # parameters and optimiser state over the data axis (t5x's 2-D parameter partitioning);
+  # `python -m unified_io.aot` shows what each setting takes per device.
+  config.mesh = ml_collections.ConfigDict(dict(model=1, data=-1, rules=(), fsdp=False))
   # restore_step: 0 resumes from the latest checkpoint; an older step falls back to it (the
   # later ones are moved to WORKDIR/checkpoints_set_aside/, never deleted).
   config.checkpoint = ml_collections.ConfigDict(
@@ -217,6 +225,7 @@ def experiment(arg, **sizes):
       split="ablation",
       tasks="",
       num_examples=0,
+      batch_size=16,
     )
   if variant.get("runlocal"):
     config.train.update(dict(batch_size=8, total_steps=10, log_every=1))

@@ -177,7 +177,7 @@ def test_close_match_helper():
     (
       ["--config.train.batchsize=4"],
       "--config.train.batchsize: the config has no key train.batchsize; "
-      "did you mean --config.train.batch_size?",
+      "did you mean --config.train.batch_size or --config.train.batch_shapes?",
     ),
     (
       ["--config=configs/small.py:runlocal", "--config.evals.tasks.every_step=1"],
@@ -279,7 +279,7 @@ def test_unknown_override_through_absl_exits_1_without_traceback(tmp_path):
   assert "Traceback" not in out.stderr
   assert out.stderr.strip().splitlines()[-1] == (
     "unified_io.train: --config.train.batchsize: the config has no key train.batchsize; "
-    "did you mean --config.train.batch_size?"
+    "did you mean --config.train.batch_size or --config.train.batch_shapes?"
   )
   assert not (tmp_path / "w").exists()
 

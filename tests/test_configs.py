@@ -125,7 +125,8 @@ def test_tiny_config_is_the_builtin_run():
   "key,bad,allowed",
   [
     ("data.source", "synthetc", "mixture, synthetic"),
-    ("data.schedule", "roundrobin", "rates, round_robin"),
+    ("data.schedule", "roundrobin", "rates, stratified, round_robin"),
+    ("train.batch_shapes", "trimmed", "buckets, padded"),
     ("optimizer.name", "adam", "adafactor, adamw"),
     ("model.remat_policy", "all", "none, minimal, full"),
     ("model.dtype", "int8", "float32, bfloat16, float16"),

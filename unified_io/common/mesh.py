@@ -2,13 +2,15 @@
 
 The mesh is 2-D: (data, model). `config.mesh.model` devices hold one model replica's shards;
 the data axis takes the rest. Parameters are placed by the logical names they are annotated
-with (see `partitioning.py`) through `config.mesh.rules` (t5x's standard rules by default).
-Axis types are Auto: XLA propagates shardings from the annotations.
+with (unified_io/model/layers.py, network.py) through `config.mesh.rules` (t5x's standard
+rules by default); `config.mesh.fsdp` also splits them over the data axis
+(axis_rules.with_fsdp). Axis types are Auto: XLA propagates shardings from the annotations.
 """
 
 import flax.linen as nn
 import jax
 import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from unified_io.common import axis_rules as P
@@ -27,19 +29,23 @@ def make_mesh(mesh_config, devices=None):
       f"config.mesh.data={mesh_config.data} but {len(devices)} devices with "
       f"model={model} leave {data} for data (use -1 for 'the rest')"
     )
-  return jax.make_mesh(
-    (data, model),
-    (P.DATA_AXIS, P.MODEL_AXIS),
-    axis_types=(AxisType.Auto, AxisType.Auto),
-    devices=devices,
-  )
+  names, types = (P.DATA_AXIS, P.MODEL_AXIS), (AxisType.Auto, AxisType.Auto)
+  try:
+    return jax.make_mesh((data, model), names, axis_types=types, devices=devices)
+  except NotImplementedError:
+    # A TPU slice whose physical axes are no product of the mesh's sizes (model=4 on v4's
+    # 8x8x8 cube): jax.make_mesh refuses to split a physical axis; splitting one still
+    # keeps each model group on neighbouring chips.
+    grid = mesh_utils.create_device_mesh((data, model), devices, allow_split_physical_axes=True)
+    return jax.sharding.Mesh(grid, names, axis_types=types)
 
 
 def logical_rules(mesh_config):
   rules = mesh_config.get("rules")
-  if not rules:
-    return P.STANDARD_RULES
-  return tuple((name, axis) for name, axis in rules)
+  rules = tuple((name, axis) for name, axis in rules) if rules else P.STANDARD_RULES
+  if mesh_config.get("fsdp", False):
+    rules = P.with_fsdp(rules)
+  return rules
 
 
 def _divisible(shape, spec, mesh):

@@ -4,7 +4,9 @@ config.data keys:
   source: "synthetic" (the in-code copy task, for trainer tests) or "mixture".
   mixture: a name from `unified_io.data.mixtures` (e.g. "builtin_multitask").
   tasks: optional comma-separated task names; overrides the mixture (uniform rates).
-  schedule: "rates" (shuffled blocks that meet the mixture's rates) or "round_robin".
+  schedule: "rates" (shuffled blocks that meet the mixture's rates), "stratified" (the same
+    rates, each example shape spread evenly over the stream, so that every host's share of
+    every batch holds each shape in proportion: pipeline.Schedule strata) or "round_robin".
   data_dir: TFDS data_dir ("" = TFDS default, ~/tensorflow_datasets).
   prepared_only: sample only the mixture's tasks whose datasets are prepared in data_dir,
     at the mixture's rates recomputed over them (the trainer lists what it left out).
@@ -23,6 +25,9 @@ from unified_io.common import vocab
 from unified_io.common import text_tokenizer
 from unified_io.data import pipeline
 from unified_io.data.tasks import registry as tasks_lib
+
+# What config.data.schedule may be (config_check validates against this).
+SCHEDULES = ("rates", "stratified", "round_robin")
 
 
 def tokenizer(config) -> text_tokenizer.TextTokenizer:
@@ -108,8 +113,8 @@ def stream(
 ) -> pipeline.MixtureStream:
   names, rates = mixture_rates(config)
   schedule = config.data.get("schedule", "rates")
-  if schedule not in ("rates", "round_robin"):
-    raise ValueError(f"config.data.schedule={schedule!r}: choose rates or round_robin")
+  if schedule not in SCHEDULES:
+    raise ValueError(f"config.data.schedule={schedule!r}: choose one of {', '.join(SCHEDULES)}")
   if task_names is not None:  # evaluation: the given tasks in turn
     names, rates, schedule = list(task_names), None, "round_robin"
   return pipeline.MixtureStream(
@@ -122,6 +127,7 @@ def stream(
     max_depth=config.data.get("max_depth", 10.0),
     paraphrase=config.data.get("paraphrase", False),
     round_robin=schedule == "round_robin",
+    by_shape=schedule == "stratified",
   )
 
 

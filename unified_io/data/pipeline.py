@@ -339,7 +339,17 @@ def block_counts(rates: Mapping[str, float], block: int = BLOCK) -> np.ndarray:
 
 
 class Schedule:
-  """Which task, and which of that task's draws, element e of the stream is."""
+  """Which task, and which of that task's draws, element e of the stream is.
+
+  With `strata` (a label per task, e.g. the shape of its examples), each block's slots are
+  spread so that every stretch of the stream holds each stratum in proportion, while every
+  task keeps its exact count per block: a stratum of n slots in the block takes positions
+  (j + phase) / n, j = 0..n-1, with a random phase, and its tasks fill them in a random
+  order. Its count in any stretch of the block's positions is then within 1 of n times the
+  stretch, so a window of w consecutive slots (within a block) holds w * q +- (1 + S * q)
+  slots of a stratum with share q, for S strata: e.g. every 16-example batch of builtin's
+  four shapes holds 4 or 5 text-only examples, where independent draws give 0 to 10.
+  """
 
   def __init__(
     self,
@@ -348,10 +358,14 @@ class Schedule:
     seed: int,
     round_robin: bool = False,
     block: int = BLOCK,
+    strata: Optional[Sequence[int]] = None,
   ):
     self.task_names = tuple(task_names)
     self.seed = seed
     self.round_robin = round_robin
+    if strata is not None and len(strata) != len(self.task_names):
+      raise ValueError(f"{len(strata)} strata for {len(self.task_names)} tasks")
+    self.strata = None if strata is None else np.asarray(strata)
     if round_robin:
       self.block = len(self.task_names)
       self.counts = np.ones(self.block, np.int64)
@@ -361,13 +375,24 @@ class Schedule:
     self._cache: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
     self._lock = threading.Lock()
 
+  def _spread(self, rng: np.random.Generator) -> np.ndarray:
+    """One block's task slots, each stratum at evenly spaced positions (class docstring)."""
+    keys, slots = [], []
+    for stratum in np.unique(self.strata):
+      tasks = np.flatnonzero(self.strata == stratum)
+      mine = rng.permutation(np.repeat(tasks, self.counts[tasks]))
+      if len(mine):
+        keys.append((np.arange(len(mine)) + rng.random()) / len(mine))
+        slots.append(mine)
+    return np.concatenate(slots)[np.argsort(np.concatenate(keys), kind="stable")]
+
   def _layout(self, block_index: int):
     with self._lock:
       if block_index not in self._cache:
         slots = np.repeat(np.arange(len(self.task_names)), self.counts)
         if not self.round_robin:
           rng = np.random.default_rng([self.seed, rng_streams.BLOCK_ORDER, block_index])
-          slots = rng.permutation(slots)
+          slots = rng.permutation(slots) if self.strata is None else self._spread(rng)
         ordinal = np.zeros(len(slots), np.int64)
         for task in range(len(self.task_names)):
           where = np.flatnonzero(slots == task)
@@ -462,6 +487,13 @@ def prepare(
   return features, raw, cut
 
 
+def shape_of(features: Mapping[str, np.ndarray]) -> int:
+  """0..3: whether an example has an input image (1) and a target image (2), as
+  unified_io/train/length_buckets.py splits batches."""
+  has_image = bool(np.any(features["image_input_mask"]))
+  return int(has_image) + 2 * int(bool(np.any(features["image_target_mask"])))
+
+
 class MixtureStream:
   """Unified examples of a task mixture, element by element (see module docstring)."""
 
@@ -477,8 +509,12 @@ class MixtureStream:
     max_depth: float = 10.0,
     paraphrase: bool = False,
     round_robin: bool = False,
+    by_shape: bool = False,
     counters: Optional[Counters] = None,
   ):
+    """`by_shape`: spread the tasks over the stream by the shape of their examples
+    (`shape_of`), so that every host's share of every batch holds each shape in proportion
+    (`Schedule` strata; the trainer then runs each shape at its own lengths)."""
     self.tasks = [tasks_lib.get(name) for name in task_names]
     self.spec = spec
     self.seed = seed
@@ -486,35 +522,52 @@ class MixtureStream:
     self.sources = [
       source(t.builder, t.splits[split], data_dir, t.record_filter) for t in self.tasks
     ]
-    self.schedule = Schedule(task_names, rates, seed, round_robin=round_robin)
     self.records = [EpochPermutation(len(s), seed, i) for i, s in enumerate(self.sources)]
     self.counters = counters or Counters()
+    strata = None
+    if by_shape and not round_robin:
+      strata = [shape_of(self._first_usable(i)) for i in range(len(self.tasks))]
+    self.schedule = Schedule(task_names, rates, seed, round_robin=round_robin, strata=strata)
 
-  def element(self, index: int) -> Dict[str, np.ndarray]:
-    task_index, draw = self.schedule(index)
+  def _features(self, task_index: int, draw: int, seed_key: Sequence[int], where: str, count=True):
+    """(features, truncation flags) of the task's `draw`-th record, or of the first of the
+    fallbacks after it that the task can use; `where` names the element in the error."""
     task, src = self.tasks[task_index], self.sources[task_index]
     for attempt in range(MAX_FALLBACKS + 1):
       # Fallbacks walk a fixed stride through the epoch, so they are deterministic too.
       record_index = self.records[task_index](draw + attempt * 7919)
-      rng = np.random.default_rng([self.seed, rng_streams.TRAIN_EXAMPLE, index, attempt])
+      rng = np.random.default_rng([*seed_key, attempt])
       try:
         record = src[record_index]
         features, _, cut = prepare(task, record, rng, self.spec, self.ctx)
       except tasks_lib.SkipExample as e:
-        self.counters.skip(task.name, str(e) or "unspecified")
+        if count:
+          self.counters.skip(task.name, str(e) or "unspecified")
         continue
-      for field, was_cut in cut.items():
-        if was_cut:
-          self.counters.truncate(task.name, field)
-      features["task_index"] = np.int32(task_index)
-      features["loss_weight"] = np.float32(task.loss_weight)
-      return features
+      return features, cut
     raise RuntimeError(
-      f"{task.name}: {MAX_FALLBACKS + 1} records in a row were skipped at "
-      f"stream element {index} (does the task fit {src.name}? a task that can "
-      "use only a few records wants a record_filter); skips so far: "
-      f"{self.counters.summary()}"
+      f"{task.name}: {MAX_FALLBACKS + 1} records in a row were skipped at {where} (does "
+      f"the task fit {src.name}? a task that can use only a few records wants a "
+      f"record_filter); skips so far: {self.counters.summary()}"
     )
+
+  def _first_usable(self, task_index: int) -> Dict[str, np.ndarray]:
+    """The features of the task's first usable record (uncounted: a probe, not training)."""
+    key = (self.seed, rng_streams.TRAIN_EXAMPLE, 2**32 - 1 - task_index)
+    return self._features(task_index, 0, key, "its first record (shape probe)", False)[0]
+
+  def element(self, index: int) -> Dict[str, np.ndarray]:
+    task_index, draw = self.schedule(index)
+    task = self.tasks[task_index]
+    features, cut = self._features(
+      task_index, draw, (self.seed, rng_streams.TRAIN_EXAMPLE, index), f"stream element {index}"
+    )
+    for field, was_cut in cut.items():
+      if was_cut:
+        self.counters.truncate(task.name, field)
+    features["task_index"] = np.int32(task_index)
+    features["loss_weight"] = np.float32(task.loss_weight)
+    return features
 
 
 class Batches:

@@ -346,12 +346,15 @@ class Decoder(nn.Module):
       y, new_cache = self.layers(y, *args, cache)
     else:
       per_layer = []
+      # The cache holds one array per layer here (init_decode_cache): each layer writes its
+      # step into its own buffer in place, where slicing a stacked [B, layers, ...] cache
+      # and stacking it again copied the whole cache three times per step.
       for i, layer in enumerate(self.layers):
-        layer_cache = None if cache is None else {k: v[:, i] for k, v in cache.items()}
+        layer_cache = None if cache is None else {k: v[i] for k, v in cache.items()}
         y, c = layer(y, *args, layer_cache)
         per_layer.append(c)
       if cache is not None:
-        new_cache = {k: jnp.stack([c[k] for c in per_layer], axis=1) for k in cache}
+        new_cache = {k: tuple(c[k] for c in per_layer) for k in cache}
     y = _dropout(self, cfg.dropout_rate, self.decoder_norm(y))
     scale = jnp.sqrt(y.shape[-1]).astype(jnp.float32)
     if text_len is None:
@@ -505,7 +508,7 @@ class UnifiedIO(nn.Module):
   ):
     """One cached decoding step at absolute position `step` (text first, then image).
 
-    cache: {"k", "v": [N, layers, L, H, D], "valid": [N, L] bool, "eos": [N] bool}.
+    cache: `init_decode_cache`'s {"k", "v", "valid": [N, L] bool, "eos": [N] bool}.
     self_bias: [1, H, L, L] from `decoder.biases` (causality is enforced here).
     Returns (logits [N, V] masked by modality, new cache).
     """
@@ -540,11 +543,22 @@ class UnifiedIO(nn.Module):
 def init_decode_cache(
   config: NetworkConfig, batch_size: int, max_len: int, dtype: Optional[str] = None
 ):
-  shape = (batch_size, config.num_decoder_layers, max_len, config.num_heads, config.head_dim)
+  """The decoder's KV cache for `batch_size` rows of `max_len` positions.
+
+  "k", "v": with scanned layers one [B, layers, L, H, D] array (the scan's per-layer axis),
+  else a tuple of one [B, L, H, D] array per layer (updated in place, see Decoder).
+  """
+  shape = (batch_size, max_len, config.num_heads, config.head_dim)
   dtype = jnp.dtype(dtype or config.dtype)
+  if config.scan_layers:
+    stacked = shape[:1] + (config.num_decoder_layers,) + shape[1:]
+    k, v = jnp.zeros(stacked, dtype), jnp.zeros(stacked, dtype)
+  else:
+    k = tuple(jnp.zeros(shape, dtype) for _ in range(config.num_decoder_layers))
+    v = tuple(jnp.zeros(shape, dtype) for _ in range(config.num_decoder_layers))
   return {
-    "k": jnp.zeros(shape, dtype),
-    "v": jnp.zeros(shape, dtype),
+    "k": k,
+    "v": v,
     "valid": jnp.zeros((batch_size, max_len), bool),
     "eos": jnp.zeros((batch_size,), bool),
   }

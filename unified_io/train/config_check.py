@@ -9,11 +9,12 @@ all it takes.
 
 Numbers are checked too: `INT_SETTINGS` are ints with a lower bound (a batch size, a
 logging or checkpoint interval of 0 would fail only after the first step, with a
-ZeroDivisionError). What depends on the machine (the batch over the devices, the mesh) is
-`device_problems`, which the trainer runs once the device count is known, before it builds
-anything. `command_line_problems(sys.argv, default)` runs before absl parses the flags: a
-missing --config file, or a --config.KEY that the config does not have (`override_problem`
-names the closest key paths), instead of a traceback from inside ml_collections.
+ZeroDivisionError), and `BOOL_SETTINGS` are booleans. What depends on the machine (the
+batch over the devices, the mesh) is `device_problems`, which the trainer runs once the
+device count is known, before it builds anything. `command_line_problems(sys.argv,
+default)` runs before absl parses the flags: a missing --config file, or a --config.KEY
+that the config does not have (`override_problem` names the closest key paths), instead of
+a traceback from inside ml_collections.
 """
 
 import difflib
@@ -26,6 +27,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 from absl import flags
 from ml_collections import config_dict
 
+from unified_io.data import from_config
 from unified_io.data import mixtures
 from unified_io.data.tasks import registry as tasks_lib
 from unified_io.eval import predictor as predictor_lib
@@ -35,8 +37,9 @@ from unified_io.train import trainer
 from vqgan import configs as vqgan_configs
 
 # config.data.schedule: what unified_io/data/from_config.py `stream` implements ("rates":
-# shuffled blocks that meet the mixture's rates, "round_robin": the tasks in turn).
-SCHEDULES = ("rates", "round_robin")
+# shuffled blocks that meet the mixture's rates, "stratified": the same with each example
+# shape spread evenly, "round_robin": the tasks in turn).
+SCHEDULES = from_config.SCHEDULES
 
 
 class ConfigError(ValueError):
@@ -48,6 +51,7 @@ SWITCHES: Tuple[Tuple[str, Callable[[], Sequence[str]]], ...] = (
   ("data.source", lambda: trainer.Inputs.SOURCES),
   ("data.schedule", lambda: SCHEDULES),
   ("optimizer.name", lambda: optim.OPTIMIZERS),
+  ("train.batch_shapes", lambda: trainer.BATCH_SHAPES),
   ("model.remat_policy", lambda: network.REMAT_POLICIES),
   ("model.dtype", lambda: network.ACTIVATION_DTYPES),
   ("vqgan.preset", lambda: tuple(sorted(vqgan_configs.PRESETS))),
@@ -71,6 +75,10 @@ INT_SETTINGS: Tuple[Tuple[str, int], ...] = (
   ("lengths.text_targets", 1),
   ("lengths.image_targets", 1),
 )
+
+
+# Settings that must be booleans (an int or a string would be truthy without meaning it).
+BOOL_SETTINGS: Tuple[str, ...] = ("mesh.fsdp",)
 
 
 def _lookup(config, key):
@@ -108,13 +116,22 @@ def _int_problems(config) -> List[str]:
   return found
 
 
+def _bool_problems(config) -> List[str]:
+  values = ((key, _lookup(config, key)) for key in BOOL_SETTINGS)
+  return [
+    f"config.{key}={value!r} must be True or False"
+    for key, value in values
+    if value is not None and not isinstance(value, bool)
+  ]
+
+
 def _is_int(value):
   return isinstance(value, int) and not isinstance(value, bool)
 
 
 def problems(config) -> List[str]:
   """One line per bad switch value or numeric setting (empty if the config is fine)."""
-  found = _int_problems(config)
+  found = _int_problems(config) + _bool_problems(config)
   for key, allowed in SWITCHES:
     value = _lookup(config, key)
     if value is not None:

@@ -21,9 +21,9 @@ from unified_io.common import distributed
 from unified_io.common import run_log
 from unified_io.common import workdir_lock
 from unified_io.common import flops as flops_lib
-from unified_io.model import losses
 from unified_io.model import builder as model_lib
 from unified_io.train import optim
+from unified_io.train import step as step_lib
 from unified_io.common import mesh as mesh_lib
 from unified_io.data import synthetic as synthetic_batches
 from unified_io.data import from_config
@@ -118,55 +118,9 @@ def create_train_state(config, model, mesh, rules):
 
 # ------------------------------------------------------------------------------------ step
 
-
-def _per_task(values, batch, num_tasks):
-  return jax.ops.segment_sum(values, batch["task_index"], num_segments=num_tasks)
-
-
-def train_step(
-  state, batch, vq_params=None, *, model, optimizer, schedule, z_loss, vq_config=None, num_tasks=0
-):
-  batch = model_lib.tokenize_image_targets(
-    batch, vq_config, vq_params, model.config.padded_text_size
-  )
-  step_rng = jax.random.fold_in(state["rng"], state["step"])
-  dropout_rng, patch_rng = jax.random.split(step_rng)
-
-  def loss_fn(params):
-    text_logits, image_logits = model.apply(
-      {"params": params}, batch, train=True, rngs={"dropout": dropout_rng, "patches": patch_rng}
-    )
-    total, count = losses.example_losses(text_logits, image_logits, batch, z_loss)
-    return losses.weighted_token_mean(total, count, batch.get("loss_weight")), (total, count)
-
-  (loss, (example_loss, example_count)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-    state["params"]
-  )
-  grad_norm = optax.tree.norm(grads)
-  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-  updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
-  params = jax.tree.map(lambda p, u: p + u.astype(p.dtype), state["params"], updates)
-  keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-  skipped = (~finite).astype(jnp.int32)
-  new_state = {
-    "params": keep(params, state["params"]),
-    "opt_state": keep(opt_state, state["opt_state"]),
-    "step": state["step"] + 1,
-    "rng": state["rng"],
-    "skipped": state["skipped"] + skipped,
-    "consecutive_skips": jnp.where(finite, 0, state["consecutive_skips"] + 1),
-  }
-  metrics = {
-    "loss": loss,
-    "grad_norm": grad_norm,
-    "learning_rate": schedule(state["step"]),
-    "skipped": skipped,
-  }
-  if num_tasks:
-    # Sums, not means: the host adds them over the logging window and divides once.
-    metrics["task_loss_sum"] = _per_task(example_loss, batch, num_tasks)
-    metrics["task_tokens"] = _per_task(example_count.astype(jnp.float32), batch, num_tasks)
-  return new_state, metrics
+# The step's math lives in unified_io/train/step.py; these names are part of the trainer's API.
+train_step = step_lib.train_step
+BATCH_SHAPES = step_lib.BATCH_SHAPES
 
 
 # ------------------------------------------------------------------------------ utilities
@@ -294,49 +248,54 @@ def train(config, workdir, evaluators=()):
         else:
           state = jax.jit(init_state, out_shardings=state_shardings)()
         run_log.write_config(config, workdir)  # only now: a failed start leaves the old one
-        replicated = mesh_lib.replicated(mesh)
         vq_params = None
         if inputs.vq is not None:
-          vq_params = jax.device_put(inputs.vq.params, replicated)
-        step_fn = jax.jit(
-          functools.partial(
-            train_step,
-            model=model,
-            optimizer=optimizer,
-            schedule=schedule,
-            z_loss=config.loss.z_loss,
-            vq_config=None if inputs.vq is None else inputs.vq.config,
-            num_tasks=len(inputs.task_names),
-          ),
-          in_shardings=(state_shardings, mesh_lib.batch_sharding(mesh), replicated),
-          out_shardings=(state_shardings, replicated),
-          donate_argnums=0,
+          vq_params = jax.device_put(inputs.vq.params, mesh_lib.replicated(mesh))
+        make_step = _step_maker(
+          config, model, optimizer, schedule, inputs, vq_params, mesh, state_shardings, log
         )
-        history = _loop(
-          config,
-          state,
-          functools.partial(_Step, step_fn, vq_params),
-          inputs,
-          ckpt,
-          log,
-          mesh,
-          evaluators,
-        )
+        history = _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators)
     finally:
       ckpt.close()
   return history
 
 
-class _Step:
-  """Compiles the step ahead of time on the first batch, then runs it."""
+def _step_maker(config, model, optimizer, schedule, inputs, vq_params, mesh, shardings, log):
+  """make_step(state, first local batch) -> the step the loop runs: step(state, local)."""
+  shapes = config.train.get("batch_shapes", "buckets")
+  if shapes not in BATCH_SHAPES:
+    raise ValueError(f"config.train.batch_shapes={shapes!r}: choose one of {BATCH_SHAPES}")
+  common = dict(
+    model=model,
+    z_loss=config.loss.z_loss,
+    vq_config=None if inputs.vq is None else inputs.vq.config,
+    num_tasks=len(inputs.task_names),
+  )
+  if shapes == "buckets":
+    bucketed = step_lib.BucketedStep(
+      optimizer=optimizer,
+      schedule=schedule,
+      vq_params=vq_params,
+      mesh=mesh,
+      state_shardings=shardings,
+      global_batch_size=config.train.batch_size,
+      log=log.line,
+      **common,
+    )
 
-  def __init__(self, step_fn, vq_params, state, batch):
-    self.vq_params = vq_params
-    self.compiled = step_fn.lower(state, batch, vq_params).compile()
-    self.flops, _ = flops_lib.cost(self.compiled)  # per device
+    def make_step(state, local):
+      bucketed.compile_for(state, local)  # the first batch's programs, before the clock starts
+      return bucketed
 
-  def __call__(self, state, batch):
-    return self.compiled(state, batch, self.vq_params)
+    return make_step
+  replicated = mesh_lib.replicated(mesh)
+  step_fn = jax.jit(
+    functools.partial(train_step, optimizer=optimizer, schedule=schedule, **common),
+    in_shardings=(shardings, mesh_lib.batch_sharding(mesh), replicated),
+    out_shardings=(shardings, replicated),
+    donate_argnums=0,
+  )
+  return functools.partial(step_lib.PaddedStep, step_fn, vq_params, mesh, config.train.batch_size)
 
 
 class _ProgressBar:
@@ -407,6 +366,7 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators):
   previous = {signum: signal.signal(signum, on_signal) for signum in handled}
   history = History()
   window_start, window_steps, window_tokens, window_examples = time.time(), 0, 0, 0
+  window_flops = 0.0
   task_sums = task_tokens = 0.0
   log.line(
     f"Training steps {step}..{total} with global batch {config.train.batch_size} on "
@@ -420,23 +380,22 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators):
   try:
     while step < total:
       local = next(data)
-      batch = mesh_lib.global_batch(local, mesh, config.train.batch_size)
       if run_step is None:
-        run_step = make_step(state, batch)
+        run_step = make_step(state, local)
         peak, peak_source = flops_lib.peak_flops_per_device(
           config.train.get("peak_flops_per_device", 0.0)
         )
         log.line(
-          f"Step: {run_step.flops / 1e9:.3g} GFLOP per device (XLA cost analysis); "
-          f"peak {peak / 1e12:.3g} TFLOP/s per device ({peak_source})"
+          f"{run_step.describe()}; peak {peak / 1e12:.3g} TFLOP/s per device ({peak_source})"
         )
         distributed.host_barrier("uio_train_step_compiled")
         window_start = time.time()
       window_tokens += _tokens_per_batch(local) * jax.process_count()
       window_examples += config.train.batch_size
-      state, metrics = run_step(state, batch)
+      state, metrics = run_step(state, local)
       step += 1
       window_steps += 1
+      window_flops += run_step.last_flops
       progress.update(step, total)
       if inputs.task_names:
         task_sums = task_sums + np.asarray(jax.device_get(metrics["task_loss_sum"]))
@@ -448,7 +407,8 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators):
         elapsed = max(time.time() - window_start, 1e-9)
         steps_per_s = window_steps / elapsed
         eta = (total - step) / max(steps_per_s, 1e-9)
-        mfu = flops_lib.utilisation(run_step.flops, steps_per_s, peak)
+        # Per-step FLOPs vary with the batch's shapes: the window's mean.
+        mfu = flops_lib.utilisation(window_flops / max(window_steps, 1), steps_per_s, peak)
         progress.clear()
         log.line(
           f"step {step} loss {loss:.4f} lr {float(metrics['learning_rate']):.3g} "
@@ -477,6 +437,7 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators):
           log.line(f"input: {counters}")
           last_counters = counters
         window_start, window_steps, window_tokens, window_examples = time.time(), 0, 0, 0
+        window_flops = 0.0
       if int(state["consecutive_skips"]) >= config.train.max_consecutive_skips:
         ckpt.wait()
         raise RuntimeError(
