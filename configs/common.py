@@ -89,6 +89,9 @@ def base_config(
       # image or not) spread evenly over the stream; "rates": shuffled blocks at the rates.
       schedule="stratified",
       data_dir="",
+      # A clean_split exclusion list (python -m unified_io.data.clean_split --out=FILE):
+      # training images also in any task's validation or test split are skipped and counted.
+      exclude_images="",
       max_depth=10.0,
       paraphrase=False,
       workers=2,

@@ -1,12 +1,13 @@
 """The catalogue of the paper's datasets: what each is, its design rate, whether it is here.
 
-  python -m unified_io.data.catalog [--data_dir=D] [--pretraining]
+  python -m unified_io.data.catalog [--data_dir=D] [--pretraining | --sizes]
 
 prints one line per dataset of Table 1 (`catalog_rows.SOURCES`, 97 rows for its 95 slots):
 the registered task(s), the builder, the design size and rate, the state (implemented, or
 the issue that brings its builder) and, per row, whether it is prepared in D with the exact
 command that prepares it. Totals per group close the table. `--pretraining` prints the
-pre-training sources (A.2) instead.
+pre-training sources (A.2) instead, `--sizes` every builder's download size and estimated
+preparation time with the totals over unique files (`disk_sizes.py`).
 
 Design rates follow §3.3 and A.3: each group gets GROUP_RATES[group] (1/8; image synthesis
 3/16, dense labelling 1/16) and within a group each dataset is sampled in proportion to
@@ -265,7 +266,13 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--data_dir", default=None, help="TFDS data_dir to check (default: TFDS's)")
   parser.add_argument("--pretraining", action="store_true", help="the pre-training sources")
+  parser.add_argument("--sizes", action="store_true", help="download sizes, preparation times")
   args = parser.parse_args(argv)
+  if args.sizes:
+    from unified_io.data import disk_sizes  # reads TFDS's checksum files only when asked
+
+    print(disk_sizes.table())
+    return
   print(pretraining_table(args.data_dir) if args.pretraining else table(args.data_dir))
 
 

@@ -8,6 +8,8 @@ config.data keys:
     rates, each example shape spread evenly over the stream, so that every host's share of
     every batch holds each shape in proportion: pipeline.Schedule strata) or "round_robin".
   data_dir: TFDS data_dir ("" = TFDS default, ~/tensorflow_datasets).
+  exclude_images: a `python -m unified_io.data.clean_split` exclusion list (JSON): training
+    images that are also in a task's validation or test split are skipped and counted.
   prepared_only: sample only the mixture's tasks whose datasets are prepared in data_dir,
     at the mixture's rates recomputed over them (the trainer lists what it left out).
   max_depth: metres mapped to white in depth target images.
@@ -23,6 +25,7 @@ from typing import List, Optional, Tuple
 import vqgan as vqgan_lib
 from unified_io.common import vocab
 from unified_io.common import text_tokenizer
+from unified_io.data import clean_split
 from unified_io.data import pipeline
 from unified_io.data.tasks import registry as tasks_lib
 
@@ -132,8 +135,13 @@ def stream(
 
 
 def train_batches(config, spec, process_index: int, process_count: int) -> pipeline.Batches:
+  train = stream(config, spec)
+  if config.data.get("exclude_images", ""):
+    lines = clean_split.exclude(train, clean_split.load(config.data.exclude_images))
+    if process_index == 0:
+      print("\n".join([f"data.exclude_images={config.data.exclude_images}:", *lines]), flush=True)
   return pipeline.Batches(
-    stream(config, spec),
+    train,
     config.train.batch_size,
     process_index,
     process_count,
