@@ -209,6 +209,21 @@ def import_hf_t5():
   )
 
 
+def hf_inputs(batch):
+  """FlaxT5's inputs for the text of one of our host batches, on the device."""
+  labels = np.asarray(batch["text_targets"])
+  inputs = np.asarray(batch["text_inputs"])
+  return jax.device_put(
+    {
+      "input_ids": inputs,
+      "attention_mask": (inputs > 0).astype(np.int32),
+      "decoder_input_ids": np.pad(labels[:, :-1], ((0, 0), (1, 0))),  # start token = pad id 0
+      "decoder_attention_mask": (labels > 0).astype(np.int32),
+      "labels": labels,
+    }
+  )
+
+
 def hf_t5(config, batch):
   """Runner for FlaxT5ForConditionalGeneration at the config's dims on the text-only `batch`."""
   version, t5_config_cls, t5_cls = import_hf_t5()
@@ -256,16 +271,7 @@ def hf_t5(config, batch):
     )
 
   state = jax.jit(lambda p: {"params": p, "opt_state": optimizer.init(p)})(params)
-  labels = batch["text_targets"]
-  hf_batch = jax.device_put(
-    {
-      "input_ids": batch["text_inputs"],
-      "attention_mask": (batch["text_inputs"] > 0).astype(np.int32),
-      "decoder_input_ids": np.pad(labels[:, :-1], ((0, 0), (1, 0))),  # start token = pad id 0
-      "decoder_attention_mask": (labels > 0).astype(np.int32),
-      "labels": labels,
-    }
-  )
+  hf_batch = hf_inputs(batch)
   compiled = jax.jit(step, donate_argnums=0).lower(state, hf_batch).compile()
   tokens = train._tokens_per_batch(batch)
   return Runner(f"HF FlaxT5 (transformers {version})", compiled, state, hf_batch, tokens)
@@ -368,6 +374,55 @@ def whole_batch_cut(batch):
   return cut
 
 
+class Steps:
+  """The trainer's padded and bucketed steps for `config` (num_tasks=0), one model and mesh."""
+
+  def __init__(self, config, vq):
+    self.mesh = mesh_lib.make_mesh(config.mesh)
+    self.rules = mesh_lib.logical_rules(config.mesh)
+    model = model_lib.build(config)
+    self.init_state, _, self.shardings, self.optimizer, self.schedule = train.create_train_state(
+      config, model, self.mesh, self.rules
+    )
+    self.common = dict(model=model, z_loss=config.loss.z_loss, vq_config=vq.config, num_tasks=0)
+    replicated = mesh_lib.replicated(self.mesh)
+    self.vq_params = jax.device_put(vq.params, replicated)
+    self.padded_fn = jax.jit(
+      functools.partial(
+        train.train_step, optimizer=self.optimizer, schedule=self.schedule, **self.common
+      ),
+      in_shardings=(self.shardings, mesh_lib.batch_sharding(self.mesh), replicated),
+      out_shardings=(self.shardings, replicated),
+      donate_argnums=0,
+    )
+
+  def context(self):
+    """The mesh and logical rules the steps run under (as trainer.train)."""
+    import contextlib
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(jax.set_mesh(self.mesh))
+    stack.enter_context(nn.logical_axis_rules(self.rules))
+    return stack
+
+  def init(self):
+    return jax.jit(self.init_state, out_shardings=self.shardings)()
+
+  def bucketed(self, batch_size):
+    from unified_io.train import step as step_lib
+
+    return step_lib.BucketedStep(
+      optimizer=self.optimizer,
+      schedule=self.schedule,
+      vq_params=self.vq_params,
+      mesh=self.mesh,
+      state_shardings=self.shardings,
+      global_batch_size=batch_size,
+      log=lambda line: print(line, flush=True),
+      **self.common,
+    )
+
+
 class _Timed:
   """A step (PaddedStep or BucketedStep) with its own state; `run` does one step and waits."""
 
@@ -409,25 +464,12 @@ def mixture_mode(
     f"targets, as the trainer counts them) {tokens}",
     flush=True,
   )
-  mesh = mesh_lib.make_mesh(config.mesh)
-  rules = mesh_lib.logical_rules(config.mesh)
-  model = model_lib.build(config)
-  init_state, _, shardings, optimizer, schedule = train.create_train_state(
-    config, model, mesh, rules
-  )
-  common = dict(model=model, z_loss=config.loss.z_loss, vq_config=vq.config, num_tasks=0)
-  replicated = mesh_lib.replicated(mesh)
-  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-    vq_params = jax.device_put(vq.params, replicated)
-    step_fn = jax.jit(
-      functools.partial(train.train_step, optimizer=optimizer, schedule=schedule, **common),
-      in_shardings=(shardings, mesh_lib.batch_sharding(mesh), replicated),
-      out_shardings=(shardings, replicated),
-      donate_argnums=0,
-    )
+  steps = Steps(config, vq)
+  with steps.context():
+    vq_params, step_fn = steps.vq_params, steps.padded_fn
     start = time.perf_counter()
-    state = jax.jit(init_state, out_shardings=shardings)()
-    padded_step = step_lib.PaddedStep(step_fn, vq_params, mesh, batch_size, state, local[0])
+    state = steps.init()
+    padded_step = step_lib.PaddedStep(step_fn, vq_params, steps.mesh, batch_size, state, local[0])
     print(
       f"padded step compiled in {time.perf_counter() - start:.0f} s: "
       f"{padded_step.flops / 1e9:.1f} GFLOP",
@@ -437,7 +479,7 @@ def mixture_mode(
       flops = []
       for batch in local:
         cut = whole_batch_cut(batch)
-        lowered = step_fn.lower(state, mesh_lib.global_batch(cut, mesh), vq_params)
+        lowered = step_fn.lower(state, mesh_lib.global_batch(cut, steps.mesh), vq_params)
         flops.append(flops_lib.cost(lowered.compile())[0])
         print(
           f"whole-batch cut: text {cut['text_inputs'].shape[1]}->{cut['text_targets'].shape[1]}"
@@ -450,17 +492,8 @@ def mixture_mode(
         f"than padded (mean over the batches)",
         flush=True,
       )
-    bucketed_step = step_lib.BucketedStep(
-      optimizer=optimizer,
-      schedule=schedule,
-      vq_params=vq_params,
-      mesh=mesh,
-      state_shardings=shardings,
-      global_batch_size=batch_size,
-      log=lambda line: print(line, flush=True),
-      **common,
-    )
-    bucketed_state = jax.jit(init_state, out_shardings=shardings)()
+    bucketed_step = steps.bucketed(batch_size)
+    bucketed_state = steps.init()
     start = time.perf_counter()
     for batch in local:
       bucketed_step.compile_for(bucketed_state, batch)

@@ -95,8 +95,25 @@ def base_config(
       max_depth=10.0,
       paraphrase=False,
       workers=2,
+      # "process": preprocessing in worker processes (no GIL; data/process_workers.py).
+      workers_kind="thread",
       allow_missing_groups=False,
       prepared_only=False,
+      # schedule="stop_and_go" (12-in-1 §3; unified_io/data/stop_and_go.py): measure each
+      # task's validation loss every every_steps steps on num_examples fixed examples; a task
+      # improving less than min_improvement over patience measurements is stopped (sampled
+      # every iter_gap-th time), and goes again when its loss is max_degradation above its best.
+      stop_and_go=ml_collections.ConfigDict(
+        dict(
+          every_steps=1000,
+          num_examples=16,
+          split="validation",
+          min_improvement=0.001,
+          patience=2,
+          max_degradation=0.005,
+          iter_gap=4,
+        )
+      ),
     )
   )
   # Evaluators the trainer runs (unified_io/eval/evaluators.py), each every its every_steps

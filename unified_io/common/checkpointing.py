@@ -53,7 +53,7 @@ _FALLBACKS = "fallbacks.json"
 # shapes, tokens or data stream), compared on resume; the keys in RESUME_FREE_KEYS only say
 # how or from where the same data is read.
 RESUME_SECTIONS = ("model", "vocab", "vqgan", "lengths", "data", "seed")
-RESUME_FREE_KEYS = ("data.workers", "data.data_dir")
+RESUME_FREE_KEYS = ("data.workers", "data.workers_kind", "data.data_dir")
 
 
 class CheckpointError(ValueError):

@@ -15,3 +15,5 @@ EPOCH_ORDER = 11
 TRAIN_EXAMPLE = 13
 # An evaluation example's preprocessing choices (eval.task_eval.collect).
 EVAL_EXAMPLE = 17
+# Which go task gets each slot that a stopped task frees (data.stop_and_go.GatedSchedule).
+STOP_AND_GO = 19

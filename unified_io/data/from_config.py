@@ -6,7 +6,13 @@ config.data keys:
   tasks: optional comma-separated task names; overrides the mixture (uniform rates).
   schedule: "rates" (shuffled blocks that meet the mixture's rates), "stratified" (the same
     rates, each example shape spread evenly over the stream, so that every host's share of
-    every batch holds each shape in proportion: pipeline.Schedule strata) or "round_robin".
+    every batch holds each shape in proportion: pipeline.Schedule strata), "round_robin", or
+    "stop_and_go" (the "rates" schedule with converged tasks thinned to every iter_gap-th
+    slot by their validation loss: data/stop_and_go.py; settings in data.stop_and_go).
+  stop_and_go: every_steps, num_examples, split, min_improvement, patience, max_degradation,
+    iter_gap of schedule="stop_and_go" (stop_and_go.DEFAULTS: the paper's thresholds).
+  workers, workers_kind: preprocessing workers per host, "thread" or "process"
+    (data/process_workers.py: the same batches; benchmarks/README.md compares them).
   data_dir: TFDS data_dir ("" = TFDS default, ~/tensorflow_datasets).
   exclude_images: a `python -m unified_io.data.clean_split` exclusion list (JSON): training
     images that are also in a task's validation or test split are skipped and counted.
@@ -19,6 +25,7 @@ config.data keys:
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import List, Optional, Tuple
 
@@ -27,10 +34,13 @@ from unified_io.common import vocab
 from unified_io.common import text_tokenizer
 from unified_io.data import clean_split
 from unified_io.data import pipeline
+from unified_io.data import stop_and_go
 from unified_io.data.tasks import registry as tasks_lib
 
 # What config.data.schedule may be (config_check validates against this).
-SCHEDULES = ("rates", "stratified", "round_robin")
+SCHEDULES = ("rates", "stratified", "round_robin", "stop_and_go")
+# What config.data.workers_kind may be: preprocessing threads or processes.
+WORKER_KINDS = ("thread", "process")
 
 
 def tokenizer(config) -> text_tokenizer.TextTokenizer:
@@ -120,7 +130,7 @@ def stream(
     raise ValueError(f"config.data.schedule={schedule!r}: choose one of {', '.join(SCHEDULES)}")
   if task_names is not None:  # evaluation: the given tasks in turn
     names, rates, schedule = list(task_names), None, "round_robin"
-  return pipeline.MixtureStream(
+  out = pipeline.MixtureStream(
     names,
     rates,
     spec,
@@ -132,14 +142,47 @@ def stream(
     round_robin=schedule == "round_robin",
     by_shape=schedule == "stratified",
   )
+  if schedule == "stop_and_go":  # the trainer's stop_and_go.Controller adds the mode changes
+    gap = stop_and_go.settings(config)["iter_gap"]
+    out.schedule = stop_and_go.GatedSchedule(out.schedule, iter_gap=gap)
+  return out
 
 
-def train_batches(config, spec, process_index: int, process_count: int) -> pipeline.Batches:
+def _train_stream(config, spec, report=False) -> pipeline.MixtureStream:
+  """The training stream, with config.data.exclude_images applied (module level: a process
+  worker builds its own copy from it)."""
   train = stream(config, spec)
   if config.data.get("exclude_images", ""):
     lines = clean_split.exclude(train, clean_split.load(config.data.exclude_images))
-    if process_index == 0:
+    if report:
       print("\n".join([f"data.exclude_images={config.data.exclude_images}:", *lines]), flush=True)
+  return train
+
+
+def train_batches(config, spec, process_index: int, process_count: int):
+  """pipeline.Batches (config.data.workers_kind="thread") or process_workers.ProcessBatches
+  ("process": the same batches from worker processes, no GIL)."""
+  kind = config.data.get("workers_kind", "thread")
+  if kind not in WORKER_KINDS:
+    raise ValueError(f"config.data.workers_kind={kind!r}: choose one of {WORKER_KINDS}")
+  train = _train_stream(config, spec, report=process_index == 0)
+  if kind == "process":
+    if config.data.get("schedule") == "stop_and_go":
+      # The trainer changes the schedule of this process's stream; workers hold copies.
+      raise ValueError(
+        'config.data.workers_kind="process" cannot follow schedule="stop_and_go" '
+        '(its mode changes reach only this process\'s stream): use workers_kind="thread"'
+      )
+    from unified_io.data import process_workers
+
+    return process_workers.ProcessBatches(
+      functools.partial(_train_stream, config, spec),
+      config.train.batch_size,
+      process_index,
+      process_count,
+      workers=config.data.get("workers", 2),
+      stream=train,
+    )
   return pipeline.Batches(
     train,
     config.train.batch_size,

@@ -28,6 +28,7 @@ from typing import Callable, Dict, List, Optional
 
 from unified_io.data import catalog
 from unified_io.data import catalog_rows
+from unified_io.data import concept_split
 from unified_io.data.tasks import registry as tasks_lib
 
 TEMPERATURE = catalog.TEMPERATURE
@@ -40,7 +41,9 @@ PRETRAINING_SHARES = {
 
 
 def task_size(task: tasks_lib.Task, data_dir: Optional[str] = None) -> float:
-  """Train examples of a task: the catalogue's design size, else Task.size, else TFDS's."""
+  """Train examples of a task: the catalogue's design size, else Task.size, else TFDS's.
+  A held-out-concept variant has its base task's (before filtering)."""
+  task = concept_split.base_task(task)
   design = catalog.design_task_sizes(catalog_rows.SOURCES + catalog_rows.PRETRAINING)
   if task.name in design:
     return design[task.name]
@@ -150,6 +153,18 @@ MIXTURES: Dict[str, Mixture] = {
     lambda: ["builtin_masked_lm", "builtin_vl_text_denoising", "builtin_image_denoising"],
     builtin_pretraining_rates,
     "the pre-training objectives on the built-in dataset",
+  ),
+  "builtin_sce": Mixture(
+    lambda: concept_split.variants("builtin_sce"),
+    multitask_rates,
+    "COCO-SCE on the built-in scenes: triangle held out of VQA/captioning, square of "
+    "categorization/localization (labels/builtin_sce.json)",
+  ),
+  "coco_sce": Mixture(
+    lambda: concept_split.variants("coco_sce"),
+    multitask_rates,
+    "GPV-1's COCO-SCE: COCO VQA, captioning, categorization, localization and detection with "
+    "held-out classes filtered from train/val (labels/coco_sce.json)",
   ),
   "paper_multitask": Mixture(
     catalog.implemented_tasks,

@@ -40,6 +40,7 @@ import numpy as np
 from unified_io.common import image_preprocessing
 from unified_io.common import rng_streams
 from unified_io.common import text_tokenizer
+from unified_io.data import split_slice
 from unified_io.data.tasks import registry as tasks_lib
 
 BLOCK = 10_000  # schedule slots per shuffled block
@@ -190,6 +191,9 @@ def source(
   data_dir: Optional[str] = None,
   record_filter: Optional[Tuple[str, str]] = None,
 ):
+  whole, first = split_slice.parse(split)
+  if first is not None:  # "train[:N]": the first N records that the filter keeps
+    return split_slice.First(source(builder_name, whole, data_dir, record_filter), first)
   key = (builder_name, split, data_dir, record_filter)
   with _SOURCES_LOCK:
     if key not in _SOURCES:
@@ -386,7 +390,8 @@ class Schedule:
         slots.append(mine)
     return np.concatenate(slots)[np.argsort(np.concatenate(keys), kind="stable")]
 
-  def _layout(self, block_index: int):
+  def layout(self, block_index: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(task per slot, that task's ordinal within the block per slot) of one block."""
     with self._lock:
       if block_index not in self._cache:
         slots = np.repeat(np.arange(len(self.task_names)), self.counts)
@@ -405,7 +410,7 @@ class Schedule:
   def __call__(self, element: int) -> Tuple[int, int]:
     """(task index, draw number of that task) of stream element `element`."""
     block_index, offset = divmod(int(element), self.block)
-    slots, ordinal = self._layout(block_index)
+    slots, ordinal = self.layout(block_index)
     task = int(slots[offset])
     return task, int(block_index * self.counts[task] + ordinal[offset])
 

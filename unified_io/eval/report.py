@@ -14,6 +14,7 @@ import numpy as np
 
 from unified_io.common import visualize
 from unified_io.data.tasks import registry as tasks_lib
+from unified_io.eval import concept_breakdown
 from unified_io.eval import outputs
 from unified_io.eval import results as results_lib
 
@@ -96,19 +97,23 @@ def group_picture(
 
 
 def table(results: Dict[str, results_lib.TaskResult]) -> List[str]:
+  # Seen / held-out concept columns (GRIT's sameCpt / newCpt) when a task has them.
+  parts = any(concept_breakdown.has_breakdown(r.score) for r in results.values())
+  extra = " sameCpt (n) | newCpt (n) |" if parts else ""
   lines = [
-    "| group | task | metric | model | baseline | baseline is | beats it | val loss |",
-    "|---|---|---|---|---|---|---|---|",
+    "| group | task | metric | model | baseline | baseline is | beats it | val loss |" + extra,
+    "|---|---|---|---|---|---|---|---|" + ("---|---|" if parts else ""),
   ]
   for group in tasks_lib.GROUPS:
     for name, r in results.items():
       if r.group == group:
         s = r.score
         arrow = "↓" if s.lower_is_better else "↑"
+        cells = "".join(f" {c} |" for c in concept_breakdown.cells(s)) if parts else ""
         lines.append(
           f"| {group} | {name} | {s.metric} {arrow} | {s.value:.3f} | "
           f"{s.baseline:.3f} | {s.baseline_is} | "
-          f"{'yes' if s.beats_baseline else 'NO'} | {r.loss:.3f} |"
+          f"{'yes' if s.beats_baseline else 'NO'} | {r.loss:.3f} |{cells}"
         )
   return lines
 

@@ -34,6 +34,7 @@ import numpy as np
 from unified_io.common import rng_streams
 from unified_io.model import builder as model_builder
 from unified_io.model import losses
+from unified_io.eval import concept_breakdown
 from unified_io.eval import host_split
 from unified_io.eval import image_metrics
 from unified_io.eval import outputs
@@ -233,7 +234,8 @@ def evaluate(
   score.extra, over the first num_examples images of its split.
   """
   spec = predictor.spec
-  ctx = spec.context(max_depth)
+  # The split tells held-out-concept variants to keep and tag test examples, not skip them.
+  ctx = dataclasses.replace(spec.context(max_depth), split=split)
   loss_fn = _loss_fn(predictor.model, predictor.vq, predictor.model.config.padded_text_size)
   results = {}
   for k, name in enumerate(task_names):
@@ -252,6 +254,9 @@ def evaluate(
     task_loss = mean_loss(host_split.concatenate([p[0] for p in parts]))
     preds = host_split.concatenate([p[1] for p in parts])
     s = score(examples, preds, spec, max_depth)
+    s = concept_breakdown.with_breakdown(  # sameCpt / newCpt where examples are tagged
+      s, examples, preds, lambda part, p: score(part, p, spec, max_depth)
+    )
     for metric in task.image_metrics:  # whole images, their own inference: in Score.extra
       values = image_metrics.evaluate(
         predictor,
@@ -333,4 +338,7 @@ def scalars(results: Dict[str, results_lib.TaskResult], prefix: str = "eval/") -
     out[f"{prefix}{name}/{r.score.metric}"] = float(r.score.value)
     out[f"{prefix}{name}/baseline"] = float(r.score.baseline)
     out[f"{prefix}{name}/loss"] = float(r.loss)
+    for part in concept_breakdown.PARTS:  # seen / held-out concepts, where tagged
+      if part in r.score.extra:
+        out[f"{prefix}{name}/{part}"] = float(r.score.extra[part])
   return out

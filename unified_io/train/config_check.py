@@ -50,6 +50,7 @@ class ConfigError(ValueError):
 SWITCHES: Tuple[Tuple[str, Callable[[], Sequence[str]]], ...] = (
   ("data.source", lambda: trainer.Inputs.SOURCES),
   ("data.schedule", lambda: SCHEDULES),
+  ("data.workers_kind", lambda: from_config.WORKER_KINDS),
   ("optimizer.name", lambda: optim.OPTIMIZERS),
   ("train.batch_shapes", lambda: trainer.BATCH_SHAPES),
   ("model.remat_policy", lambda: network.REMAT_POLICIES),

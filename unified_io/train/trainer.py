@@ -24,6 +24,7 @@ from unified_io.common import flops as flops_lib
 from unified_io.model import builder as model_lib
 from unified_io.train import optim
 from unified_io.train import step as step_lib
+from unified_io.train import stop_and_go_run
 from unified_io.common import mesh as mesh_lib
 from unified_io.data import synthetic as synthetic_batches
 from unified_io.data import from_config
@@ -226,6 +227,9 @@ def train(config, workdir, evaluators=()):
       config, model, mesh, rules
     )
     inputs = Inputs(config, model.config)
+    dsg = None  # dynamic stop-and-go: its state rides in the checkpoint's data state
+    if config.data.source == "mixture" and config.data.get("schedule") == "stop_and_go":
+      dsg = stop_and_go_run.StopAndGo(config, model, inputs, mesh, workdir)
     ckpt = checkpointing.Checkpointer(
       workdir,
       keep=config.checkpoint.keep,
@@ -240,6 +244,8 @@ def train(config, workdir, evaluators=()):
         if ckpt.latest_step() is not None or restore_step:
           state, data_state = ckpt.restore(abstract_state, restore_step, set_aside_newer=True)
           inputs.batches.set_state(data_state)
+          if dsg is not None:
+            dsg.restore(data_state, log)
           log.line(f"Resumed from {ckpt.directory} at step {int(state['step'])}")
         elif config.init_from:
           params = checkpointing.restore_params(config.init_from, abstract_state["params"])
@@ -254,7 +260,7 @@ def train(config, workdir, evaluators=()):
         make_step = _step_maker(
           config, model, optimizer, schedule, inputs, vq_params, mesh, state_shardings, log
         )
-        history = _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators)
+        history = _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators, dsg)
     finally:
       ckpt.close()
   return history
@@ -340,10 +346,11 @@ def _log_tasks(log, step, task_names, sums, tokens):
   return values
 
 
-def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators):
+def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators, dsg=None):
   total = config.train.total_steps
   step = first_step = int(state["step"])
   data = inputs.batches
+  data_state = data.get_state if dsg is None else dsg.data_state
   stop = {"signal": None}
 
   def on_signal(signum, _):
@@ -445,7 +452,9 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators):
           f"non-finite loss or gradients (last step {step}). Lower "
           f"config.optimizer.lr or check the data."
         )
-      ckpt.save(step, state, data.get_state())
+      if dsg is not None:  # before the save: the checkpoint at `step` holds its decisions
+        dsg.maybe_run(step, state["params"], log)
+      ckpt.save(step, state, data_state())
       due = [e for e in evaluators if e.every_steps and step % e.every_steps == 0]
       if due and step != total:
         for evaluator in due:
@@ -458,7 +467,7 @@ def _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators):
         # A host that got no signal itself stops for another host's (a preemption: SIGTERM).
         history.signal = int(stop["signal"] or signal.SIGTERM)
         break
-    ckpt.save(step, state, data.get_state(), force=True)
+    ckpt.save(step, state, data_state(), force=True)
     ckpt.wait()
     if history.signal is not None:
       log.line(

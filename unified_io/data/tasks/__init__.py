@@ -27,3 +27,6 @@ from unified_io.data.tasks import ext_web_image_text  # noqa: F401
 from unified_io.data.tasks import ext_imagenet21k  # noqa: F401
 from unified_io.data.tasks import ext_surface_normals  # noqa: F401
 from unified_io.data.tasks import ext_flickr30k  # noqa: F401
+
+# Last: it registers variants of the tasks above (unified_io/data/labels/*_sce.json).
+from unified_io.data import concept_split  # noqa: E402, F401

@@ -174,6 +174,9 @@ class TaskContext:
   target_image_size: int = 256
   max_depth: float = 10.0  # metres mapped to white in depth target images (NYU: 10 m)
   paraphrase: bool = False  # False: always the official template (the first one)
+  # The split the examples are for ("train", "validation", "test"); held-out-concept
+  # variants filter train and validation only (unified_io/data/concept_split.py).
+  split: str = "train"
 
 
 @dataclasses.dataclass(frozen=True)
