@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from tests import tiny
+from unified_io.common import param_trees
+from unified_io.model import layers
 from unified_io.model import network
 from unified_io.model import position_bias
 
@@ -111,7 +113,9 @@ def test_text_only_batch(setup):
   assert np.all(np.isfinite(np.asarray(text_logits)))
 
 
-def _teacher_forced_cached_logits(model, params, batch):
+def _teacher_forced_cached_logits(model, params, batch, by_modality=False):
+  """Every target position through decode_step; `by_modality`: tell each step whether it
+  decodes text or image (the loops of generation.py do), else let it mask the logits."""
   encoded, pe, emask = model.apply({"params": params}, batch, method=network.UnifiedIO.encode)
   ids, _, text_len, image_len = model.apply(
     {"params": params}, batch, method=network.UnifiedIO.decoder_inputs
@@ -121,7 +125,7 @@ def _teacher_forced_cached_logits(model, params, batch):
   )
   cache = network.init_decode_cache(model.config, ids.shape[0], text_len + image_len)
   step_fn = jax.jit(
-    lambda i, s, c: model.apply(
+    lambda i, s, c, modality: model.apply(
       {"params": params},
       i,
       s,
@@ -132,24 +136,31 @@ def _teacher_forced_cached_logits(model, params, batch):
       cross_bias,
       text_len,
       tiny.EOS,
+      modality,
       method=network.UnifiedIO.decode_step,
-    )
+    ),
+    static_argnums=3,
   )
   out = []
   for s in range(text_len + image_len):
-    logits, cache = step_fn(ids[:, s : s + 1], jnp.int32(s), cache)
+    modality = ("text" if s < text_len else "image") if by_modality else None
+    logits, cache = step_fn(ids[:, s : s + 1], jnp.int32(s), cache, modality)
     out.append(logits)
   return jnp.stack(out, axis=1), text_len
 
 
-@pytest.mark.parametrize("scan", [False, True])
-def test_cached_decoding_equals_full_forward(setup, scan):
+@pytest.mark.parametrize("scan,by_modality", [(False, False), (True, False), (False, True)])
+def test_cached_decoding_equals_full_forward(setup, scan, by_modality):
   model, batch, params = setup
   if scan:
     model = tiny.make_model(scan_layers=True)
-    params = network.stack_layers(params)
+    params = param_trees.stack_layers(params)
   text_logits, image_logits = _logits(model, params, batch)
-  cached, text_len = _teacher_forced_cached_logits(model, params, batch)
+  cached, text_len = _teacher_forced_cached_logits(model, params, batch, by_modality)
+  if by_modality:  # the other modality's ids are masked exactly as mask_logits_by_modality does
+    split = model.config.padded_text_size
+    assert np.all(np.asarray(cached[:, :text_len, split:]) == layers.NEG_INF)
+    assert np.all(np.asarray(cached[:, text_len:, :split]) == layers.NEG_INF)
   valid = np.asarray(batch["text_targets"] > 0)
   for b in range(2):
     np.testing.assert_allclose(
@@ -167,7 +178,7 @@ def test_scan_and_remat_keep_outputs(setup):
     dict(remat_policy="minimal"),
   ):
     variant = tiny.make_model(**overrides)
-    p = network.stack_layers(params) if overrides.get("scan_layers") else params
+    p = param_trees.stack_layers(params) if overrides.get("scan_layers") else params
     jax.tree.map(
       lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5),
       reference,
@@ -176,7 +187,7 @@ def test_scan_and_remat_keep_outputs(setup):
   # Scanned parameters have the stacked layout and convert back exactly.
   scanned = tiny.init(tiny.make_model(scan_layers=True), batch)
   assert scanned["encoder"]["layers"]["mlp"]["wi_0"]["kernel"].shape == (2, 32, 48)
-  back = network.unstack_layers(network.stack_layers(params))
+  back = param_trees.unstack_layers(param_trees.stack_layers(params))
   jax.tree.map(np.testing.assert_array_equal, back, params)
 
 

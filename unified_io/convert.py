@@ -25,7 +25,6 @@ import orbax.checkpoint as ocp
 from ml_collections import config_flags
 
 from unified_io.model import builder as model_lib
-from unified_io.model import network
 from unified_io.common import param_trees
 
 VQGAN_KEY = "discrete_vae"
@@ -51,7 +50,7 @@ def convert_official(official, config):
   unscanned = net.clone(config=dataclasses.replace(net.config, scan_layers=False))
   check_tree(params, nn.unbox(model_lib.abstract_params(unscanned)), "official checkpoint")
   if net.config.scan_layers:
-    params = network.stack_layers(params)
+    params = param_trees.stack_layers(params)
   return params, vqgan
 
 

@@ -35,6 +35,7 @@ import numpy as np
 from ml_collections import config_flags
 
 from unified_io.common import checkpointing
+from unified_io.common import compile_cache
 from unified_io.train import config_check
 from unified_io.eval import results as results_lib
 from unified_io.eval import paper_benchmarks
@@ -109,6 +110,10 @@ def main(argv):
   checkpointing.quiet_library_logs()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  try:
+    compile_cache.enable(_COMPILATION_CACHE.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   if not _WORKDIR.value and not (_CONFIG.value and _CHECKPOINT.value):
     raise app.UsageError("Pass --workdir, or both --config and --checkpoint")
   try:  # a missing or bad config: one clear error, before anything is built
@@ -217,4 +222,7 @@ if __name__ == "__main__":
     "builtin: registered tasks; grit: GRIT sample files; paper: Table 6's benchmarks.",
   )
   _GRIT_DIR = flags.DEFINE_string("grit_dir", None, "GRIT folder (images/, samples/...).")
+  _COMPILATION_CACHE = flags.DEFINE_string(
+    "compilation_cache_dir", compile_cache.DEFAULT_DIR, compile_cache.FLAG_HELP
+  )
   app.run(main)

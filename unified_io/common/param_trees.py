@@ -1,8 +1,11 @@
 """Parameter-tree helpers shared by the converters: flat names, shape checks, msgpack files."""
 
 import os
+import re
 
 import flax
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -44,3 +47,43 @@ def read_msgpack(path, what="checkpoint"):
       return flax.serialization.msgpack_restore(f.read())
     except Exception as e:  # msgpack raises several unrelated types on corrupt input
       raise ValueError(f"{path} is not a flax msgpack {what}: {e}") from e
+
+
+_LAYER = re.compile(r"^layers_(\d+)$")
+
+
+def stack_layers(params):
+  """layers_0..layers_{n-1} -> one `layers` subtree with a leading layer axis (the layout
+  of `NetworkConfig.scan_layers`)."""
+  out = {}
+  for name, sub in params.items():
+    if not isinstance(sub, dict):
+      out[name] = sub
+      continue
+    indices = sorted(int(m.group(1)) for k in sub if (m := _LAYER.match(k)))
+    rest = {k: v for k, v in sub.items() if not _LAYER.match(k)}
+    if indices:
+      if indices != list(range(len(indices))):
+        raise ValueError(f"{name}: layer indices {indices} are not 0..{len(indices) - 1}")
+      layers = [sub[f"layers_{i}"] for i in indices]
+      rest["layers"] = jax.tree.map(lambda *xs: jnp.stack(xs), *layers)
+      out[name] = rest
+    else:
+      out[name] = stack_layers(sub) if name in ("encoder", "decoder") else sub
+  return out
+
+
+def unstack_layers(params):
+  """Inverse of `stack_layers`."""
+  out = {}
+  for name, sub in params.items():
+    if isinstance(sub, dict) and "layers" in sub and name in ("encoder", "decoder"):
+      stacked = sub["layers"]
+      n = jax.tree.leaves(stacked)[0].shape[0]
+      rest = {k: v for k, v in sub.items() if k != "layers"}
+      for i in range(n):
+        rest[f"layers_{i}"] = jax.tree.map(lambda x: x[i], stacked)
+      out[name] = rest
+    else:
+      out[name] = sub
+  return out

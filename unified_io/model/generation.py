@@ -20,7 +20,12 @@ def encode(model, params, batch):
   return model.apply({"params": params}, batch, method=network.UnifiedIO.encode)
 
 
-def _step_fn(model, params, encoded, encoder_mask, self_bias, cross_bias, text_len, eos_id):
+def _step_fn(
+  model, params, encoded, encoder_mask, self_bias, cross_bias, text_len, eos_id, modality
+):
+  """The decoding loops' step function; `modality` ("text" or "image") is what every step of
+  the loop decodes, so only that part of the vocabulary is projected (decode_step)."""
+
   def tokens_to_logits(ids, cache, step):
     return model.apply(
       {"params": params},
@@ -33,6 +38,7 @@ def _step_fn(model, params, encoded, encoder_mask, self_bias, cross_bias, text_l
       cross_bias,
       text_len,
       eos_id,
+      modality,
       method=network.UnifiedIO.decode_step,
     )
 
@@ -76,7 +82,9 @@ def generate_text(
   encoded, encoder_mask, self_bias, cross_bias, cache = _prepare(
     model, params, batch, max_len, 0, beams
   )
-  step = _step_fn(model, params, encoded, encoder_mask, self_bias, cross_bias, max_len, eos_id)
+  step = _step_fn(
+    model, params, encoded, encoder_mask, self_bias, cross_bias, max_len, eos_id, "text"
+  )
   first = jnp.zeros((bsz,), jnp.int32)  # decoding starts from the pad id, as in training
   if method == "beam":
     tokens, scores, _, _ = decoding.beam_search(
@@ -132,9 +140,9 @@ def generate_image(
   encoded, encoder_mask, self_bias, cross_bias, cache = _prepare(
     model, params, batch, text_len, image_len, 1
   )
-  step = _step_fn(model, params, encoded, encoder_mask, self_bias, cross_bias, text_len, eos_id)
+  context = (encoded, encoder_mask, self_bias, cross_bias, text_len, eos_id)
   text, _, cache = decoding.temperature_sample(
-    step,
+    _step_fn(model, params, *context, "text"),
     cache,
     jnp.zeros((bsz,), jnp.int32),
     text_len,
@@ -145,7 +153,7 @@ def generate_image(
   )
   image_start = jnp.full((bsz,), cfg.padded_text_size - 1, jnp.int32)
   image, _, _ = decoding.temperature_sample(
-    step,
+    _step_fn(model, params, *context, "image"),
     cache,
     image_start,
     image_len,

@@ -13,6 +13,10 @@ numeric settings are in range, and once the devices are known the batch and the 
 them) and its inputs are checked (unified_io/train/preflight.py: tokenizer, VQ-GAN,
 datasets, task groups); each lists all it found and exits 1, in seconds, with no traceback.
 
+Compiled programs go to JAX's persistent compilation cache (--compilation_cache_dir, default
+~/.cache/unified_io/jax; empty turns it off), so a rerun or a resumed run reads them back
+instead of compiling again (unified_io/common/compile_cache.py).
+
 SIGTERM (preemption) or SIGINT (Ctrl-C) during training saves a checkpoint after the
 current step and exits; rerunning the same command resumes from it. A second Ctrl-C stops at
 once without saving. Exit codes:
@@ -37,6 +41,7 @@ import jax
 from ml_collections import config_flags
 
 from unified_io.common import checkpointing
+from unified_io.common import compile_cache
 from unified_io.common import distributed
 from unified_io.eval import evaluators as evaluators_lib
 from unified_io.train import config_check
@@ -74,6 +79,12 @@ def _main(argv):
   checkpointing.quiet_library_logs()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  try:
+    cache = compile_cache.enable(_COMPILATION_CACHE.value)
+  except ValueError as e:
+    _stop(str(e))
+  if cache:
+    print(f"Compiled programs are cached in {cache} (--compilation_cache_dir= turns it off)")
   try:
     history = _train(_CONFIG.value, _WORKDIR.value)
   except KeyboardInterrupt:
@@ -123,4 +134,7 @@ if __name__ == "__main__":
   )
   _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
   _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Index of this process.")
+  _COMPILATION_CACHE = flags.DEFINE_string(
+    "compilation_cache_dir", compile_cache.DEFAULT_DIR, compile_cache.FLAG_HELP
+  )
   app.run(_main, flags_parser=_parse_flags)
