@@ -136,7 +136,7 @@ def _teacher_forced_cached_logits(model, params, batch, by_modality=False):
       cross_bias,
       text_len,
       tiny.EOS,
-      modality,
+      modality and network.modality_logit_rows(params, model.config, modality),
       method=network.UnifiedIO.decode_step,
     ),
     static_argnums=3,

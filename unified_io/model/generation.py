@@ -25,6 +25,7 @@ def _step_fn(
 ):
   """The decoding loops' step function; `modality` ("text" or "image") is what every step of
   the loop decodes, so only that part of the vocabulary is projected (decode_step)."""
+  rows = network.modality_logit_rows(params, model.config, modality)  # once, before the loop
 
   def tokens_to_logits(ids, cache, step):
     return model.apply(
@@ -38,7 +39,7 @@ def _step_fn(
       cross_bias,
       text_len,
       eos_id,
-      modality,
+      rows,
       method=network.UnifiedIO.decode_step,
     )
 
