@@ -9,7 +9,8 @@ back by any later process that compiles the same program on the same kind of mac
 
 The directory must be trusted: JAX runs what it finds there (JAX's own warning), so the
 default is under the user's home, never a shared path. It is a process-wide setting, so only
-the command lines turn it on; the library and the tests leave JAX's default (off) alone.
+the command lines turn it on and the library leaves it alone (the test suite sets its own
+through JAX_COMPILATION_CACHE_DIR in tests/conftest.py, which the default below follows).
 """
 
 import os
