@@ -50,6 +50,9 @@ optimised HLO: XLA hoists loop-invariant work out of the loop (the cross-attenti
 values of the encoder output, ours and HF's alike; the baseline's position biases), so this
 is what every step really runs. GFLOP/call is XLA's cost analysis of the whole program
 (which counts a loop body once) plus the other steps, and GFLOP/s that over the median.
+MB/prog is the same analysis's bytes accessed, loop body counted once: the prologue (the
+encoder, hoisted cross-attention keys and values) plus one step, so between two decoders of
+the same dims and prompt its difference is the difference of their steps' memory traffic.
 After each text and image cell a line gives every decoder's time per step beside the time
 it takes to read, once, the weights a cached step reads (a jitted reduction over them,
 timed in the same rounds): at small batches that read is most of a cached step.
@@ -168,6 +171,34 @@ def ours_text(ours, new_tokens, method="greedy", num_beams=4):
       eos_id=vocab.EOS_ID,
       method=method,
       num_beams=num_beams,
+      logit_mask_fn=UNSELECTABLE,
+    )
+    return tokens
+
+  return run
+
+
+def ours_text_all_logits(ours, new_tokens):
+  """Greedy `ours_text` with every step projecting onto the whole vocabulary and masking
+  the image ids afterwards (decode_step's modality=None): what ours did before the loops
+  told the step what they decode."""
+
+  def run(params, batch):
+    bsz = batch["text_inputs"].shape[0]
+    encoded, mask, self_bias, cross_bias, cache = generation._prepare(  # noqa: SLF001
+      ours.model, params, batch, new_tokens, 0, 1
+    )
+    step = generation._step_fn(  # noqa: SLF001
+      ours.model, params, encoded, mask, self_bias, cross_bias, new_tokens, vocab.EOS_ID, None
+    )
+    tokens, _ = decoding.temperature_sample(
+      step,
+      cache,
+      jnp.zeros((bsz,), jnp.int32),
+      new_tokens,
+      rng=jax.random.key(0),
+      eos_id=vocab.EOS_ID,
+      temperature=0.0,
       logit_mask_fn=UNSELECTABLE,
     )
     return tokens
@@ -336,26 +367,29 @@ def loop_step_flops(compiled):
 # ------------------------------------------------------------------ the memory floor
 
 
-def step_weights(params):
-  """The parameters every cached decoding step reads: the decoder layers (less the
-  cross-attention key and value kernels, whose products XLA hoists out of the loop), the
-  final norm and the token embedding table (input embedding and logits)."""
+def step_weights(params, split, modality):
+  """The parameters every cached decoding step of `modality` reads: the decoder layers
+  (less the cross-attention key and value kernels, whose products XLA hoists out of the
+  loop), the final norm and the rows of the token embedding table that the step projects
+  onto (text ids [:split] or image ids [split:]: decode_step computes only the loop's
+  modality); the input embedding reads one row per example, which is negligible."""
   flat = traverse_util.flatten_dict(params)
   hoisted = lambda path: "encoder_decoder_attention" in path and path[-2] in ("key", "value")
-  return {
-    "/".join(path): x
-    for path, x in flat.items()
-    if path[0] == "token_embedder"
-    or (
-      path[0] == "decoder" and path[1].startswith(("layers", "decoder_norm")) and not hoisted(path)
-    )
-  }
+  rows = slice(None, split) if modality == "text" else slice(split, None)
+  out = {}
+  for path, x in flat.items():
+    if path[0] == "token_embedder":
+      out["/".join(path)] = x[rows]
+    elif path[0] == "decoder" and path[1].startswith(("layers", "decoder_norm")):
+      if not hoisted(path):
+        out["/".join(path)] = x
+  return out
 
 
-def weight_reader(ours):
+def weight_reader(ours, modality):
   """A Timed that reads `step_weights` once (a reduction over each): at batch 1 a cached
   step does little else, so this is the floor its time cannot go below on this machine."""
-  weights = step_weights(ours.params)
+  weights = step_weights(ours.params, ours.config.padded_text_size, modality)
   megabytes = sum(x.size * x.dtype.itemsize for x in weights.values()) / 1e6
   read = lambda w: sum(jnp.sum(x) for x in w.values())
   return Timed(f"read the {megabytes:.0f} MB of step weights", read, weights)
@@ -382,7 +416,8 @@ class Timed:
     self.compiled = jax.jit(fn).lower(*args).compile()
     self.compile_s = time.perf_counter() - start
     self.step_flops = loop_step_flops(self.compiled) if steps else 0
-    self.call_flops = flops_lib.cost(self.compiled)[0] + max(steps - 1, 0) * self.step_flops
+    flops, self.call_bytes = flops_lib.cost(self.compiled)
+    self.call_flops = flops + max(steps - 1, 0) * self.step_flops
     self.output = self.run()  # the untimed call
 
   def run(self):
@@ -414,7 +449,7 @@ class Table:
   HEADER = (
     f"{'part':<6}{'config':<7}{'batch':>5}{'len':>6}  {'decoder':<40}{'median s':>10}"
     f"{'min-max s':>16}{'tokens/s':>9}{'ex/s':>8}{'time/ref':>9}{'GFLOP/step':>11}"
-    f"{'GFLOP/call':>11}{'GFLOP/s':>8}"
+    f"{'GFLOP/call':>11}{'GFLOP/s':>8}{'MB/prog':>9}"
   )
 
   def __init__(self):
@@ -429,6 +464,7 @@ class Table:
       f"{part:<6}{config:<7}{batch:>5}{length:>6}  {timed.name:<40}{t:>10.3f}{spread:>16}"
       f"{batch * length / t:>9.0f}{batch / t:>8.2f}{f'{t / reference.median:.2f}x':>9}"
       f"{step:>11}{timed.call_flops / 1e9:>11.2f}{timed.call_flops / t / 1e9:>8.1f}"
+      f"{timed.call_bytes / 1e6:>9.0f}"
     )
     self.rows.append(row)
     print(row, flush=True)
@@ -458,6 +494,9 @@ def text_part(args, table):
   for bsz, new in cells:
     batch = prompts(ours.layout, bsz, args.prompt_len)
     timed = [Timed("ours (KV cache)", ours_text(ours, new), ours.params, batch, steps=new)]
+    fn = ours_text_all_logits(ours, new)
+    timed.append(Timed("ours, all-vocabulary logits", fn, ours.params, batch, steps=new))
+    np.testing.assert_array_equal(timed[0].output, timed[-1].output)
     if bsz in recompute_batches:
       fn = recompute_text(ours, new)
       timed.append(Timed("recompute prefix", fn, ours.params, batch, steps=new))
@@ -465,7 +504,7 @@ def text_part(args, table):
     if peer:
       fn = hf_text(peer, new)
       timed.append(Timed(f"{peer.name} generate", fn, peer.params, batch, steps=new))
-    floor = weight_reader(ours)
+    floor = weight_reader(ours, "text")
     time_alternately(timed + [floor], args.repeats)
     report_per_step(timed, new, floor)
     for t in timed:
@@ -483,7 +522,7 @@ def image_part(args, table):
         Timed("recompute prefix", recompute_image(ours), ours.params, batch, steps=image_len),
       ]
       np.testing.assert_array_equal(timed[0].output, timed[1].output)
-      floor = weight_reader(ours)
+      floor = weight_reader(ours, "image")
       time_alternately(timed + [floor], args.repeats)
       report_per_step(timed, image_len, floor)
       for t in timed:

@@ -24,8 +24,11 @@ def _step_fn(
   model, params, encoded, encoder_mask, self_bias, cross_bias, text_len, eos_id, modality
 ):
   """The decoding loops' step function; `modality` ("text" or "image") is what every step of
-  the loop decodes, so only that part of the vocabulary is projected (decode_step)."""
-  rows = network.modality_logit_rows(params, model.config, modality)  # once, before the loop
+  the loop decodes, so only that part of the vocabulary is projected (decode_step); None
+  projects onto the whole vocabulary and masks afterwards."""
+  rows = None
+  if modality is not None:  # sliced once, here, before the loop
+    rows = network.modality_logit_rows(params, model.config, modality)
 
   def tokens_to_logits(ids, cache, step):
     return model.apply(
