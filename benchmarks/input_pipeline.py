@@ -12,7 +12,7 @@ the same config consumes (benchmarks/train_step.py): input must not be the bottl
 
 `--real_size` writes COCO-like mock records (coco/2017 and coco_captions/2014 with 640x480
 photo JPEGs) into a temporary data_dir and times the real preprocessing of four COCO tasks
-on them: one thread, per stage (and cProfile), the image encodes eager vs tf.function, then
+on them: one thread, per stage (and cProfile), the image encodes eager vs the entry points, then
 thread workers (pipeline.Batches) and process workers (process_workers.ProcessBatches) in
 interleaved rounds with CPU time counted in every process, and the CPU cost per example
 against what one TPU v4 host consumes (Small and XL, from AOT FLOPs; flags give the inputs).
@@ -323,33 +323,41 @@ def _batch_maker(batches, batch: int):
 
 
 def _eager_vs_compiled(jpeg: bytes, spec, repeats: int = 20):
-  """CPU ms of the input and target image encodes (image_preprocessing's TF ops), eager as
-  the pipeline runs them and as one tf.function per encode: how much is op dispatch."""
+  """CPU ms of the input and target image encodes: the TF ops run eagerly one by one (how
+  the numpy entry points ran them before), and the entry points the pipeline calls
+  (`preprocess_image` / `preprocess_target_image`: one tf.function each, then numpy)."""
   import PIL.Image
   import tensorflow as tf
   from unified_io.common import image_preprocessing as ip
 
-  image01 = ip._standardise_numpy_image(np.asarray(PIL.Image.open(io.BytesIO(jpeg))), "photo")
-  signature = [tf.TensorSpec([None, None, 3], tf.float32)]
+  photo = np.asarray(PIL.Image.open(io.BytesIO(jpeg)))
+  image01 = tf.constant(ip._standardise_numpy_image(photo, "photo"))
   encodes = {
-    "input": lambda x: ip._tf_encode_input(x, spec.input_image_size, spec.patch_size),
-    "target": lambda x: ip._tf_encode_target(x, spec.target_image_size, spec.target_downsample),
+    "input": (
+      lambda: ip._tf_encode_input(image01, spec.input_image_size, spec.patch_size),
+      lambda: ip.preprocess_image(
+        photo, image_size=spec.input_image_size, patch_size=spec.patch_size
+      ),
+    ),
+    "target": (
+      lambda: ip._tf_encode_target(image01, spec.target_image_size, spec.target_downsample),
+      lambda: ip.preprocess_target_image(
+        photo, image_size=spec.target_image_size, patch_size=spec.target_downsample
+      ),
+    ),
   }
   rows = []
-  for name, encode in encodes.items():
-    compiled = tf.function(encode, input_signature=signature, autograph=False)
-    times = {}
-    for kind, fn in (("eager", encode), ("tf.function", compiled)):
-      run = lambda fn=fn: [t.numpy() for t in fn(tf.constant(image01))]  # noqa: E731
-      first = run()
+  for name, (eager, entry) in encodes.items():
+    times, outputs = {}, {}
+    for kind, fn in (("eager", eager), ("entry", entry)):
+      outputs[kind] = [np.asarray(t) for t in fn()]
       start = time.process_time()
       for _ in range(repeats):
-        run()
+        [np.asarray(t) for t in fn()]
       times[kind] = 1e3 * (time.process_time() - start) / repeats
-      if kind == "eager":
-        reference = first
-    diff = max(float(np.max(np.abs(a.astype(np.float64) - b))) for a, b in zip(reference, first))
-    rows.append((name, times["eager"], times["tf.function"], diff))
+    pairs = zip(outputs["eager"], outputs["entry"])
+    diff = max(float(np.max(np.abs(a.astype(np.float64) - b))) for a, b in pairs)
+    rows.append((name, times["eager"], times["entry"], diff))
   return rows
 
 
@@ -459,10 +467,13 @@ def real_size_main():
     print("\n".join("  " + line for line in lines[start:]))
 
   jpeg = _photo_jpegs(1, args.jpeg_quality, args.grain)[0]
-  print("\nimage encodes on one 640x480 photo, CPU ms, eager vs one tf.function each:")
-  for name, eager, compiled, diff in _eager_vs_compiled(jpeg, spec):
+  print(
+    "\nimage encodes on one 640x480 photo, CPU ms: the TF ops eagerly vs the entry point "
+    "(one tf.function, then numpy):"
+  )
+  for name, eager, entry, diff in _eager_vs_compiled(jpeg, spec):
     print(
-      f"  {name:<6}: eager {eager:5.1f}, tf.function {compiled:5.1f} ({eager / compiled:.1f}x), "
+      f"  {name:<6}: eager {eager:5.1f}, entry point {entry:5.1f} ({eager / entry:.1f}x), "
       f"max abs difference {diff:.1e}"
     )
 
