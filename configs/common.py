@@ -94,6 +94,10 @@ def base_config(
       exclude_images="",
       max_depth=10.0,
       paraphrase=False,
+      # How prompts name the task: "prompt", the templates' natural-language instructions
+      # (the released models); "task_token", the task's marker followed by the template's
+      # arguments only (the LiT-decoder study's task prefix; docs/ablations.md).
+      conditioning="prompt",
       workers=2,
       # "process": preprocessing in worker processes (no GIL; data/process_workers.py).
       workers_kind="thread",
@@ -114,6 +118,17 @@ def base_config(
           iter_gap=4,
         )
       ),
+      # Curriculum (12-in-1 §3, Table 6; docs/training.md; unified_io/data/schedule.py): the
+      # first `steps` training steps sample only the tasks of the comma-separated task
+      # groups `first_groups` (unified_io/data/tasks/registry.py GROUPS), at their rates
+      # renormalised over them, then the whole mixture at its rates. Easy (fast-converging)
+      # groups first is a curriculum, hard (slow) ones first an anti-curriculum: one
+      # mechanism. 12-in-1 tried both (one group, then all tasks) and kept neither: each
+      # averaged below its dynamic stop-and-go schedule and its full model, the curriculum
+      # even below plain round-robin, while the anti-curriculum about matched round-robin
+      # and only helped the hard group it began with. With schedule "stratified" or
+      # "rates" (not round_robin or stop_and_go). first_groups="" or steps=0: off.
+      curriculum=ml_collections.ConfigDict(dict(first_groups="", steps=0)),
     )
   )
   # Evaluators the trainer runs (unified_io/eval/evaluators.py), each every its every_steps
@@ -150,6 +165,8 @@ def base_config(
       # so no FLOPs go to padding (unified_io/train/length_buckets.py); same loss and
       # gradients as "padded", the config's fixed lengths (benchmarks/README.md).
       batch_shapes="buckets",
+      # examples=N > 0: train the decoder alone from cached encoder outputs (see config.freeze).
+      encoder_cache=dict(examples=0),
     )
   )
   # Paper §3.4: Adafactor, lr 1e-2 constant for 10k steps then 1/sqrt(k), clip at 1.0.
@@ -168,6 +185,13 @@ def base_config(
   # Per-token loss: the mean over every non-padding target token of the batch.
   config.loss = ml_collections.ConfigDict(dict(z_loss=0.0))
   config.freeze = ""  # regex over parameter paths, e.g. "^encoder/" (LiT-decoder setup)
+  # With the encoder and the token embedding it shares frozen ("^(encoder|token_embedder)/"),
+  # config.train.encoder_cache.examples=N > 0 (0 = off, the default) encodes the first N
+  # training examples once (N a multiple of train.batch_size; with the eval-time path: no
+  # dropout, so model.dropout_rate must be 0, and every input patch, not train_image_patches
+  # random ones) and trains only the decoder on them, epoch after epoch
+  # (unified_io/train/encoder_cache.py). Not with data.schedule="stop_and_go" or
+  # data.workers_kind="process".
   config.init_from = ""  # a workdir or a converted checkpoint directory: parameters only
   # 2-D mesh (data, model); data=-1 takes the remaining devices. rules=() uses the t5x
   # standard logical-axis rules of unified_io/common/axis_rules.py. fsdp=True also splits

@@ -18,7 +18,7 @@ from configs import tiny as tiny_config
 from tests import tiny
 from unified_io.common import mesh as mesh_lib
 from unified_io.data import builtin_dataset
-from unified_io.data import pipeline
+from unified_io.data import schedule as schedule_lib
 from unified_io.train import length_buckets
 from unified_io.train import optim
 from unified_io.train import step as step_lib
@@ -263,11 +263,13 @@ def test_stratified_schedule_keeps_counts_and_spreads_each_stratum():
   rates = [0.3, 0.1, 0.25, 0.05, 0.3]
   strata = [0, 0, 1, 2, 1]
   block = 200
-  schedule = pipeline.Schedule(list("abcde"), rates, seed=4, block=block, strata=strata)
+  schedule = schedule_lib.Schedule(list("abcde"), rates, seed=4, block=block, strata=strata)
   tasks = np.array([schedule(e)[0] for e in range(2 * block)])
   for b in range(2):
     counts = np.bincount(tasks[b * block : (b + 1) * block], minlength=5)
-    np.testing.assert_array_equal(counts, pipeline.block_counts(dict(zip("abcde", rates)), block))
+    np.testing.assert_array_equal(
+      counts, schedule_lib.block_counts(dict(zip("abcde", rates)), block)
+    )
   of_stratum = np.asarray(strata)[tasks]
   share = {0: 0.4, 1: 0.55, 2: 0.05}
   for window in (8, 16, 50):
@@ -277,7 +279,7 @@ def test_stratified_schedule_keeps_counts_and_spreads_each_stratum():
         assert abs(held[s] - window * q) < 1 + 3 * q, (window, start, s)
   # Independent draws of the same rates spread far wider.
   shuffled = np.asarray(strata)[
-    [pipeline.Schedule(list("abcde"), rates, 4)(e)[0] for e in range(800)]
+    [schedule_lib.Schedule(list("abcde"), rates, 4)(e)[0] for e in range(800)]
   ]
   spread = lambda x: np.ptp([np.sum(x[i : i + 16] == 1) for i in range(0, 784, 16)])
   stratified = np.asarray(strata)[[schedule(e)[0] for e in range(800)]]
@@ -286,8 +288,8 @@ def test_stratified_schedule_keeps_counts_and_spreads_each_stratum():
   draws = [schedule(e)[1] for e in range(2 * block) if tasks[e] == 0]
   assert draws == list(range(len(draws)))
   # One stratum is the plain shuffled layout.
-  plain = pipeline.Schedule(list("abcde"), rates, seed=4, block=block)
-  one = pipeline.Schedule(list("abcde"), rates, seed=4, block=block, strata=[0] * 5)
+  plain = schedule_lib.Schedule(list("abcde"), rates, seed=4, block=block)
+  one = schedule_lib.Schedule(list("abcde"), rates, seed=4, block=block, strata=[0] * 5)
   assert [plain(e) for e in range(block)] == [one(e) for e in range(block)]
 
 

@@ -10,6 +10,7 @@ from unified_io.common import image_preprocessing
 from unified_io.common import text_tokenizer
 from unified_io.data import builtin_dataset
 from unified_io.data import pipeline
+from unified_io.data import schedule as schedule_lib
 from unified_io.data.tasks import registry as tasks_lib
 
 TOKENIZER = "tokenizers/uio_tiny_2k.model"
@@ -92,15 +93,15 @@ def _stream(spec, data_dir, rates=(0.5, 0.5), **kwargs):
 
 
 def test_block_counts_meet_rates_exactly():
-  counts = pipeline.block_counts({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}, block=10)
+  counts = schedule_lib.block_counts({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}, block=10)
   assert counts.tolist() == [4, 3, 3]  # largest remainder, ties to the first
-  assert pipeline.block_counts({"a": 0.25, "b": 0.75}, block=8).tolist() == [2, 6]
+  assert schedule_lib.block_counts({"a": 0.25, "b": 0.75}, block=8).tolist() == [2, 6]
   with pytest.raises(ValueError, match="sum to 1"):
-    pipeline.block_counts({"a": 0.5, "b": 0.4})
+    schedule_lib.block_counts({"a": 0.5, "b": 0.4})
 
 
 def test_schedule_rates_and_draw_numbers():
-  schedule = pipeline.Schedule(["a", "b"], [0.25, 0.75], seed=0, block=8)
+  schedule = schedule_lib.Schedule(["a", "b"], [0.25, 0.75], seed=0, block=8)
   picks = [schedule(e) for e in range(16)]
   for block in range(2):
     tasks = [t for t, _ in picks[block * 8 : (block + 1) * 8]]
@@ -108,12 +109,12 @@ def test_schedule_rates_and_draw_numbers():
   # Draw numbers of each task count 0, 1, 2, ... in stream order.
   for task in (0, 1):
     assert [d for t, d in picks if t == task] == list(range(sum(t == task for t, _ in picks)))
-  robin = pipeline.Schedule(["a", "b", "c"], None, seed=0, round_robin=True)
+  robin = schedule_lib.Schedule(["a", "b", "c"], None, seed=0, round_robin=True)
   assert [robin(e) for e in range(6)] == [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1)]
 
 
 def test_epochs_visit_every_record_once():
-  perm = pipeline.EpochPermutation(5, seed=1, task_index=0)
+  perm = schedule_lib.EpochPermutation(5, seed=1, task_index=0)
   for epoch in range(3):
     assert sorted(perm(epoch * 5 + i) for i in range(5)) == list(range(5))
 

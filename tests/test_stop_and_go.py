@@ -16,6 +16,7 @@ import unified_io.data.tasks  # noqa: F401  registers the built-in tasks
 from unified_io.common import text_tokenizer
 from unified_io.data import builtin_dataset
 from unified_io.data import pipeline
+from unified_io.data import schedule as schedule_lib
 from unified_io.data import stop_and_go as sg
 
 RULE = sg.Rule()  # the paper's: 0.1% over 2 measurements, 0.5%, Δ = 4
@@ -97,13 +98,13 @@ NAMES, RATES, BLOCK = ("a", "b", "c"), (0.5, 0.3, 0.2), 200  # 100, 60, 40 slots
 
 
 def _gated(changes=()):
-  g = sg.GatedSchedule(pipeline.Schedule(NAMES, RATES, seed=3, block=BLOCK), iter_gap=4)
+  g = sg.GatedSchedule(schedule_lib.Schedule(NAMES, RATES, seed=3, block=BLOCK), iter_gap=4)
   g.set_changes(list(changes))
   return g
 
 
 def test_no_changes_is_the_base_schedule():
-  g, base = _gated(), pipeline.Schedule(NAMES, RATES, seed=3, block=BLOCK)
+  g, base = _gated(), schedule_lib.Schedule(NAMES, RATES, seed=3, block=BLOCK)
   assert [g(e) for e in range(1000)] == [base(e) for e in range(1000)]
 
 
@@ -116,7 +117,7 @@ def test_stopped_task_keeps_every_fourth_slot_and_go_tasks_take_the_rest():
     # c as 0.3 : 0.2 -> 45 and 30.
     assert counts.tolist() == [25, 60 + 45, 40 + 30]
   # before the change the block is the base block
-  base = pipeline.Schedule(NAMES, RATES, seed=3, block=BLOCK)
+  base = schedule_lib.Schedule(NAMES, RATES, seed=3, block=BLOCK)
   assert tasks[:350].tolist() == [base(e)[0] for e in range(350)]
 
 
@@ -139,7 +140,7 @@ def test_block_counts_without_layout_match_the_layout():
 
 def test_all_stopped_is_the_base_schedule():
   changes = [(0, 0, sg.STOP), (0, 1, sg.STOP), (0, 2, sg.STOP)]
-  g, base = _gated(changes), pipeline.Schedule(NAMES, RATES, seed=3, block=BLOCK)
+  g, base = _gated(changes), schedule_lib.Schedule(NAMES, RATES, seed=3, block=BLOCK)
   assert [g(e) for e in range(600)] == [base(e) for e in range(600)]
 
 

@@ -7,9 +7,10 @@ that happen to share their other keys (block 3 vs example 3) independent. Changi
 changes which examples every past run saw: they are fixed.
 """
 
-# Order of task slots within a mixture block (pipeline.Schedule).
+# Order of task slots within a mixture block (data.schedule.Schedule; also the first phase
+# of a data.schedule.Curriculum, a Schedule of its own).
 BLOCK_ORDER = 7
-# Order of a task's records within one epoch (pipeline.EpochPermutation).
+# Order of a task's records within one epoch (data.schedule.EpochPermutation).
 EPOCH_ORDER = 11
 # A training example's preprocessing choices (crops, prompts, masks), per draw attempt.
 TRAIN_EXAMPLE = 13
@@ -17,3 +18,5 @@ TRAIN_EXAMPLE = 13
 EVAL_EXAMPLE = 17
 # Which go task gets each slot that a stopped task frees (data.stop_and_go.GatedSchedule).
 STOP_AND_GO = 19
+# Order of the cached batches in each epoch of frozen-encoder training (train.encoder_cache).
+ENCODER_CACHE_ORDER = 23

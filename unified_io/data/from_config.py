@@ -6,11 +6,15 @@ config.data keys:
   tasks: optional comma-separated task names; overrides the mixture (uniform rates).
   schedule: "rates" (shuffled blocks that meet the mixture's rates), "stratified" (the same
     rates, each example shape spread evenly over the stream, so that every host's share of
-    every batch holds each shape in proportion: pipeline.Schedule strata), "round_robin", or
+    every batch holds each shape in proportion: schedule.Schedule strata), "round_robin", or
     "stop_and_go" (the "rates" schedule with converged tasks thinned to every iter_gap-th
     slot by their validation loss: data/stop_and_go.py; settings in data.stop_and_go).
   stop_and_go: every_steps, num_examples, split, min_improvement, patience, max_degradation,
     iter_gap of schedule="stop_and_go" (stop_and_go.DEFAULTS: the paper's thresholds).
+  curriculum: first_groups (comma-separated task groups), steps: the first `steps` training
+    steps sample only the tasks of those groups, at their rates renormalised, then the whole
+    mixture (schedule.Curriculum; with schedule "rates" or "stratified"; docs/training.md).
+    first_groups="" or steps=0: off.
   workers, workers_kind: preprocessing workers per host, "thread" or "process"
     (data/process_workers.py: the same batches; benchmarks/README.md compares them).
   data_dir: TFDS data_dir ("" = TFDS default, ~/tensorflow_datasets).
@@ -20,6 +24,9 @@ config.data keys:
     at the mixture's rates recomputed over them (the trainer lists what it left out).
   max_depth: metres mapped to white in depth target images.
   paraphrase: sample prompt paraphrases instead of the official templates.
+  conditioning: "prompt" (the templates' wording, as the released models) or "task_token"
+    (the task's marker and the template's arguments only: tasks.registry.task_token); the
+    evaluators read it from the run's config, so a model is asked the way it was trained.
   workers: preprocessing threads per host.
 """
 
@@ -34,6 +41,7 @@ from unified_io.common import vocab
 from unified_io.common import text_tokenizer
 from unified_io.data import clean_split
 from unified_io.data import pipeline
+from unified_io.data import schedule as schedule_lib
 from unified_io.data import stop_and_go
 from unified_io.data.tasks import registry as tasks_lib
 
@@ -41,6 +49,11 @@ from unified_io.data.tasks import registry as tasks_lib
 SCHEDULES = ("rates", "stratified", "round_robin", "stop_and_go")
 # What config.data.workers_kind may be: preprocessing threads or processes.
 WORKER_KINDS = ("thread", "process")
+# config.data.curriculum's keys (configs/common.py), and the schedules it builds on: the rate
+# schedules, which restart at the switch (round_robin has no rates to renormalise, and
+# stop_and_go's gating would have to span the switch).
+CURRICULUM_KEYS = ("first_groups", "steps")
+CURRICULUM_SCHEDULES = ("rates", "stratified")
 
 
 def tokenizer(config) -> text_tokenizer.TextTokenizer:
@@ -121,6 +134,139 @@ def _data_dir(config) -> Optional[str]:
   return config.data.get("data_dir", "") or None
 
 
+# ------------------------------------------------------------------------------ curriculum
+
+
+def _split_names(text: str) -> List[str]:
+  """Comma-separated names, stripped, empty ones and repeats dropped, in order."""
+  return list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+
+
+def curriculum(config) -> Tuple[List[str], int]:
+  """config.data.curriculum's (first groups, steps), unchecked (`curriculum_problems`);
+  ([], 0) when it is absent (a config saved before the key existed)."""
+  given = dict(config.get("data", {}).get("curriculum", None) or {})
+  groups = given.get("first_groups", "")
+  return (_split_names(groups) if isinstance(groups, str) else []), given.get("steps", 0)
+
+
+def _tasks_label(config) -> str:
+  """Where the run's tasks come from, for messages."""
+  data = config.get("data", {})
+  if _split_names(data.get("tasks", "")):
+    return "config.data.tasks"
+  return f"mixture {data.get('mixture', '')}" + (
+    " with prepared_only" if data.get("prepared_only", False) else ""
+  )
+
+
+def _static_task_names(config) -> Optional[List[str]]:
+  """The run's task names as far as known without reading data_dir (None: unknown)."""
+  data = config.get("data", {})
+  names = _split_names(data.get("tasks", ""))
+  if names:
+    return names
+  from unified_io.data import mixtures
+
+  mixture = data.get("mixture", "")
+  return mixtures.MIXTURES[mixture].candidates() if mixture in mixtures.MIXTURES else None
+
+
+def curriculum_problems(config, names: Optional[List[str]] = None, what: str = "") -> List[str]:
+  """What is wrong with config.data.curriculum, one line each (empty: fine, or off).
+
+  `names`: the run's tasks (`what` says what they are), whose groups the first groups must
+  be; by default config.data.tasks or the mixture's candidates (config_check's static
+  check: `stream` checks again over the tasks the run samples, after prepared_only)."""
+  data = config.get("data", {})
+  given = dict(data.get("curriculum", None) or {})
+  found = []
+  unknown = sorted(set(given) - set(CURRICULUM_KEYS))
+  if unknown:
+    found.append(
+      f"config.data.curriculum: unknown keys {unknown}; it takes {list(CURRICULUM_KEYS)}"
+    )
+  groups, steps = curriculum(config)
+  named = given.get("first_groups", "")
+  if not isinstance(named, str):
+    found.append(
+      f"config.data.curriculum.first_groups={named!r} must be a string of comma-separated "
+      f"task groups"
+    )
+  if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+    found.append(f"config.data.curriculum.steps={steps!r} must be an int >= 0 (0: off)")
+    steps = 0
+  if groups:
+    if names is None:
+      names, what = _static_task_names(config), _tasks_label(config)
+    registered = tasks_lib.all_tasks()
+    present = {registered[n].group for n in names or () if n in registered}
+    mine = [g for g in tasks_lib.GROUPS if g in present]
+    for group in groups:
+      if group in present:
+        continue
+      if names is None:  # an unknown mixture (config_check names it): the groups only
+        if group not in tasks_lib.GROUPS:
+          found.append(
+            f"config.data.curriculum.first_groups names {group!r}, which is not a task "
+            f"group; groups: {', '.join(tasks_lib.GROUPS)}"
+          )
+        continue
+      why = "not a task group" if group not in tasks_lib.GROUPS else "none of them is of it"
+      found.append(
+        f"config.data.curriculum.first_groups names {group!r} ({why}); the groups of "
+        f"{what}: {', '.join(mine)}"
+      )
+  if steps > 0 and not groups and isinstance(named, str):
+    found.append(
+      f"config.data.curriculum.steps={steps} but config.data.curriculum.first_groups is "
+      "empty: the first phase would have no task (name its groups, or set steps=0)"
+    )
+  if steps > 0 and groups:
+    schedule = data.get("schedule", "rates")
+    if schedule in SCHEDULES and schedule not in CURRICULUM_SCHEDULES:
+      found.append(
+        f"config.data.curriculum (steps={steps}) cannot be combined with "
+        f"config.data.schedule={schedule!r}: a curriculum needs schedule "
+        f"{' or '.join(map(repr, CURRICULUM_SCHEDULES))} (or config.data.curriculum.steps=0)"
+      )
+    if data.get("source", "mixture") != "mixture":
+      found.append(
+        f"config.data.curriculum (steps={steps}) needs config.data.source='mixture', not "
+        f"{data.get('source')!r}: the synthetic copy task has no task groups"
+      )
+  return found
+
+
+def _curriculum_plan(config, names: List[str]) -> Tuple[List[int], int]:
+  """(indices of the first phase's tasks among `names`, the stream element of the switch)
+  of config.data.curriculum, checked (ValueError), or ([], 0) when it is off."""
+  groups, steps = curriculum(config)
+  what = f"this run's {len(names)} tasks ({_tasks_label(config)})"
+  found = curriculum_problems(config, names, what)
+  if found:
+    raise ValueError("; ".join(found))
+  if not groups or not steps:
+    return [], 0
+  registered = tasks_lib.all_tasks()
+  first = [i for i, n in enumerate(names) if registered[n].group in groups]
+  return first, steps * config.train.batch_size
+
+
+def curriculum_line(config, stream_: pipeline.MixtureStream) -> Optional[str]:
+  """The plan of the stream's curriculum in one line (None without one)."""
+  plan = stream_.schedule
+  if not isinstance(plan, schedule_lib.Curriculum):
+    return None
+  groups, steps = curriculum(config)
+  first = [plan.task_names[i] for i in plan.first]
+  return (
+    f"Curriculum: steps 1..{steps} (batch positions 0..{steps - 1}, stream elements "
+    f"0..{plan.switch - 1}) on groups [{', '.join(groups)}] ({len(first)} tasks: "
+    f"{', '.join(first)}), then all {len(plan.task_names)} tasks (config.data.curriculum)"
+  )
+
+
 def stream(
   config, spec: pipeline.ExampleSpec, split: str = "train", task_names: Optional[List[str]] = None
 ) -> pipeline.MixtureStream:
@@ -128,8 +274,11 @@ def stream(
   schedule = config.data.get("schedule", "rates")
   if schedule not in SCHEDULES:
     raise ValueError(f"config.data.schedule={schedule!r}: choose one of {', '.join(SCHEDULES)}")
+  first, switch = [], 0
   if task_names is not None:  # evaluation: the given tasks in turn
     names, rates, schedule = list(task_names), None, "round_robin"
+  else:  # checked before the stream probes its sources
+    first, switch = _curriculum_plan(config, names)
   out = pipeline.MixtureStream(
     names,
     rates,
@@ -139,12 +288,15 @@ def stream(
     data_dir=_data_dir(config),
     max_depth=config.data.get("max_depth", 10.0),
     paraphrase=config.data.get("paraphrase", False),
+    conditioning=config.data.get("conditioning", "prompt"),
     round_robin=schedule == "round_robin",
     by_shape=schedule == "stratified",
   )
   if schedule == "stop_and_go":  # the trainer's stop_and_go.Controller adds the mode changes
     gap = stop_and_go.settings(config)["iter_gap"]
     out.schedule = stop_and_go.GatedSchedule(out.schedule, iter_gap=gap)
+  if switch:  # config.data.curriculum: the first groups' tasks up to stream element `switch`
+    out.schedule = schedule_lib.Curriculum(out.schedule, rates, first, switch)
   return out
 
 
@@ -152,6 +304,9 @@ def _train_stream(config, spec, report=False) -> pipeline.MixtureStream:
   """The training stream, with config.data.exclude_images applied (module level: a process
   worker builds its own copy from it)."""
   train = stream(config, spec)
+  plan = curriculum_line(config, train)
+  if plan and report:
+    print(plan, flush=True)
   if config.data.get("exclude_images", ""):
     lines = clean_split.exclude(train, clean_split.load(config.data.exclude_images))
     if report:

@@ -17,7 +17,9 @@ in D (what `--config.data.prepared_only=True` trains on).
   text half split between pure text and image+class/caption text; within each part,
   datasets in proportion to size.
 - Alternatives: "uniform" over tasks and "proportional" to size. Round-robin scheduling is
-  `config.data.schedule = "round_robin"` (pipeline.Schedule), after 12-in-1.
+  `config.data.schedule = "round_robin"` (schedule.Schedule), after 12-in-1; so is training
+  some task groups first, then the whole mixture: `config.data.curriculum`
+  (schedule.Curriculum, docs/training.md).
 """
 
 from __future__ import annotations

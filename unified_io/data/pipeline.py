@@ -6,12 +6,11 @@ So the stream does not depend on the number of hosts, hosts never read the same 
 and the iterator state is one integer (the batch position) that restores the stream
 exactly, in O(1), with no tf.data iterator checkpoints.
 
-- Task of element e: the mixture's rates are laid out as a schedule of `BLOCK` slots
-  (largest-remainder rounding, so every rate is met exactly over a block) and shuffled per
-  block from (seed, block). "round_robin" cycles through the tasks instead.
-- Record of element e: its task's n-th draw, n = how many slots of that task precede e
-  (known from the block layout), reads record perm_epoch[n mod N] of a per-epoch
-  permutation of the task's split: every record once per epoch, no replacement.
+- Task of element e, and which of that task's records it reads (unified_io/data/schedule.py):
+  the mixture's rates are laid out as blocks of slots shuffled per block from (seed, block),
+  every rate met exactly over a block ("round_robin" cycles through the tasks instead); the
+  task's n-th draw, n = how many slots of that task precede e, reads record perm_epoch[n mod
+  N] of a per-epoch permutation of the task's split: every record once per epoch.
 - Records are read by random access: `tfds.data_source` for datasets prepared as
   ArrayRecord, otherwise the split's serialized records are held in memory (fine for the
   built-in dataset; large TFRecord datasets should be prepared with
@@ -40,10 +39,10 @@ import numpy as np
 from unified_io.common import image_preprocessing
 from unified_io.common import rng_streams
 from unified_io.common import text_tokenizer
+from unified_io.data import schedule as schedule_lib
 from unified_io.data import split_slice
 from unified_io.data.tasks import registry as tasks_lib
 
-BLOCK = 10_000  # schedule slots per shuffled block
 # Records tried after a skipped one before giving up on an element. Tasks that use only
 # part of a dataset need many: builtin_keypoints can use 35% of the scenes (those with a
 # person), so 17 skips in a row come once in about 1500 draws (a long run hit it), while
@@ -224,13 +223,17 @@ class ExampleSpec:
   def target_grid(self) -> int:
     return self.target_image_size // self.target_downsample
 
-  def context(self, max_depth: float, paraphrase: bool = False) -> tasks_lib.TaskContext:
+  def context(
+    self, max_depth: float, paraphrase: bool = False, conditioning: str = "prompt"
+  ) -> tasks_lib.TaskContext:
+    """conditioning: tasks_lib.CONDITIONINGS (config.data.conditioning)."""
     return tasks_lib.TaskContext(
       layout=self.tokenizer.layout,
       input_image_size=self.input_image_size,
       target_image_size=self.target_image_size,
       max_depth=max_depth,
       paraphrase=paraphrase,
+      conditioning=conditioning,
     )
 
 
@@ -327,114 +330,6 @@ def finalize(
   return features, {"text_inputs": inputs_cut, "text_targets": targets_cut}
 
 
-# ------------------------------------------------------------------------------- schedule
-
-
-def block_counts(rates: Mapping[str, float], block: int = BLOCK) -> np.ndarray:
-  """Slots per task in one block: largest-remainder rounding of rate * block."""
-  values = np.asarray(list(rates.values()), np.float64)
-  if np.any(values < 0) or not np.isclose(values.sum(), 1.0, atol=1e-6):
-    raise ValueError(f"mixture rates must be >= 0 and sum to 1, got {dict(rates)}")
-  exact = values * block
-  counts = np.floor(exact).astype(np.int64)
-  order = np.argsort(-(exact - counts), kind="stable")
-  counts[order[: block - counts.sum()]] += 1
-  return counts
-
-
-class Schedule:
-  """Which task, and which of that task's draws, element e of the stream is.
-
-  With `strata` (a label per task, e.g. the shape of its examples), each block's slots are
-  spread so that every stretch of the stream holds each stratum in proportion, while every
-  task keeps its exact count per block: a stratum of n slots in the block takes positions
-  (j + phase) / n, j = 0..n-1, with a random phase, and its tasks fill them in a random
-  order. Its count in any stretch of the block's positions is then within 1 of n times the
-  stretch, so a window of w consecutive slots (within a block) holds w * q +- (1 + S * q)
-  slots of a stratum with share q, for S strata: e.g. every 16-example batch of builtin's
-  four shapes holds 4 or 5 text-only examples, where independent draws give 0 to 10.
-  """
-
-  def __init__(
-    self,
-    task_names: Sequence[str],
-    rates: Optional[Sequence[float]],
-    seed: int,
-    round_robin: bool = False,
-    block: int = BLOCK,
-    strata: Optional[Sequence[int]] = None,
-  ):
-    self.task_names = tuple(task_names)
-    self.seed = seed
-    self.round_robin = round_robin
-    if strata is not None and len(strata) != len(self.task_names):
-      raise ValueError(f"{len(strata)} strata for {len(self.task_names)} tasks")
-    self.strata = None if strata is None else np.asarray(strata)
-    if round_robin:
-      self.block = len(self.task_names)
-      self.counts = np.ones(self.block, np.int64)
-    else:
-      self.block = block
-      self.counts = block_counts(dict(zip(self.task_names, rates)), block)
-    self._cache: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
-    self._lock = threading.Lock()
-
-  def _spread(self, rng: np.random.Generator) -> np.ndarray:
-    """One block's task slots, each stratum at evenly spaced positions (class docstring)."""
-    keys, slots = [], []
-    for stratum in np.unique(self.strata):
-      tasks = np.flatnonzero(self.strata == stratum)
-      mine = rng.permutation(np.repeat(tasks, self.counts[tasks]))
-      if len(mine):
-        keys.append((np.arange(len(mine)) + rng.random()) / len(mine))
-        slots.append(mine)
-    return np.concatenate(slots)[np.argsort(np.concatenate(keys), kind="stable")]
-
-  def layout(self, block_index: int) -> Tuple[np.ndarray, np.ndarray]:
-    """(task per slot, that task's ordinal within the block per slot) of one block."""
-    with self._lock:
-      if block_index not in self._cache:
-        slots = np.repeat(np.arange(len(self.task_names)), self.counts)
-        if not self.round_robin:
-          rng = np.random.default_rng([self.seed, rng_streams.BLOCK_ORDER, block_index])
-          slots = rng.permutation(slots) if self.strata is None else self._spread(rng)
-        ordinal = np.zeros(len(slots), np.int64)
-        for task in range(len(self.task_names)):
-          where = np.flatnonzero(slots == task)
-          ordinal[where] = np.arange(len(where))
-        if len(self._cache) > 4:
-          self._cache.clear()
-        self._cache[block_index] = (slots, ordinal)
-      return self._cache[block_index]
-
-  def __call__(self, element: int) -> Tuple[int, int]:
-    """(task index, draw number of that task) of stream element `element`."""
-    block_index, offset = divmod(int(element), self.block)
-    slots, ordinal = self.layout(block_index)
-    task = int(slots[offset])
-    return task, int(block_index * self.counts[task] + ordinal[offset])
-
-
-class EpochPermutation:
-  """Draw n of a task -> record index: a fresh permutation of the records every epoch."""
-
-  def __init__(self, num_records: int, seed: int, task_index: int):
-    if num_records <= 0:
-      raise ValueError("cannot sample from an empty split")
-    self.num_records, self.seed, self.task_index = num_records, seed, task_index
-    self._epoch, self._perm = None, None
-    self._lock = threading.Lock()
-
-  def __call__(self, draw: int) -> int:
-    epoch, offset = divmod(int(draw), self.num_records)
-    with self._lock:
-      if epoch != self._epoch:
-        rng = np.random.default_rng([self.seed, rng_streams.EPOCH_ORDER, self.task_index, epoch])
-        self._perm = rng.permutation(self.num_records)
-        self._epoch = epoch
-      return int(self._perm[offset])
-
-
 # --------------------------------------------------------------------------------- stream
 
 
@@ -513,26 +408,31 @@ class MixtureStream:
     data_dir: Optional[str] = None,
     max_depth: float = 10.0,
     paraphrase: bool = False,
+    conditioning: str = "prompt",
     round_robin: bool = False,
     by_shape: bool = False,
     counters: Optional[Counters] = None,
   ):
     """`by_shape`: spread the tasks over the stream by the shape of their examples
     (`shape_of`), so that every host's share of every batch holds each shape in proportion
-    (`Schedule` strata; the trainer then runs each shape at its own lengths)."""
+    (`schedule_lib.Schedule` strata; the trainer then runs each shape at its own lengths)."""
     self.tasks = [tasks_lib.get(name) for name in task_names]
     self.spec = spec
     self.seed = seed
-    self.ctx = spec.context(max_depth, paraphrase)
+    self.ctx = spec.context(max_depth, paraphrase, conditioning)
     self.sources = [
       source(t.builder, t.splits[split], data_dir, t.record_filter) for t in self.tasks
     ]
-    self.records = [EpochPermutation(len(s), seed, i) for i, s in enumerate(self.sources)]
+    self.records = [
+      schedule_lib.EpochPermutation(len(s), seed, i) for i, s in enumerate(self.sources)
+    ]
     self.counters = counters or Counters()
     strata = None
     if by_shape and not round_robin:
       strata = [shape_of(self._first_usable(i)) for i in range(len(self.tasks))]
-    self.schedule = Schedule(task_names, rates, seed, round_robin=round_robin, strata=strata)
+    self.schedule = schedule_lib.Schedule(
+      task_names, rates, seed, round_robin=round_robin, strata=strata
+    )
 
   def _features(self, task_index: int, draw: int, seed_key: Sequence[int], where: str, count=True):
     """(features, truncation flags) of the task's `draw`-th record, or of the first of the

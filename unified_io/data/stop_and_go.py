@@ -19,7 +19,7 @@ moves with its rate: we measure all tasks together every `every_steps` steps ins
   task returned to go would then bounce back and forth at every measurement.
 Losses that are not finite leave the task's mode and history as they were (counted).
 
-The gated schedule (`GatedSchedule`), deterministic on top of `pipeline.Schedule`: the base
+The gated schedule (`GatedSchedule`), deterministic on top of `schedule.Schedule`: the base
 schedule says, for stream element e, task t and its base ordinal n (how many of t's slots
 precede e). If t is stopped at e, the slot is kept only when n % iter_gap == 0, so the task
 gets exactly 1 / iter_gap of its base slots (Algorithm 1's "i mod Δ = 0", with the task's
@@ -29,7 +29,7 @@ largest-remainder rounding as the block layout, in an order shuffled from (seed,
 start), and used up to the next change: exact over a block without changes, and an element
 never depends on changes that come after it (the served prefix stays as it was). If every
 task is stopped, nothing is freed: stopping them all changes no relative rate. A task's
-draw number (which record it reads, `pipeline.EpochPermutation`) counts its slots in the
+draw number (which record it reads, `schedule.EpochPermutation`) counts its slots in the
 gated stream, so every task still walks its epochs without replacement. Slot counts per
 block need the block's layout only when a change falls inside it; otherwise they follow
 from the base counts, so the count before element e costs O(blocks) arithmetic, done once
@@ -57,7 +57,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from unified_io.common import rng_streams
-from unified_io.data import pipeline
+from unified_io.data import schedule as schedule_lib
 
 GO, STOP = "go", "stop"
 MODES = (GO, STOP)
@@ -150,13 +150,13 @@ def _multiples_below(n, gap):
 
 
 class GatedSchedule:
-  """`pipeline.Schedule` with stopped tasks thinned to every iter_gap-th slot (docstring).
+  """`schedule.Schedule` with stopped tasks thinned to every iter_gap-th slot (docstring).
 
   Same interface: `schedule(e)` -> (task index, draw number). Thread-safe (the pipeline's
   workers call it while the trainer adds changes).
   """
 
-  def __init__(self, base: pipeline.Schedule, iter_gap: int = 4):
+  def __init__(self, base: schedule_lib.Schedule, iter_gap: int = 4):
     if base.round_robin:
       raise ValueError("stop_and_go needs a rate schedule, not round_robin")
     self.base, self.iter_gap = base, int(iter_gap)
@@ -224,7 +224,7 @@ class GatedSchedule:
     if freed == 0 or weights.sum() == 0:
       return np.zeros(len(go), np.int64)
     rates = dict(zip(range(len(go)), weights / weights.sum()))
-    return pipeline.block_counts(rates, freed)
+    return schedule_lib.block_counts(rates, freed)
 
   def _kept(self, block_index: int) -> np.ndarray:
     """Per task, its base slots in the block whose ordinal is a multiple of iter_gap."""

@@ -166,24 +166,37 @@ class Predictor:
     method: str = "greedy",
     num_beams: int = 4,
     logit_mask_fn=None,
+    *,
+    alpha: Optional[float] = None,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int = 0,
   ):
     """`text` plus each output's log-likelihood [B]: the sum of its tokens' log-probabilities
-    (EOS included) for greedy decoding, beam search's length-normalised score for "beam"."""
+    (EOS included) for greedy decoding, beam search's length-normalised score for "beam".
+
+    method "sample": temperature / top_k (0: off) / top_p (1.0: off) sampling, drawn from
+    `seed`. alpha: beam search's length-penalty exponent (None: generate_text's default)."""
     max_len = max_len or self.config.lengths.text_targets
-    key = (max_len, method, num_beams, logit_mask_fn)
+    settings = dict(method=method, num_beams=num_beams, logit_mask_fn=logit_mask_fn)
+    if method == "sample":
+      settings.update(temperature=temperature, top_k=top_k, top_p=top_p)
+    if alpha is not None:
+      settings["alpha"] = alpha
+    key = (max_len, *sorted(settings.items(), key=lambda item: item[0]))
     if key not in self._text_fns:
       self._text_fns[key] = jax.jit(
         functools.partial(
-          generation.generate_text,
-          self.model,
-          max_len=max_len,
-          eos_id=vocab.EOS_ID,
-          method=method,
-          num_beams=num_beams,
-          logit_mask_fn=logit_mask_fn,
+          generation.generate_text, self.model, max_len=max_len, eos_id=vocab.EOS_ID, **settings
         )
       )
-    tokens, scores = self._text_fns[key](self.params, self._model_inputs(features))
+    sampling = {}
+    if method == "sample":
+      # Folded apart from jax.random.key(seed), which `image` draws a batch's first image
+      # sample from: a text+mask task's answer and mask are then drawn independently.
+      sampling["rng"] = jax.random.fold_in(jax.random.key(seed), 1)
+    tokens, scores = self._text_fns[key](self.params, self._model_inputs(features), **sampling)
     tokens = np.asarray(tokens)
     return [self.decode_text(row) for row in tokens], tokens, np.asarray(scores, np.float64)
 

@@ -118,6 +118,7 @@ def predict(
   seed: int = 0,
   image_decoding: Optional[dict] = None,
   first_index: int = 0,
+  text_decoding: Optional[dict] = None,
 ) -> List[dict]:
   """Per example, `outputs.decode`'s raw prediction ("text", "tokens", "image"...).
 
@@ -125,6 +126,8 @@ def predict(
   samples of the batch starting at example `start` are seeded with seed + 1000 * start
   (counted from `first_index`, the position of `examples` in the whole set).
   image_decoding: `Predictor.image` keyword arguments instead of the task kind's.
+  text_decoding: `Predictor.text_with_scores` keyword arguments instead of the kind's
+  (`outputs.decode`; sampling is seeded like the images).
   """
   kind = outputs.get(examples.task.output)
   n = len(examples.raws)
@@ -142,6 +145,7 @@ def predict(
       seed=seed + 1000 * (first_index + start),
       options=None if batch_options[0] is None else [list(o) for o in batch_options],
       image_decoding=image_decoding,
+      text_decoding=text_decoding,
     )
   return preds
 
@@ -212,6 +216,17 @@ def loss(predictor, loss_fn, examples: TaskExamples, batch_size: int) -> float:
   return mean_loss(loss_sums(predictor, loss_fn, examples, batch_size))
 
 
+def task_context(predictor, split: str, max_depth: float) -> tasks_lib.TaskContext:
+  """How evaluation examples are made for `predictor`'s model: prompts conditioned as its
+  config's data.conditioning says (a model trained on task tokens is asked with them; configs
+  saved before the key existed used prompts), for `split`."""
+  conditioning = predictor.config.data.get("conditioning", "prompt")
+  # The split tells held-out-concept variants to keep and tag test examples, not skip them.
+  return dataclasses.replace(
+    predictor.spec.context(max_depth, conditioning=conditioning), split=split
+  )
+
+
 def evaluate(
   predictor,
   task_names: Sequence[str],
@@ -234,8 +249,7 @@ def evaluate(
   score.extra, over the first num_examples images of its split.
   """
   spec = predictor.spec
-  # The split tells held-out-concept variants to keep and tag test examples, not skip them.
-  ctx = dataclasses.replace(spec.context(max_depth), split=split)
+  ctx = task_context(predictor, split, max_depth)
   loss_fn = _loss_fn(predictor.model, predictor.vq, predictor.model.config.padded_text_size)
   results = {}
   for k, name in enumerate(task_names):

@@ -51,6 +51,7 @@ SWITCHES: Tuple[Tuple[str, Callable[[], Sequence[str]]], ...] = (
   ("data.source", lambda: trainer.Inputs.SOURCES),
   ("data.schedule", lambda: SCHEDULES),
   ("data.workers_kind", lambda: from_config.WORKER_KINDS),
+  ("data.conditioning", lambda: tasks_lib.CONDITIONINGS),
   ("optimizer.name", lambda: optim.OPTIMIZERS),
   ("train.batch_shapes", lambda: trainer.BATCH_SHAPES),
   ("model.remat_policy", lambda: network.REMAT_POLICIES),
@@ -66,6 +67,7 @@ INT_SETTINGS: Tuple[Tuple[str, int], ...] = (
   ("train.total_steps", 0),
   ("train.log_every", 1),
   ("train.max_consecutive_skips", 1),
+  ("train.encoder_cache.examples", 0),
   ("checkpoint.every_steps", 1),
   ("checkpoint.keep", 1),
   ("checkpoint.restore_step", 0),
@@ -150,6 +152,10 @@ def problems(config) -> List[str]:
   # An empty mixture is fine where none is read: synthetic source, or an explicit task list.
   if mixture or (data.get("source") == "mixture" and not tasks):
     found += _check("data.mixture", mixture, sorted(mixtures.MIXTURES))
+  # data.curriculum: its keys, steps >= 0, first groups that are groups of the mixture's
+  # tasks, and a schedule it builds on (from_config checks the groups again over the
+  # tasks the run samples, after prepared_only).
+  found += from_config.curriculum_problems(config)
   return found
 
 

@@ -22,6 +22,7 @@ from unified_io.common import run_log
 from unified_io.common import workdir_lock
 from unified_io.common import flops as flops_lib
 from unified_io.model import builder as model_lib
+from unified_io.train import encoder_cache
 from unified_io.train import optim
 from unified_io.train import step as step_lib
 from unified_io.train import stop_and_go_run
@@ -212,7 +213,8 @@ def train(config, workdir, evaluators=()):
   (checkpointing.check_resume_config) and its lease is taken (common.workdir_lock);
   config.json is rewritten only once the state is restored or initialised.
   `config.checkpoint.restore_step` (0 or None: the latest) resumes from an earlier
-  checkpoint, moving the later ones aside.
+  checkpoint, moving the later ones aside. `config.train.encoder_cache.examples` > 0 trains
+  the decoder alone, from encoder outputs cached once (unified_io/train/encoder_cache.py).
   """
   restore_step = config.checkpoint.get("restore_step") or None
   checkpointing.check_resume_config(config, workdir)
@@ -223,6 +225,7 @@ def train(config, workdir, evaluators=()):
     mesh = mesh_lib.make_mesh(config.mesh)
     rules = mesh_lib.logical_rules(config.mesh)
     model = model_lib.build(config)
+    cache_examples = encoder_cache.check(config, model)  # 0: off
     init_state, abstract_state, state_shardings, optimizer, schedule = create_train_state(
       config, model, mesh, rules
     )
@@ -257,9 +260,11 @@ def train(config, workdir, evaluators=()):
         vq_params = None
         if inputs.vq is not None:
           vq_params = jax.device_put(inputs.vq.params, mesh_lib.replicated(mesh))
-        make_step = _step_maker(
-          config, model, optimizer, schedule, inputs, vq_params, mesh, state_shardings, log
-        )
+        args = (config, model, optimizer, schedule, inputs, vq_params, mesh, state_shardings, log)
+        if cache_examples:  # the decoder alone, on cached encoder outputs: a new batch source
+          inputs.batches, make_step = encoder_cache.for_training(state, *args)
+        else:
+          make_step = _step_maker(*args)
         history = _loop(config, state, make_step, inputs, ckpt, log, mesh, evaluators, dsg)
     finally:
       ckpt.close()

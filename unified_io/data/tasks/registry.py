@@ -165,6 +165,33 @@ class SkipExample(Exception):
   """Raised by a preprocessor for an example it cannot turn into a training example."""
 
 
+# How a prompt tells the model its task (TaskContext.conditioning, config.data.conditioning):
+# "prompt" is the template's natural-language instruction with its arguments filled in (what
+# the released models read); "task_token" is the task's marker (`task_token`) followed by the
+# template's arguments only, the task-prefix conditioning of the LiT-decoder study
+# (docs/ablations.md).
+CONDITIONINGS = ("prompt", "task_token")
+# Between the arguments of a multi-argument template under task-token conditioning (a
+# premise and its hypothesis, a subject and its object), so their boundary stays visible.
+TASK_TOKEN_ARG_SEPARATOR = " ; "
+
+
+def task_token(name: str) -> str:
+  """The marker of task `name` under task-token conditioning: "NAME:", e.g. "builtin_vqa:".
+
+  The task's name, so it is unique over the registry by construction, in plain text, so every
+  tokenizer encodes it (SentencePiece with byte fallback never needs <unk>) without claiming
+  an id: the official layout has no spare extra id (100 span-corruption sentinels + 1000
+  location bins fill all 1100), and a sentinel already means "a span was cut here". The
+  colon ends the marker the way the study's "coco:" prefix does; no task name contains one,
+  so no marker's text (hence ids) is a prefix of another's. It is one whitespace-delimited
+  word, which SentencePiece segments on its own: the marker's ids are the same whatever
+  arguments follow. With the shipped tiny tokenizer "builtin_vqa:" is 7 pieces (a bracketed
+  "[builtin_vqa]" would be 11: "[" breaks the "▁built" piece).
+  """
+  return f"{name}:"
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskContext:
   """What preprocessors need to know about the model they feed."""
@@ -177,6 +204,14 @@ class TaskContext:
   # The split the examples are for ("train", "validation", "test"); held-out-concept
   # variants filter train and validation only (unified_io/data/concept_split.py).
   split: str = "train"
+  # One of CONDITIONINGS: how `Task.prompt` names the task to the model.
+  conditioning: str = "prompt"
+
+  def __post_init__(self):
+    if self.conditioning not in CONDITIONINGS:
+      raise ValueError(
+        f"config.data.conditioning={self.conditioning!r} is not one of: {', '.join(CONDITIONINGS)}"
+      )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,10 +264,17 @@ class Task:
       )
 
   def prompt(self, rng: np.random.Generator, ctx: TaskContext, *args) -> str:
-    """The official template (or, with ctx.paraphrase, a random one) filled with args."""
+    """The official template (or, with ctx.paraphrase, a random one) filled with args; with
+    ctx.conditioning "task_token", the task's marker and the args alone ("builtin_vqa: what
+    color is the circle ?"), args joined by TASK_TOKEN_ARG_SEPARATOR."""
+    # The template is drawn under either conditioning, so both consume the same random
+    # numbers: the two see the same examples (crops, picked objects), only their prompts differ.
     template = (
       self.prompts[0] if not ctx.paraphrase else self.prompts[int(rng.integers(len(self.prompts)))]
     )
+    if ctx.conditioning == "task_token":
+      token = task_token(self.name)
+      return f"{token} {TASK_TOKEN_ARG_SEPARATOR.join(map(str, args))}" if args else token
     return template.format(*args)
 
 

@@ -182,6 +182,7 @@ def decode(
   seed: int = 0,
   options: Optional[Sequence[Sequence[str]]] = None,
   image_decoding: Optional[dict] = None,
+  text_decoding: Optional[dict] = None,
 ) -> List[dict]:
   """The model's raw predictions for a batch of features, one dict per example.
 
@@ -190,10 +191,15 @@ def decode(
   summed log-probability); for choices "choice" (the option's index) and "option_scores"
   (every option's log-likelihood). options: per example, the answers a choice picks from.
   image_decoding: `Predictor.image` keyword arguments instead of the kind's.
+  text_decoding: `Predictor.text_with_scores` keyword arguments (method, num_beams, alpha,
+  temperature, top_k, top_p) instead of the kind's greedy text, sampling seeded by `seed`; a
+  choice kind then writes free text (no "choice") instead of picking an option, which is how
+  decoding strategies compare with option scoring (eval/ablation.py). Image-only kinds have
+  no text to decode: it does not apply to them.
   """
   n = len(features["text_inputs"])
   out = [dict(text="", tokens=np.zeros(0, np.int32), image=None) for _ in range(n)]
-  if kind.text_decoding == OPTIONS:
+  if kind.text_decoding == OPTIONS and text_decoding is None:
     if options is None:
       raise ValueError(
         f"{kind.output.value} outputs pick one of the example's options "
@@ -204,7 +210,9 @@ def decode(
       o.update(text=str(row[int(k)]), choice=int(k), option_scores=s)
   elif kind.text_decoding is not None:
     mask_fn = predictor.keypoint_mask_fn if kind.text_decoding == KEYPOINT_GREEDY else None
-    texts, tokens, scores = predictor.text_with_scores(features, logit_mask_fn=mask_fn)
+    # Only an override passes more arguments, so the default call is exactly today's.
+    override = {} if text_decoding is None else dict(text_decoding, seed=seed)
+    texts, tokens, scores = predictor.text_with_scores(features, logit_mask_fn=mask_fn, **override)
     for o, t, ids, s in zip(out, texts, tokens, scores):
       o.update(text=t, tokens=ids, log_likelihood=float(s))
   if kind.image_decoding is not None:
