@@ -79,12 +79,10 @@ def _main(argv):
   checkpointing.quiet_library_logs()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  try:
-    cache = compile_cache.enable(_COMPILATION_CACHE.value)
+  try:  # the trainer's log names the directory
+    compile_cache.enable(_COMPILATION_CACHE.value)
   except ValueError as e:
     _stop(str(e))
-  if cache:
-    print(f"Compiled programs are cached in {cache} (--compilation_cache_dir= turns it off)")
   try:
     history = _train(_CONFIG.value, _WORKDIR.value)
   except KeyboardInterrupt:
