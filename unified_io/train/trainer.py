@@ -230,8 +230,6 @@ def train(config, workdir, evaluators=()):
       config, model, mesh, rules
     )
     inputs = Inputs(config, model.config)
-    if jax.config.jax_compilation_cache_dir:  # set by the command line (common/compile_cache)
-      log.line(f"Compiled programs are cached in {jax.config.jax_compilation_cache_dir}")
     dsg = None  # dynamic stop-and-go: its state rides in the checkpoint's data state
     if config.data.source == "mixture" and config.data.get("schedule") == "stop_and_go":
       dsg = stop_and_go_run.StopAndGo(config, model, inputs, mesh, workdir)
@@ -259,6 +257,8 @@ def train(config, workdir, evaluators=()):
         else:
           state = jax.jit(init_state, out_shardings=state_shardings)()
         run_log.write_config(config, workdir)  # only now: a failed start leaves the old one
+        if jax.config.jax_compilation_cache_dir:  # set by the command line (compile_cache)
+          log.line(f"Compiled programs are cached in {jax.config.jax_compilation_cache_dir}")
         vq_params = None
         if inputs.vq is not None:
           vq_params = jax.device_put(inputs.vq.params, mesh_lib.replicated(mesh))
