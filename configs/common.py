@@ -98,6 +98,12 @@ def base_config(
       # (the released models); "task_token", the task's marker followed by the template's
       # arguments only (the LiT-decoder study's task prefix; docs/ablations.md).
       conditioning="prompt",
+      # How a target lists several objects: "random", a fresh order per example (the paper
+      # randomises detection outputs, A.1.2, and segmentation colours, section 2); "raster",
+      # sorted by their boxes' top-left corners (top to bottom, then left to right) with
+      # segmentation instances given the palette's colours in that order, so that the
+      # target is a function of the image and the prompt (unified_io/data/tasks/vision_logic.py).
+      object_order="random",
       workers=2,
       # "process": preprocessing in worker processes (no GIL; data/process_workers.py).
       workers_kind="thread",
@@ -182,8 +188,12 @@ def base_config(
       clip_norm=1.0,
     )
   )
-  # Per-token loss: the mean over every non-padding target token of the batch.
-  config.loss = ml_collections.ConfigDict(dict(z_loss=0.0))
+  # normalization "tokens": the mean over every non-padding target token of the batch (the
+  # released model), so a task's share of the gradient is its rate times its target length
+  # (a 65-code image weighs as much as 30 one-word answers); "examples": the mean over the
+  # batch's examples of each one's per-token mean (t5x's AVERAGE_PER_SEQUENCE), so a task's
+  # share is its rate (unified_io/model/losses.py).
+  config.loss = ml_collections.ConfigDict(dict(z_loss=0.0, normalization="tokens"))
   config.freeze = ""  # regex over parameter paths, e.g. "^encoder/" (LiT-decoder setup)
   # With the encoder and the token embedding it shares frozen ("^(encoder|token_embedder)/"),
   # config.train.encoder_cache.examples=N > 0 (0 = off, the default) encodes the first N

@@ -278,6 +278,7 @@ def compile_train(config, model, mesh, rules):
       optimizer=optimizer,
       schedule=schedule,
       z_loss=config.loss.z_loss,
+      normalization=config.loss.get("normalization", "tokens"),
       vq_config=vq_config if images else None,
       num_tasks=_num_tasks(config),
     ),

@@ -27,6 +27,9 @@ config.data keys:
   conditioning: "prompt" (the templates' wording, as the released models) or "task_token"
     (the task's marker and the template's arguments only: tasks.registry.task_token); the
     evaluators read it from the run's config, so a model is asked the way it was trained.
+  object_order: "random" (the paper: box lists and segmentation colours in a fresh random
+    order per example) or "raster" (objects sorted by their boxes' top-left corners, so a
+    target is one function of the image; vision_logic.raster_order).
   workers: preprocessing threads per host.
 """
 
@@ -289,6 +292,7 @@ def stream(
     max_depth=config.data.get("max_depth", 10.0),
     paraphrase=config.data.get("paraphrase", False),
     conditioning=config.data.get("conditioning", "prompt"),
+    object_order=config.data.get("object_order", "random"),
     round_robin=schedule == "round_robin",
     by_shape=schedule == "stratified",
   )

@@ -224,9 +224,14 @@ class ExampleSpec:
     return self.target_image_size // self.target_downsample
 
   def context(
-    self, max_depth: float, paraphrase: bool = False, conditioning: str = "prompt"
+    self,
+    max_depth: float,
+    paraphrase: bool = False,
+    conditioning: str = "prompt",
+    object_order: str = "random",
   ) -> tasks_lib.TaskContext:
-    """conditioning: tasks_lib.CONDITIONINGS (config.data.conditioning)."""
+    """conditioning: tasks_lib.CONDITIONINGS (config.data.conditioning); object_order:
+    tasks_lib.OBJECT_ORDERS (config.data.object_order)."""
     return tasks_lib.TaskContext(
       layout=self.tokenizer.layout,
       input_image_size=self.input_image_size,
@@ -234,6 +239,7 @@ class ExampleSpec:
       max_depth=max_depth,
       paraphrase=paraphrase,
       conditioning=conditioning,
+      object_order=object_order,
     )
 
 
@@ -409,6 +415,7 @@ class MixtureStream:
     max_depth: float = 10.0,
     paraphrase: bool = False,
     conditioning: str = "prompt",
+    object_order: str = "random",
     round_robin: bool = False,
     by_shape: bool = False,
     counters: Optional[Counters] = None,
@@ -419,7 +426,7 @@ class MixtureStream:
     self.tasks = [tasks_lib.get(name) for name in task_names]
     self.spec = spec
     self.seed = seed
-    self.ctx = spec.context(max_depth, paraphrase, conditioning)
+    self.ctx = spec.context(max_depth, paraphrase, conditioning, object_order)
     self.sources = [
       source(t.builder, t.splits[split], data_dir, t.record_filter) for t in self.tasks
     ]

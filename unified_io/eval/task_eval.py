@@ -219,12 +219,16 @@ def loss(predictor, loss_fn, examples: TaskExamples, batch_size: int) -> float:
 def task_context(predictor, split: str, max_depth: float) -> tasks_lib.TaskContext:
   """How evaluation examples are made for `predictor`'s model: prompts conditioned as its
   config's data.conditioning says (a model trained on task tokens is asked with them; configs
-  saved before the key existed used prompts), for `split`."""
-  conditioning = predictor.config.data.get("conditioning", "prompt")
-  # The split tells held-out-concept variants to keep and tag test examples, not skip them.
-  return dataclasses.replace(
-    predictor.spec.context(max_depth, conditioning=conditioning), split=split
+  saved before the key existed used prompts) and its objects ordered as data.object_order
+  says (the validation loss then scores the order it trained on), for `split`."""
+  data = predictor.config.data
+  ctx = predictor.spec.context(
+    max_depth,
+    conditioning=data.get("conditioning", "prompt"),
+    object_order=data.get("object_order", "random"),
   )
+  # The split tells held-out-concept variants to keep and tag test examples, not skip them.
+  return dataclasses.replace(ctx, split=split)
 
 
 def evaluate(

@@ -1,7 +1,10 @@
 """Token-level cross-entropy for text and image targets.
 
 The released model is trained with a per-token loss: every non-padding target token (text
-or image) of the batch counts once, and the batch loss is their mean. `example_losses`
+or image) of the batch counts once, and the batch loss is their mean (NORMALIZATIONS
+"tokens"). With "examples" (t5x's AVERAGE_PER_SEQUENCE) every example counts once instead:
+the batch loss is the mean over examples of each one's per-token mean, so a task's share of
+the gradient is its sampling rate, whatever the length of its targets. `example_losses`
 gives the per-example sums that answer-option scoring ranks by.
 """
 
@@ -36,6 +39,32 @@ def example_losses(text_logits, image_logits, batch, z_loss=0.0):
     total = total + jnp.sum(token_cross_entropy(logits, targets, z_loss) * mask, axis=-1)
     count = count + jnp.sum(mask, axis=-1)
   return total, count
+
+
+NORMALIZATIONS = ("tokens", "examples")
+
+
+def check_normalization(normalization: str) -> str:
+  if normalization not in NORMALIZATIONS:
+    raise ValueError(
+      f"config.loss.normalization={normalization!r} is not one of: {', '.join(NORMALIZATIONS)}"
+    )
+  return normalization
+
+
+def batch_loss(example_loss, example_count, example_weights=None, normalization="tokens"):
+  """The batch loss from per-example sums under `normalization` (NORMALIZATIONS).
+
+  "tokens": `weighted_token_mean`. "examples": sum_b w_b * loss_b / count_b over the
+  examples with target tokens, divided by their number (0 for a batch without any).
+  """
+  if check_normalization(normalization) == "tokens":
+    return weighted_token_mean(example_loss, example_count, example_weights)
+  count = example_count.astype(jnp.float32)
+  per_token = jnp.where(count > 0, example_loss / jnp.maximum(count, 1.0), 0.0)
+  if example_weights is not None:
+    per_token = per_token * example_weights
+  return jnp.sum(per_token) / jnp.maximum(jnp.sum(count > 0), 1)
 
 
 def weighted_token_mean(example_loss, example_count, example_weights=None):

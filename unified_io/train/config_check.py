@@ -31,6 +31,7 @@ from unified_io.data import from_config
 from unified_io.data import mixtures
 from unified_io.data.tasks import registry as tasks_lib
 from unified_io.eval import predictor as predictor_lib
+from unified_io.model import losses
 from unified_io.model import network
 from unified_io.train import optim
 from unified_io.train import trainer
@@ -52,6 +53,8 @@ SWITCHES: Tuple[Tuple[str, Callable[[], Sequence[str]]], ...] = (
   ("data.schedule", lambda: SCHEDULES),
   ("data.workers_kind", lambda: from_config.WORKER_KINDS),
   ("data.conditioning", lambda: tasks_lib.CONDITIONINGS),
+  ("data.object_order", lambda: tasks_lib.OBJECT_ORDERS),
+  ("loss.normalization", lambda: losses.NORMALIZATIONS),
   ("optimizer.name", lambda: optim.OPTIMIZERS),
   ("train.batch_shapes", lambda: trainer.BATCH_SHAPES),
   ("model.remat_policy", lambda: network.REMAT_POLICIES),

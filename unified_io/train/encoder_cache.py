@@ -256,7 +256,16 @@ def build(
 
 
 def decoder_train_step(
-  state, batch, encoder_pe, *, model, optimizer, schedule, z_loss, num_tasks=0
+  state,
+  batch,
+  encoder_pe,
+  *,
+  model,
+  optimizer,
+  schedule,
+  z_loss,
+  num_tasks=0,
+  normalization="tokens",
 ):
   """step.train_step from cached encoder outputs: (new state, metrics).
 
@@ -274,7 +283,8 @@ def decoder_train_step(
       method=network.UnifiedIO.decode,
     )
     total, count = losses.example_losses(text_logits, image_logits, batch, z_loss)
-    return losses.weighted_token_mean(total, count, batch.get("loss_weight")), (total, count)
+    loss = losses.batch_loss(total, count, batch.get("loss_weight"), normalization)
+    return loss, (total, count)
 
   (loss, (example_loss, example_count)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
     state["params"]
@@ -288,7 +298,18 @@ def decoder_train_step(
   return new_state, metrics
 
 
-def step_maker(cache, *, model, optimizer, schedule, z_loss, num_tasks, mesh, state_shardings):
+def step_maker(
+  cache,
+  *,
+  model,
+  optimizer,
+  schedule,
+  z_loss,
+  num_tasks,
+  mesh,
+  state_shardings,
+  normalization="tokens",
+):
   """make_step(state, first cached batch) -> the compiled decoder-only step (a PaddedStep,
   whose replicated third argument is here the cached encoder position embeddings)."""
   replicated = mesh_lib.replicated(mesh)
@@ -300,6 +321,7 @@ def step_maker(cache, *, model, optimizer, schedule, z_loss, num_tasks, mesh, st
       schedule=schedule,
       z_loss=z_loss,
       num_tasks=num_tasks,
+      normalization=normalization,
     ),
     in_shardings=(state_shardings, mesh_lib.batch_sharding(mesh), replicated),
     out_shardings=(state_shardings, replicated),
@@ -341,6 +363,7 @@ def for_training(
     optimizer=optimizer,
     schedule=schedule,
     z_loss=config.loss.z_loss,
+    normalization=config.loss.get("normalization", "tokens"),
     num_tasks=len(inputs.task_names),
     mesh=mesh,
     state_shardings=shardings,

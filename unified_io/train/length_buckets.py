@@ -31,6 +31,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from unified_io.model import losses
+
 # (has an input image, has a target image), in the order parts are built and run.
 KINDS = ((False, False), (True, False), (False, True), (True, True))
 IMAGE_INPUT_KEYS = ("image_inputs", "image_input_mask", "image_input_positions")
@@ -121,26 +123,41 @@ def example_kinds(batch) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   return kinds, _used_length(text_mask), _used_length(np.asarray(batch["text_targets"]) > 0)
 
 
-def target_tokens(batch) -> int:
-  """Target tokens (text and image) that the loss averages over, counted as losses.py does."""
-  count = int(np.sum(np.asarray(batch["text_targets"]) > 0))
+def row_target_tokens(batch) -> np.ndarray:
+  """int64 [rows]: each row's target tokens (text and image), counted as losses.py does."""
+  rows = len(batch["text_targets"])
+  count = np.sum(np.asarray(batch["text_targets"]) > 0, axis=1).astype(np.int64)
   if "image_target_mask" in batch:
-    count += int(np.sum(batch["image_target_mask"]))
+    count += np.sum(np.asarray(batch["image_target_mask"]).reshape(rows, -1), axis=1)
   elif "image_targets" in batch:  # no mask: every code is a target
-    count += int(np.size(batch["image_targets"]))
+    count += int(np.prod(np.shape(batch["image_targets"])[1:]))
   return count
 
 
-def host_stats(batch) -> np.ndarray:
+def target_tokens(batch) -> int:
+  """Target tokens (text and image) that the loss averages over, counted as losses.py does."""
+  return int(np.sum(row_target_tokens(batch)))
+
+
+def loss_denominator(batch, normalization: str = "tokens") -> int:
+  """What the host's rows add to the loss's denominator (losses.batch_loss): its target
+  tokens, or with "examples" its rows that have target tokens."""
+  if losses.check_normalization(normalization) == "tokens":
+    return target_tokens(batch)
+  return int(np.sum(row_target_tokens(batch) > 0))
+
+
+def host_stats(batch, normalization: str = "tokens") -> np.ndarray:
   """int32 [len(KINDS) * 3 + 1]: per kind (rows, longest text input, longest text target),
-  then the host's target tokens."""
+  then the host's `loss_denominator`."""
   kinds, text_inputs, text_targets = example_kinds(batch)
   stats = np.zeros((len(KINDS), _KIND_FIELDS), np.int64)
   for kind in range(len(KINDS)):
     rows = kinds == kind
     if rows.any():
       stats[kind] = rows.sum(), text_inputs[rows].max(), text_targets[rows].max()
-  return np.concatenate([stats.reshape(-1), [target_tokens(batch)]]).astype(np.int32)
+  denominator = loss_denominator(batch, normalization)
+  return np.concatenate([stats.reshape(-1), [denominator]]).astype(np.int32)
 
 
 def gather(stats: np.ndarray) -> np.ndarray:
@@ -157,7 +174,7 @@ def gather(stats: np.ndarray) -> np.ndarray:
 def plan(
   all_stats: np.ndarray, text_limits: Tuple[int, int], local_rows: int, granularity: int = 1
 ) -> Tuple[Tuple[PartShape, ...], int]:
-  """(the parts' shapes, target tokens of the global batch) from every host's stats.
+  """(the parts' shapes, the global batch's loss denominator) from every host's stats.
 
   `text_limits`: the batch's (text input, text target) positions; `granularity`: rows per
   host must be a multiple of it (the host's share of the mesh's data axis).
@@ -193,17 +210,22 @@ def split(
   batch: Dict[str, np.ndarray],
   shapes: Sequence[PartShape],
   row_offset: int,
-  global_tokens: int,
+  global_denominator: int,
+  normalization: str = "tokens",
 ) -> List[Dict[str, np.ndarray]]:
   """This host's rows of each part in `shapes`, cut and padded to the part's shape.
 
   Each part keeps the batch's keys, less the image inputs or targets that its kind lacks,
   plus "row" (global row index, -1 for padding) and "loss_scale" (the row's loss weight
-  over `global_tokens`, 0 for padding), and without "loss_weight" (folded into the scale).
+  over `global_denominator`, with "examples" also over the row's target tokens; 0 for
+  padding), and without "loss_weight" (folded into the scale).
   """
   kinds = example_kinds(batch)[0]
   weights = np.asarray(batch.get("loss_weight", np.ones(len(kinds))), np.float32)
-  scale = weights / np.float32(max(global_tokens, 1))
+  if losses.check_normalization(normalization) == "examples":
+    tokens = row_target_tokens(batch)
+    weights = np.where(tokens > 0, weights / np.maximum(tokens, 1), 0.0).astype(np.float32)
+  scale = weights / np.float32(max(global_denominator, 1))
   parts, used = [], 0
   for shape in shapes:
     index = np.flatnonzero(kinds == shape.kind)

@@ -3,10 +3,12 @@
 `train_step` runs a batch at the config's fixed lengths (`config.train.batch_shapes="padded"`).
 With "buckets" the trainer splits each batch into parts of different shapes
 (unified_io/train/length_buckets.py) and runs `part_gradients` on each part, adding its
-gradients into an accumulator, then `apply_accumulated`. Both give the same loss, the mean
-over the batch's target tokens, and the same gradients: every row carries its share of the
-loss ("loss_scale": loss weight / target tokens of the global batch), so the parts' sums add
-up to the padded batch's mean. `PaddedStep` and `BucketedStep` are their compiled forms.
+gradients into an accumulator, then `apply_accumulated`. Both give the same loss (the mean
+over the batch's target tokens, or with config.loss.normalization="examples" over its
+examples) and the same gradients: every row carries its share of the loss ("loss_scale":
+loss weight / target tokens of the global batch, or loss weight / the row's target tokens /
+the global batch's examples with targets), so the parts' sums add up to the padded batch's
+loss. `PaddedStep` and `BucketedStep` are their compiled forms.
 
 An example's input patches (`config.model.train_image_patches` of them, valid ones first)
 are drawn from the step's key and the example's global row, not from one draw over the
@@ -104,14 +106,26 @@ def apply_gradients(state, loss, grads, *, optimizer, schedule):
 
 
 def train_step(
-  state, batch, vq_params=None, *, model, optimizer, schedule, z_loss, vq_config=None, num_tasks=0
+  state,
+  batch,
+  vq_params=None,
+  *,
+  model,
+  optimizer,
+  schedule,
+  z_loss,
+  vq_config=None,
+  num_tasks=0,
+  normalization="tokens",
 ):
-  """One step on a batch at fixed lengths: (new state, metrics)."""
+  """One step on a batch at fixed lengths: (new state, metrics). `normalization`:
+  losses.NORMALIZATIONS (config.loss.normalization)."""
   batch, rngs = prepare(batch, state, model, vq_config, vq_params)
 
   def loss_fn(params):
     total, count = example_losses(params, batch, rngs, model=model, z_loss=z_loss)
-    return losses.weighted_token_mean(total, count, batch.get("loss_weight")), (total, count)
+    loss = losses.batch_loss(total, count, batch.get("loss_weight"), normalization)
+    return loss, (total, count)
 
   (loss, (example_loss, example_count)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
     state["params"]
@@ -213,8 +227,10 @@ class BucketedStep:
     state_shardings,
     global_batch_size,
     log,
+    normalization="tokens",
   ):
     self.mesh, self.vq_params, self.log = mesh, vq_params, log
+    self.normalization = losses.check_normalization(normalization)
     self.local_rows = global_batch_size // jax.process_count()
     # Rows per host of a part must split evenly over the host's devices on the data axis.
     self.granularity = max(1, mesh.shape[axis_rules.DATA_AXIS] // jax.process_count())
@@ -269,7 +285,7 @@ class BucketedStep:
     )
 
   def plan(self, local):
-    stats = length_buckets.gather(length_buckets.host_stats(local))
+    stats = length_buckets.gather(length_buckets.host_stats(local, self.normalization))
     limits = (local["text_inputs"].shape[1], local["text_targets"].shape[1])
     return length_buckets.plan(stats, limits, self.local_rows, self.granularity)
 
@@ -292,7 +308,7 @@ class BucketedStep:
   def _parts(self, local):
     shapes, tokens = self.plan(local)
     row_offset = jax.process_index() * self.local_rows
-    parts = length_buckets.split(local, shapes, row_offset, tokens)
+    parts = length_buckets.split(local, shapes, row_offset, tokens, self.normalization)
     for shape, part in zip(shapes, parts):
       yield shape, mesh_lib.global_batch(part, self.mesh, shape.rows * jax.process_count())
 

@@ -281,6 +281,7 @@ def _step_maker(config, model, optimizer, schedule, inputs, vq_params, mesh, sha
   common = dict(
     model=model,
     z_loss=config.loss.z_loss,
+    normalization=config.loss.get("normalization", "tokens"),
     vq_config=None if inputs.vq is None else inputs.vq.config,
     num_tasks=len(inputs.task_names),
   )

@@ -146,8 +146,7 @@ def _builtin_normals(example, rng, ctx, prompt):
 
 
 def _builtin_segmentation(example, rng, ctx, prompt):
-  del ctx
-  return vt.segmentation(*_builtin_instances(example), rng, prompt)
+  return vt.segmentation(*_builtin_instances(example), rng, ctx, prompt)
 
 
 def _builtin_image_classification(example, rng, ctx, prompt):

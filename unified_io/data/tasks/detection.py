@@ -240,9 +240,8 @@ def lvis_not_exhaustive(example: dict) -> FrozenSet[str]:
 
 
 def _lvis_segmentation(example, rng, ctx, prompt):
-  del ctx
   objs, masks = lvis_instances(example)
-  return vt.segmentation(objs, masks, rng, prompt, exclude=lvis_not_exhaustive(example))
+  return vt.segmentation(objs, masks, rng, ctx, prompt, exclude=lvis_not_exhaustive(example))
 
 
 def _lvis_segmentation_generation(example, rng, ctx, prompt):
@@ -283,9 +282,8 @@ def coco_panoptic_instances(example: dict) -> Tuple[vt.Objects, List[np.ndarray]
 
 
 def _coco_segmentation(example, rng, ctx, prompt):
-  del ctx
   objs, masks, crowded = coco_panoptic_instances(example)
-  return vt.segmentation(objs, masks, rng, prompt, exclude=crowded)
+  return vt.segmentation(objs, masks, rng, ctx, prompt, exclude=crowded)
 
 
 def _coco_segmentation_generation(example, rng, ctx, prompt):

@@ -144,9 +144,8 @@ def coco_instances(example: dict) -> Tuple[vt.Objects, List[np.ndarray], FrozenS
 
 
 def _coco_instance_segmentation(example, rng, ctx, prompt):
-  del ctx
   objs, masks, crowded = coco_instances(example)
-  return vt.segmentation(objs, masks, rng, prompt, exclude=crowded)
+  return vt.segmentation(objs, masks, rng, ctx, prompt, exclude=crowded)
 
 
 def _coco_instance_segmentation_generation(example, rng, ctx, prompt):

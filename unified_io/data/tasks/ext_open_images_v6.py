@@ -66,10 +66,9 @@ def oi_instances(example: dict) -> Tuple[vt.Objects, List[np.ndarray]]:
 
 
 def _segmentation(example, rng, ctx, prompt):
-  del ctx
   objs, masks = oi_instances(example)
   incomplete = frozenset(vt.texts(example["incomplete_classes"], "incomplete_classes"))
-  return vt.segmentation(objs, masks, rng, prompt, exclude=incomplete)
+  return vt.segmentation(objs, masks, rng, ctx, prompt, exclude=incomplete)
 
 
 def _segmentation_generation(example, rng, ctx, prompt):

@@ -171,6 +171,10 @@ class SkipExample(Exception):
 # template's arguments only, the task-prefix conditioning of the LiT-decoder study
 # (docs/ablations.md).
 CONDITIONINGS = ("prompt", "task_token")
+# How targets list several objects (config.data.object_order): "random", a fresh order per
+# example (the paper, A.1.2); "raster", sorted by their boxes' top-left corners, top to
+# bottom then left to right (vision_logic.raster_order).
+OBJECT_ORDERS = ("random", "raster")
 # Between the arguments of a multi-argument template under task-token conditioning (a
 # premise and its hypothesis, a subject and its object), so their boundary stays visible.
 TASK_TOKEN_ARG_SEPARATOR = " ; "
@@ -206,11 +210,18 @@ class TaskContext:
   split: str = "train"
   # One of CONDITIONINGS: how `Task.prompt` names the task to the model.
   conditioning: str = "prompt"
+  # One of OBJECT_ORDERS: the order of boxes in box-list targets and of the palette colours
+  # given to instances in segmentation targets.
+  object_order: str = "random"
 
   def __post_init__(self):
     if self.conditioning not in CONDITIONINGS:
       raise ValueError(
         f"config.data.conditioning={self.conditioning!r} is not one of: {', '.join(CONDITIONINGS)}"
+      )
+    if self.object_order not in OBJECT_ORDERS:
+      raise ValueError(
+        f"config.data.object_order={self.object_order!r} is not one of: {', '.join(OBJECT_ORDERS)}"
       )
 
 

@@ -295,9 +295,26 @@ def on_objects(read: Callable[[dict], Objects], logic, **kwargs):
 # ------------------------------------------------------- task logic shared with real datasets
 
 
+def raster_order(boxes) -> np.ndarray:
+  """Indices that sort pixel boxes [N, 4] (x1, y1, x2, y2) by top-left corner: top to bottom,
+  then left to right (ties: the bottom-right corner, then the given order)."""
+  boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+  return np.lexsort((np.arange(len(boxes)), boxes[:, 2], boxes[:, 3], boxes[:, 0], boxes[:, 1]))
+
+
+def object_order(boxes, rng, ctx) -> np.ndarray:
+  """The order a target lists objects in (ctx.object_order): a fresh random permutation, as
+  the paper trains detection (A.1.2), or `raster_order`, one order per image. A random
+  order makes the first box of a target any of the image's objects, which a small model
+  learns as the mean of them (docs/training.md)."""
+  if ctx.object_order == "raster":
+    return raster_order(boxes)
+  return rng.permutation(len(boxes))
+
+
 def detection(objs: Objects, rng, ctx, prompt: Prompt) -> dict:
   objs.require()
-  order = rng.permutation(len(objs.names))
+  order = object_order(objs.boxes, rng, ctx)
   boxes, names = objs.boxes[order], [objs.names[i] for i in order]
   return raw_example(
     prompt(),
@@ -343,7 +360,8 @@ def localization(
     )
   present = sorted(set(objs.names))
   name = present[pick(len(present), rng)]
-  chosen = rng.permutation(np.flatnonzero([n == name for n in objs.names]))
+  members = np.flatnonzero([n == name for n in objs.names])
+  chosen = members[object_order(objs.boxes[members], rng, ctx)]
   boxes = objs.boxes[chosen]
   return raw_example(
     prompt(name),
@@ -417,9 +435,17 @@ def _paint(image_hw, masks: Sequence[np.ndarray], members: Sequence[int]) -> np.
 
 
 def segmentation(
-  objs: Objects, masks: Sequence[np.ndarray], rng, prompt: Prompt, exclude: Collection[str] = ()
+  objs: Objects,
+  masks: Sequence[np.ndarray],
+  rng,
+  ctx,
+  prompt: Prompt,
+  exclude: Collection[str] = (),
 ) -> dict:
   """Every instance of one class, each a palette colour on black (A.1.3).
+
+  The colours: distinct random ones (the paper), or with ctx.object_order "raster" the
+  palette's first colours in order, given to the instances in `raster_order` of their boxes.
 
   masks[k]: bool [H, W] of kept object k. The class is drawn among those with a visible
   instance, except classes in `exclude` (their annotation misses instances, so the target
@@ -437,7 +463,11 @@ def segmentation(
     )
   name = present[pick(len(present), rng)]
   members = [k for k in visible if objs.names[k] == name]
-  colors = dense_labels.pick_colors(len(members), rng)
+  if ctx.object_order == "raster":
+    members = [members[j] for j in raster_order(objs.boxes[members])]
+    colors = np.arange(len(members))
+  else:
+    colors = dense_labels.pick_colors(len(members), rng)
   instance_map = _paint(objs.image_hw, masks, members)
   return raw_example(
     prompt(name),
