@@ -192,7 +192,10 @@ def base_config(
   # released model), so a task's share of the gradient is its rate times its target length
   # (a 65-code image weighs as much as 30 one-word answers); "examples": the mean over the
   # batch's examples of each one's per-token mean (t5x's AVERAGE_PER_SEQUENCE), so a task's
-  # share is its rate (unified_io/model/losses.py).
+  # share is its rate, but a short target's tokens weigh more than a long one's of the same
+  # task; "tasks": the per-token mean with each task's tokens weighted by 1 / its mean
+  # target length (measured on 32 records at start), so a task's share is its rate and
+  # one task's tokens weigh alike (unified_io/model/losses.py, docs/diagnosing_tasks.md).
   config.loss = ml_collections.ConfigDict(dict(z_loss=0.0, normalization="tokens"))
   config.freeze = ""  # regex over parameter paths, e.g. "^encoder/" (LiT-decoder setup)
   # With the encoder and the token embedding it shares frozen ("^(encoder|token_embedder)/"),

@@ -39,10 +39,7 @@ def get_config():
     )
   )
   config.lengths.update(dict(text_inputs=144, text_targets=72, image_targets=64))
-  config.data.update(
-    dict(source="mixture", mixture="builtin_multitask", max_depth=20.0, object_order="raster")
-  )
-  config.loss.normalization = "examples"
+  config.data.update(dict(source="mixture", mixture="builtin_multitask", max_depth=20.0))
   # 3000 steps: about 35 minutes on 2 CPU cores (the README's `make train` table).
   config.train.update(dict(batch_size=16, total_steps=3000, log_every=50, geometric_init=True))
   config.optimizer.update(dict(constant_steps=500))

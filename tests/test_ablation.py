@@ -17,7 +17,6 @@ import pytest
 
 from configs import tiny as tiny_config
 from unified_io.common import locations
-from unified_io.data import builtin_dataset
 from unified_io.data import from_config
 from unified_io.data.tasks import builtin_vision
 from unified_io.data.tasks import registry as tasks_lib
@@ -36,10 +35,8 @@ MAX_DEPTH = 20.0
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp("tfds"))
-  builtin_dataset.build(path, "scenes", num_examples=12)
-  return path
+def data_dir(builtin_data_dir):
+  return builtin_data_dir
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import pytest
 
 import unified_io.data.tasks  # noqa: F401  registers the built-in tasks
 from configs import tiny as tiny_config
-from unified_io.data import builtin_dataset
 from unified_io.data import from_config
 from unified_io.data import pipeline
 from unified_io.data import schedule as schedule_lib
@@ -190,10 +189,8 @@ BATCH = 8
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp("tfds"))
-  builtin_dataset.build(path, "scenes", num_examples=12)
-  builtin_dataset.build(path, "text", num_examples=12)
+def built(builtin_data_dir):
+  path = builtin_data_dir
   config = _config(first_groups=",".join(FIRST_GROUPS), steps=2)
   config.data.update(dict(data_dir=path, workers=1))
   config.train.batch_size = BATCH

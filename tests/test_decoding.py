@@ -312,6 +312,17 @@ def toy_inputs(model):
   return model.params, model.initial_cache(INITIAL_SUMS, SHIFT), jnp.array(FIRST_IDS)
 
 
+def test_stop_against_group_masks_eos_only_below_the_group_total():
+  # Group ids 3..5, EOS id 1. Row 0: three group logits of 0 total log(3) = 1.0986 > 1.0,
+  # so EOS (the single likeliest id) is masked and argmax moves to id 2. Row 1: EOS at 1.2
+  # beats the group's total and stays; nothing else changes in either row.
+  logits = jnp.array([[0.0, 1.0, 0.5, 0.0, 0.0, 0.0], [0.0, 1.2, 0.5, 0.0, 0.0, 0.0]])
+  out = np.asarray(decoding.stop_against_group(1, 3, 6)(0, logits))
+  np.testing.assert_array_equal(out[0], [0.0, -1e10, 0.5, 0.0, 0.0, 0.0])
+  np.testing.assert_array_equal(out[1], np.asarray(logits[1]))
+  assert int(np.argmax(out[0])) == 2 and int(np.argmax(out[1])) == 1
+
+
 def test_greedy_matches_brute_force_loop():
   for seed, start_step in [(0, 0), (0, 3), (1, 0)]:
     model = ToyModel(12, seed=seed)

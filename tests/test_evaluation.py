@@ -16,7 +16,6 @@ from unified_io.eval import results as results_lib
 from unified_io.eval import task_eval as evaluation
 from unified_io.common import locations
 from unified_io.common import text_tokenizer
-from unified_io.data import builtin_dataset
 from unified_io.data import pipeline
 from unified_io.data.tasks import registry as tasks_lib
 
@@ -25,10 +24,8 @@ TASKS = "builtin_refexp,builtin_depth,builtin_vqa,builtin_object_categorization,
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp("tfds"))
-  builtin_dataset.build(path, "scenes", num_examples=12)
-  return path
+def data_dir(builtin_data_dir):
+  return builtin_data_dir
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ import pytest
 from configs import tiny as tiny_config
 from tests import tiny
 from unified_io.common import mesh as mesh_lib
-from unified_io.data import builtin_dataset
 from unified_io.data import schedule as schedule_lib
+from unified_io.model import losses
 from unified_io.train import length_buckets
 from unified_io.train import optim
 from unified_io.train import step as step_lib
@@ -116,7 +116,7 @@ def test_parts_hold_every_row_once_cut_to_their_own_lengths():
     length_buckets.PartShape(True, True, rows=2, text_inputs=32, text_targets=16),
   )
   assert tokens == sum(TARGET_LENGTHS) + 16 * int(HAS_TARGET.sum())
-  parts = length_buckets.split(batch, shapes, row_offset=10, global_tokens=tokens)
+  parts = length_buckets.split(batch, shapes, row_offset=10, global_denominator=tokens)
   rows = np.concatenate([p["row"] for p in parts])
   assert sorted(rows[rows >= 0]) == list(range(10, 18)) and list(rows).count(-1) == 1
   for shape, part in zip(shapes, parts):
@@ -209,6 +209,35 @@ def test_per_example_losses_of_the_parts_equal_the_padded_batch():
   np.testing.assert_allclose(got_loss, padded_loss, rtol=LOSS_RTOL, atol=LOSS_ATOL)
 
 
+@pytest.mark.parametrize("normalization", ["tokens", "examples"])
+def test_row_scales_of_the_parts_add_up_to_the_batch_loss(normalization):
+  """Any per-row losses, weighted by the parts' loss_scale, give losses.batch_loss of the
+  padded batch (so the bucketed step's gradient is the padded step's)."""
+  batch = _mixed_batch()
+  rows = len(batch["text_inputs"])
+  batch["text_targets"][1] = 0  # a row without target tokens counts in neither loss
+  shapes, denominator = length_buckets.plan(
+    length_buckets.host_stats(batch, normalization)[None],
+    (batch["text_inputs"].shape[1], batch["text_targets"].shape[1]),
+    rows,
+  )
+  example_loss = np.random.RandomState(3).uniform(0.5, 4.0, rows).astype(np.float32)
+  counts = (batch["text_targets"] > 0).sum(1) + batch["image_target_mask"].sum(1)
+  example_loss[counts == 0] = 0.0
+  total = 0.0
+  for part in length_buckets.split(batch, shapes, 0, denominator, normalization):
+    real = part["row"] >= 0
+    total += float(np.sum(part["loss_scale"][real] * example_loss[part["row"][real]]))
+  want = losses.batch_loss(
+    jnp.asarray(example_loss), jnp.asarray(counts), jnp.asarray(batch["loss_weight"]), normalization
+  )
+  np.testing.assert_allclose(total, float(want), rtol=1e-6)
+  if normalization == "examples":  # by hand: the mean of weight * loss / tokens over 7 rows
+    keep = counts > 0
+    by_hand = np.mean((batch["loss_weight"] * example_loss / np.maximum(counts, 1))[keep])
+    np.testing.assert_allclose(total, by_hand, rtol=1e-6)
+
+
 def _mesh_and_shardings(state):
   mesh = mesh_lib.make_mesh(ml_collections.ConfigDict(dict(model=1, data=-1)), jax.devices()[:1])
   return mesh, jax.tree.map(lambda _: mesh_lib.replicated(mesh), state)
@@ -220,7 +249,8 @@ class _Log(list):
 
 
 @pytest.mark.slow  # six compiles: about 45 s on 2 idle cores
-def test_bucketed_step_equals_the_padded_step():
+@pytest.mark.parametrize("normalization", ["tokens", "examples"])
+def test_bucketed_step_equals_the_padded_step(normalization):
   model = _model(train_image_patches=12)
   # Two kinds keep the compiles few: rows 2-4 (image input; 3 rows, so one padding row)
   # and 6-7 (image input and target).
@@ -229,7 +259,14 @@ def test_bucketed_step_equals_the_padded_step():
   state, optimizer, schedule = _state(model, params)
   mesh, shardings = _mesh_and_shardings(state)
   log = _Log()
-  common = dict(optimizer=optimizer, schedule=schedule, z_loss=1e-4, model=model, num_tasks=5)
+  common = dict(
+    optimizer=optimizer,
+    schedule=schedule,
+    z_loss=1e-4,
+    model=model,
+    num_tasks=5,
+    normalization=normalization,
+  )
   with jax.set_mesh(mesh), nn.logical_axis_rules(()):
     padded_fn = jax.jit(functools.partial(step_lib.train_step, vq_config=None, **common))
     padded_state, padded = padded_fn(state, jax.tree.map(jnp.asarray, batch))
@@ -294,11 +331,8 @@ def test_stratified_schedule_keeps_counts_and_spreads_each_stratum():
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp("tfds"))
-  builtin_dataset.build(path, "scenes", num_examples=12)
-  builtin_dataset.build(path, "text", num_examples=12)
-  return path
+def data_dir(builtin_data_dir):
+  return builtin_data_dir
 
 
 MIXED_TASKS = "builtin_captioning,builtin_depth,builtin_image_generation,builtin_sentiment"
@@ -314,6 +348,33 @@ def test_stream_probes_each_task_shape(data_dir):
   # captioning: image in, text out; depth: image in and out; generation: text in, image
   # out; sentiment: text only.
   np.testing.assert_array_equal(stream.schedule.strata, [1, 3, 2, 0])
+  assert stream.counters.summary() == ""  # probing counts nothing
+
+
+def test_task_length_weights_give_each_task_its_rate_of_the_gradient(data_dir):
+  """normalization="tasks": weight x mean target length is the same for every task (so under
+  the per-token loss each task's share is its rate), by hand from the probed lengths; the
+  stream's examples carry the weight."""
+  config = tiny_config.get_config()
+  config.data.update(dict(tasks=MIXED_TASKS, data_dir=data_dir))
+  from unified_io.data import from_config
+
+  vq = from_config.image_tokenizer(config)
+  stream = from_config.stream(config, from_config.example_spec(config, vq))
+  rates = [0.25] * 4  # data.tasks: uniform
+  line = from_config.set_length_weights(stream, rates, examples=4)
+  lengths = [stream.mean_target_tokens(i, 4) for i in range(4)]
+  # Depth and generation targets are 64 codes + EOS; captioning and sentiment are short text.
+  assert lengths[1] == lengths[2] == 65.0 and max(lengths[0], lengths[3]) < 30
+  mean = sum(lengths) / 4
+  np.testing.assert_allclose(
+    [w * n for w, n in zip(stream.length_weights, lengths)], [mean] * 4, rtol=1e-6
+  )
+  assert "config.loss.normalization=tasks" in line and "builtin_sentiment" in line
+  for index in range(8):
+    element = stream.element(index)
+    want = stream.length_weights[int(element["task_index"])]
+    np.testing.assert_allclose(element["loss_weight"], want, rtol=1e-6)
   assert stream.counters.summary() == ""  # probing counts nothing
 
 

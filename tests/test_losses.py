@@ -36,6 +36,30 @@ def test_weighted_token_mean_matches_hand_computed_values():
   assert float(losses.weighted_token_mean(jnp.zeros(2), jnp.zeros(2, jnp.int32))) == 0.0
 
 
+def test_batch_loss_per_example_matches_hand_computed_values():
+  # Per-token means 6/3 = 2 and 3/1 = 3, so the mean over examples is 2.5; a third example
+  # has no target tokens and neither counts nor divides by zero.
+  total, count = jnp.array([6.0, 3.0, 0.0]), jnp.array([3, 1, 0])
+  np.testing.assert_allclose(losses.batch_loss(total, count, normalization="examples"), 2.5)
+  # Weights scale each example's mean: (0.5 * 2 + 2 * 3) / 2 examples.
+  weights = jnp.array([0.5, 2.0, 7.0])
+  np.testing.assert_allclose(
+    losses.batch_loss(total, count, weights, normalization="examples"), (0.5 * 2 + 2 * 3) / 2
+  )
+  # "tokens" is the per-token mean: 9 / 4.
+  np.testing.assert_allclose(losses.batch_loss(total, count), 9.0 / 4)
+  assert float(losses.batch_loss(jnp.zeros(2), jnp.zeros(2, jnp.int32), None, "examples")) == 0
+
+
+def test_unknown_normalization_is_refused():
+  try:
+    losses.batch_loss(jnp.ones(1), jnp.ones(1), normalization="sequence")
+  except ValueError as e:
+    assert "config.loss.normalization='sequence'" in str(e)
+  else:
+    raise AssertionError("no error")
+
+
 def test_mean_token_loss_counts_every_text_and_image_token_once():
   # Uniform logits: every counted token costs log(V). Text: V = 4, 2 + 1 tokens (0 = padding);
   # image: V = 8, one masked-out position of 2 per example -> 1 + 1 tokens.

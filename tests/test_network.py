@@ -7,6 +7,7 @@ import pytest
 
 from tests import tiny
 from unified_io.common import param_trees
+from unified_io.model import decode_state
 from unified_io.model import layers
 from unified_io.model import network
 from unified_io.model import position_bias
@@ -123,7 +124,7 @@ def _teacher_forced_cached_logits(model, params, batch, by_modality=False):
   self_bias, cross_bias = model.apply(
     {"params": params}, text_len, image_len, pe, method=network.UnifiedIO.decoder_biases
   )
-  cache = network.init_decode_cache(model.config, ids.shape[0], text_len + image_len)
+  cache = decode_state.init_decode_cache(model.config, ids.shape[0], text_len + image_len)
   step_fn = jax.jit(
     lambda i, s, c, modality: model.apply(
       {"params": params},
@@ -136,7 +137,7 @@ def _teacher_forced_cached_logits(model, params, batch, by_modality=False):
       cross_bias,
       text_len,
       tiny.EOS,
-      modality and network.modality_logit_rows(params, model.config, modality),
+      modality and decode_state.modality_logit_rows(params, model.config, modality),
       method=network.UnifiedIO.decode_step,
     ),
     static_argnums=3,

@@ -337,3 +337,25 @@ def test_kinds_draw_on_the_input_or_as_their_own_picture(tok, ctx):
   picture = depth.draw(None, {"depth": np.full((4, 4), 5.0)}, 64, 10.0)
   assert picture.shape == (4, 4, 3) and picture.dtype == np.uint8
   assert outputs.get(O.CHOICE).draw(image, {}, 64) is None
+
+
+def test_each_text_decoding_passes_its_logit_mask():
+  """Keypoints mask the not-visible token, box lists decode with the EOS-against-boxes rule,
+  plain text has no mask; the mask is the predictor's own (one compiled program each)."""
+
+  class Recorder:
+    keypoint_mask_fn, box_list_mask_fn = object(), object()
+
+    def __init__(self):
+      self.masks = []
+
+    def text_with_scores(self, features, logit_mask_fn=None, **_):
+      self.masks.append(logit_mask_fn)
+      rows = len(features["text_inputs"])
+      return [""] * rows, np.zeros((rows, 1), np.int32), np.zeros(rows)
+
+  features = {"text_inputs": np.zeros((2, 4), np.int32)}
+  recorder = Recorder()
+  for output in (tasks_lib.Output.KEYPOINTS, tasks_lib.Output.BOXES, tasks_lib.Output.TEXT):
+    outputs.decode(outputs.get(output), recorder, features)
+  assert recorder.masks == [Recorder.keypoint_mask_fn, Recorder.box_list_mask_fn, None]

@@ -19,9 +19,8 @@ BATCH = 4
 
 
 @pytest.fixture(scope="module")
-def factory(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp("tfds"))
-  builtin_dataset.build(path, "scenes", num_examples=12)
+def factory(builtin_data_dir):
+  path = builtin_data_dir
   spec = pipeline.ExampleSpec(
     tokenizer=text_tokenizer.TextTokenizer(TOKENIZER, 512, expected_text_size=2000),
     text_inputs=32,

@@ -27,6 +27,7 @@ from configs import common
 from unified_io import convert
 from unified_io.common import vocab
 from unified_io.model import builder as model_lib
+from unified_io.model import decode_state
 from unified_io.model import network
 from tests.released_numerics import regenerate
 
@@ -178,7 +179,7 @@ def test_cached_decoding_matches_released(data, model):
   apply = lambda method, *args: net.apply({"params": params}, *args, method=method)
   encoded, encoder_pe, encoder_mask = apply(network.UnifiedIO.encode, batch)
   self_bias, cross_bias = apply(network.UnifiedIO.decoder_biases, text_len, image_len, encoder_pe)
-  cache = network.init_decode_cache(net.config, encoded.shape[0], text_len + image_len)
+  cache = decode_state.init_decode_cache(net.config, encoded.shape[0], text_len + image_len)
 
   @jax.jit
   def step(ids, i, cache):

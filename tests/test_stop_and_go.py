@@ -14,7 +14,6 @@ import pytest
 
 import unified_io.data.tasks  # noqa: F401  registers the built-in tasks
 from unified_io.common import text_tokenizer
-from unified_io.data import builtin_dataset
 from unified_io.data import pipeline
 from unified_io.data import schedule as schedule_lib
 from unified_io.data import stop_and_go as sg
@@ -198,10 +197,8 @@ def test_draw_modes_picture():
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp("tfds"))
-  builtin_dataset.build(path, "scenes", num_examples=12)
-  return path
+def data_dir(builtin_data_dir):
+  return builtin_data_dir
 
 
 def test_easy_builtin_task_stops_then_returns(data_dir):

@@ -363,6 +363,69 @@ def test_segmentation_paints_each_instance_of_the_class(examples):
       assert np.all(target[mask] == colour)
 
 
+RASTER = tasks.TaskContext(max_depth=25.0, object_order="raster")
+
+
+def _top_left_first(boxes):
+  """Hand rule: sorted by y1, then x1 (the builtin scenes have no exact ties in both)."""
+  return sorted(range(len(boxes)), key=lambda i: (boxes[i][1], boxes[i][0]))
+
+
+def test_raster_order_lists_boxes_top_to_bottom_then_left_to_right(examples):
+  boxes = np.array([[30, 5, 40, 9], [2, 5, 9, 20], [0, 1, 64, 2], [2, 5, 9, 10]], np.float64)
+  # y1 = 1 first; then the two at y1 = 5 with x1 = 2 (the shorter box first: its y2 is
+  # smaller), then x1 = 30.
+  assert vt.raster_order(boxes).tolist() == [2, 3, 1, 0]
+  checked = 0
+  for example in examples:
+    boxes, names = ground_truth(example)
+    if len(names) < 3:
+      continue
+    hw = example["image"].shape[:2]
+    targets = {run("builtin_detection", example, seed, RASTER)["target_text"] for seed in range(4)}
+    assert len(targets) == 1, "a raster target depends on the seed"
+    parsed = parse_labelled_boxes(targets.pop(), hw)
+    want = _top_left_first(boxes)
+    assert [n for _, n in parsed] == [names[i] for i in want]
+    assert_box_close(np.stack([b for b, _ in parsed]), boxes[want], hw)
+    checked += 1
+  assert checked >= 5
+
+
+def test_raster_order_for_localization_and_segmentation_colours(examples):
+  located = painted = 0
+  for example in examples[:20]:
+    boxes, names = ground_truth(example)
+    hw = example["image"].shape[:2]
+    for seed in range(6):
+      raw = run("builtin_localization", example, seed, RASTER)
+      if raw["meta"]["negative"]:
+        continue
+      name = raw["meta"]["class_name"]
+      members = [i for i, n in enumerate(names) if n == name]
+      want = [members[j] for j in _top_left_first(boxes[members])]
+      parsed = parse_labelled_boxes(raw["target_text"], hw)
+      assert_box_close(np.stack([b for b, _ in parsed]), boxes[want], hw)
+      located += len(members) > 1
+    raw = run("builtin_segmentation", example, 0, RASTER)
+    # The palette's colours in order, instance by instance in raster order of their boxes
+    # (visible instances only: every builtin instance here is visible).
+    name = raw["meta"]["class_name"]
+    members = [i for i, n in enumerate(names) if n == name]
+    order = [members[j] for j in _top_left_first(boxes[members])]
+    assert raw["meta"]["colors"] == list(dense_labels.COLOR_NAMES[: len(members)])
+    ids = example["instance_ids"]
+    for k, i in enumerate(order):
+      assert np.all(raw["target_image"][ids == i + 1] == dense_labels.COLOR_VALUES[k])
+    painted += len(members) > 1
+  assert located > 0 and painted > 0
+
+
+def test_unknown_object_order_is_refused():
+  with pytest.raises(ValueError, match="object_order='sorted'"):
+    tasks.TaskContext(object_order="sorted")
+
+
 def test_segmentation_generation_lists_the_colours_of_the_input_map(examples):
   for example in examples[:10]:
     raw = run("builtin_segmentation_generation", example)

@@ -20,3 +20,6 @@ EVAL_EXAMPLE = 17
 STOP_AND_GO = 19
 # Order of the cached batches in each epoch of frozen-encoder training (train.encoder_cache).
 ENCODER_CACHE_ORDER = 23
+# Records a task's mean target length is measured on (config.loss.normalization="tasks":
+# pipeline.MixtureStream.mean_target_tokens).
+LENGTH_PROBE = 29

@@ -304,6 +304,30 @@ def stream(
   return out
 
 
+LENGTH_PROBE_EXAMPLES = 32
+
+
+def set_length_weights(
+  stream_: pipeline.MixtureStream, rates: List[float], examples: int = LENGTH_PROBE_EXAMPLES
+) -> str:
+  """config.loss.normalization="tasks": weights every token of task t by L / l_t, where l_t
+  is the task's mean target length (its first `examples` records) and L the rate-weighted
+  mean of the l_t. Under the per-token loss a task's share of the gradient is then its rate,
+  and all tokens of one task keep one weight, so no within-task choice between a short and
+  a long target is tilted (as per-example normalization tilts it). Returns a log line."""
+  lengths = [stream_.mean_target_tokens(i, examples) for i in range(len(stream_.tasks))]
+  mean = sum(r * l for r, l in zip(rates, lengths)) / sum(rates)
+  stream_.length_weights = [mean / max(length, 1e-9) for length in lengths]
+  parts = [
+    f"{t.name} {w:.3g}"
+    for t, w in sorted(zip(stream_.tasks, stream_.length_weights), key=lambda tw: -tw[1])
+  ]
+  return (
+    f"Loss weights by task length (config.loss.normalization=tasks, {examples} records each, "
+    f"mean {mean:.1f} target tokens): " + ", ".join(parts)
+  )
+
+
 def _train_stream(config, spec, report=False) -> pipeline.MixtureStream:
   """The training stream, with config.data.exclude_images applied (module level: a process
   worker builds its own copy from it)."""
@@ -311,6 +335,10 @@ def _train_stream(config, spec, report=False) -> pipeline.MixtureStream:
   plan = curriculum_line(config, train)
   if plan and report:
     print(plan, flush=True)
+  if config.get("loss", {}).get("normalization", "tokens") == "tasks":
+    line = set_length_weights(train, mixture_rates(config)[1])
+    if report:
+      print(line, flush=True)
   if config.data.get("exclude_images", ""):
     lines = clean_split.exclude(train, clean_split.load(config.data.exclude_images))
     if report:

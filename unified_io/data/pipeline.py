@@ -434,6 +434,9 @@ class MixtureStream:
       schedule_lib.EpochPermutation(len(s), seed, i) for i, s in enumerate(self.sources)
     ]
     self.counters = counters or Counters()
+    # Per-task factors on Task.loss_weight (config.loss.normalization="tasks" sets them
+    # with from_config.set_length_weights; 1 otherwise).
+    self.length_weights = [1.0] * len(self.tasks)
     strata = None
     if by_shape and not round_robin:
       strata = [shape_of(self._first_usable(i)) for i in range(len(self.tasks))]
@@ -468,6 +471,17 @@ class MixtureStream:
     key = (self.seed, rng_streams.TRAIN_EXAMPLE, 2**32 - 1 - task_index)
     return self._features(task_index, 0, key, "its first record (shape probe)", False)[0]
 
+  def mean_target_tokens(self, task_index: int, examples: int) -> float:
+    """Mean target tokens (text and image codes, as the loss counts them) of the task's
+    first `examples` usable records in its epoch order (uncounted probes, seeded apart)."""
+    counts = []
+    for k in range(examples):
+      key = (self.seed, rng_streams.LENGTH_PROBE, task_index, k)
+      features = self._features(task_index, k, key, f"length probe {k}", False)[0]
+      mask = features.get("image_target_mask")
+      counts.append(int(np.sum(features["text_targets"] > 0)) + int(np.sum(mask)))
+    return float(np.mean(counts))
+
   def element(self, index: int) -> Dict[str, np.ndarray]:
     task_index, draw = self.schedule(index)
     task = self.tasks[task_index]
@@ -478,7 +492,7 @@ class MixtureStream:
       if was_cut:
         self.counters.truncate(task.name, field)
     features["task_index"] = np.int32(task_index)
-    features["loss_weight"] = np.float32(task.loss_weight)
+    features["loss_weight"] = np.float32(task.loss_weight * self.length_weights[task_index])
     return features
 
 

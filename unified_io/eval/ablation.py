@@ -116,6 +116,7 @@ def _own_text(kind: outputs.Kind) -> str:
     outputs.OPTIONS: "option scoring",
     outputs.GREEDY: "greedy",
     outputs.KEYPOINT_GREEDY: "greedy, not-visible masked",
+    outputs.BOX_LIST_GREEDY: "greedy, EOS against all boxes",
   }[kind.text_decoding]
 
 
@@ -148,7 +149,10 @@ def plan(kind: outputs.Kind, strategy: Strategy) -> Plan:
       parts.append(f"text: {_own_text(kind)}")
     else:
       free = "free text, " if kind.text_decoding == outputs.OPTIONS else ""
-      masked = ", not-visible masked" if kind.text_decoding == outputs.KEYPOINT_GREEDY else ""
+      masked = {
+        outputs.KEYPOINT_GREEDY: ", not-visible masked",
+        outputs.BOX_LIST_GREEDY: ", EOS against all boxes",
+      }.get(kind.text_decoding, "")
       parts.append(f"text: {free}{_text_words(text)}{masked}")
   image, substitute = None, ""
   if kind.image_decoding is not None:

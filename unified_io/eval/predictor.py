@@ -147,6 +147,12 @@ class Predictor:
       postprocess.not_visible_logit_mask(self.layout, self.model.config.vocab_size)
     )
 
+  @functools.cached_property
+  def box_list_mask_fn(self):
+    """Box lists stop only when EOS is likelier than all location tokens together
+    (`decoding.stop_against_group`); one function object per predictor, like the above."""
+    return decoding.stop_against_group(vocab.EOS_ID, *self.layout.location_id_range)
+
   def text(
     self,
     features,

@@ -9,6 +9,7 @@ parameters (unboxed) and a batch in `network.UnifiedIO`'s format.
 import jax
 import jax.numpy as jnp
 
+from unified_io.model import decode_state
 from unified_io.model import decoding
 from unified_io.model import losses
 from unified_io.model import network
@@ -28,7 +29,7 @@ def _step_fn(
   projects onto the whole vocabulary and masks afterwards."""
   rows = None
   if modality is not None:  # sliced once, here, before the loop
-    rows = network.modality_logit_rows(params, model.config, modality)
+    rows = decode_state.modality_logit_rows(params, model.config, modality)
 
   def tokens_to_logits(ids, cache, step):
     return model.apply(
@@ -58,7 +59,7 @@ def _prepare(model, params, batch, text_len, image_len, expand):
     encoded, encoder_mask, cross_bias = decoding.expand_for_beams(
       (encoded, encoder_mask, cross_bias), expand
     )
-  cache = network.init_decode_cache(model.config, encoded.shape[0], text_len + image_len)
+  cache = decode_state.init_decode_cache(model.config, encoded.shape[0], text_len + image_len)
   return encoded, encoder_mask, self_bias, cross_bias, cache
 
 

@@ -4,7 +4,10 @@ The released model is trained with a per-token loss: every non-padding target to
 or image) of the batch counts once, and the batch loss is their mean (NORMALIZATIONS
 "tokens"). With "examples" (t5x's AVERAGE_PER_SEQUENCE) every example counts once instead:
 the batch loss is the mean over examples of each one's per-token mean, so a task's share of
-the gradient is its sampling rate, whatever the length of its targets. `example_losses`
+the gradient is its sampling rate, whatever the length of its targets, but within a task
+a short target's tokens then weigh more than a long one's. "tasks" keeps the per-token
+mean and weights each task's tokens by 1 / its mean target length (set by the input
+pipeline), so a task's share is its rate and one task's tokens weigh alike. `example_losses`
 gives the per-example sums that answer-option scoring ranks by.
 """
 
@@ -41,7 +44,9 @@ def example_losses(text_logits, image_logits, batch, z_loss=0.0):
   return total, count
 
 
-NORMALIZATIONS = ("tokens", "examples")
+# "tasks" is "tokens" here: its per-task weights reach the loss as Task.loss_weight factors
+# set by the input pipeline (data/from_config.set_length_weights).
+NORMALIZATIONS = ("tokens", "examples", "tasks")
 
 
 def check_normalization(normalization: str) -> str:
@@ -58,7 +63,7 @@ def batch_loss(example_loss, example_count, example_weights=None, normalization=
   "tokens": `weighted_token_mean`. "examples": sum_b w_b * loss_b / count_b over the
   examples with target tokens, divided by their number (0 for a batch without any).
   """
-  if check_normalization(normalization) == "tokens":
+  if check_normalization(normalization) != "examples":
     return weighted_token_mean(example_loss, example_count, example_weights)
   count = example_count.astype(jnp.float32)
   per_token = jnp.where(count > 0, example_loss / jnp.maximum(count, 1.0), 0.0)

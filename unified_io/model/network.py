@@ -8,7 +8,6 @@ Dropout is active exactly when the caller passes a 'dropout' rng to `apply`.
 """
 
 import dataclasses
-from typing import Optional
 
 import flax.linen as nn
 import jax
@@ -331,8 +330,8 @@ class Decoder(nn.Module):
     With a static `text_len` (text positions first, then image positions) the logits come
     already masked by modality (`mask_logits_by_modality`), and only the allowed part of the
     vocabulary is computed: text ids for text positions, image ids for image positions.
-    `logit_rows` (`modality_logit_rows`): project onto those rows of the table only, every
-    other id NEG_INF.
+    `logit_rows` (`decode_state.modality_logit_rows`): project onto those rows of the table
+    only, every other id NEG_INF.
     """
     cfg = self.config
     y = (
@@ -348,9 +347,9 @@ class Decoder(nn.Module):
       y, new_cache = self.layers(y, *args, cache)
     else:
       per_layer = []
-      # The cache holds one array per layer here (init_decode_cache): each layer writes its
-      # step into its own buffer in place, where slicing a stacked [B, layers, ...] cache
-      # and stacking it again copied the whole cache three times per step.
+      # The cache holds one array per layer here (decode_state.init_decode_cache): each layer
+      # writes its step into its own buffer in place, where slicing a stacked [B, layers, ...]
+      # cache and stacking it again copied the whole cache three times per step.
       for i, layer in enumerate(self.layers):
         layer_cache = None if cache is None else {k: v[i] for k, v in cache.items()}
         y, c = layer(y, *args, layer_cache)
@@ -525,9 +524,9 @@ class UnifiedIO(nn.Module):
   ):
     """One cached decoding step at absolute position `step` (text first, then image).
 
-    cache: `init_decode_cache`'s {"k", "v", "valid": [N, L] bool, "eos": [N] bool}.
+    cache: `decode_state.init_decode_cache`'s {"k", "v", "valid": [N, L] bool, "eos": [N] bool}.
     self_bias: [1, H, L, L] from `decoder.biases` (causality is enforced here).
-    logit_rows: None, or `modality_logit_rows(...)` when the caller's loop decodes only
+    logit_rows: None, or `decode_state.modality_logit_rows(...)` when the caller's loop decodes only
     text or only image positions: then only that part of the vocabulary is projected (the
     output table is most of the bytes a small-batch step reads: 49536 x 512 floats at
     Small), and the other part would be masked anyway. The logits are the same either way.
@@ -563,42 +562,3 @@ class UnifiedIO(nn.Module):
     else:
       logits = logits[:, 0]
     return logits, {"k": kv["k"], "v": kv["v"], "valid": valid, "eos": eos}
-
-
-def modality_logit_rows(params, config: NetworkConfig, modality: str):
-  """(rows of the token embedding table, first id): what a decoding loop that emits only
-  `modality` ("text" or "image") projects onto (UnifiedIO.decode_step's logit_rows).
-
-  Take it outside the loop: XLA does not hoist a slice of a loop-invariant table out of a
-  while loop, so slicing inside the step copies the table every step (at batch 8 that made
-  decoding 1.32x slower than projecting onto the whole table: benchmarks/README.md)."""
-  table, split = params["token_embedder"]["embedding"], config.padded_text_size
-  if modality == "text":
-    return table[:split], 0
-  if modality == "image":
-    return table[split:], split
-  raise ValueError(f"modality={modality!r}: 'text' or 'image'")
-
-
-def init_decode_cache(
-  config: NetworkConfig, batch_size: int, max_len: int, dtype: Optional[str] = None
-):
-  """The decoder's KV cache for `batch_size` rows of `max_len` positions.
-
-  "k", "v": with scanned layers one [B, layers, L, H, D] array (the scan's per-layer axis),
-  else a tuple of one [B, L, H, D] array per layer (updated in place, see Decoder).
-  """
-  shape = (batch_size, max_len, config.num_heads, config.head_dim)
-  dtype = jnp.dtype(dtype or config.dtype)
-  if config.scan_layers:
-    stacked = shape[:1] + (config.num_decoder_layers,) + shape[1:]
-    k, v = jnp.zeros(stacked, dtype), jnp.zeros(stacked, dtype)
-  else:
-    k = tuple(jnp.zeros(shape, dtype) for _ in range(config.num_decoder_layers))
-    v = tuple(jnp.zeros(shape, dtype) for _ in range(config.num_decoder_layers))
-  return {
-    "k": k,
-    "v": v,
-    "valid": jnp.zeros((batch_size, max_len), bool),
-    "eos": jnp.zeros((batch_size,), bool),
-  }

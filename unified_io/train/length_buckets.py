@@ -141,8 +141,8 @@ def target_tokens(batch) -> int:
 
 def loss_denominator(batch, normalization: str = "tokens") -> int:
   """What the host's rows add to the loss's denominator (losses.batch_loss): its target
-  tokens, or with "examples" its rows that have target tokens."""
-  if losses.check_normalization(normalization) == "tokens":
+  tokens ("tokens", "tasks"), or with "examples" its rows that have target tokens."""
+  if losses.check_normalization(normalization) != "examples":
     return target_tokens(batch)
   return int(np.sum(row_target_tokens(batch) > 0))
 

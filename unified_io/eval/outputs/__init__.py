@@ -39,15 +39,24 @@ ONE_SAMPLE = dict(temperature=1.0, top_p=0.9, num_samples=1)
 MEAN_OF_SAMPLES = dict(temperature=1.0, top_p=0.9, num_samples=REGRESSION_SAMPLES)
 
 # Text decodings: greedy text, greedy text with the keypoint not-visible token masked (paper
-# A.1: every joint gets a guess), or the most likely of the example's answer options.
-GREEDY, KEYPOINT_GREEDY, OPTIONS = "greedy", "keypoint_greedy", "options"
+# A.1: every joint gets a guess), greedy box lists that stop only when EOS is likelier than
+# another box (all location tokens together; decoding.stop_against_group), or the most
+# likely of the example's answer options.
+GREEDY, KEYPOINT_GREEDY, BOX_LIST_GREEDY, OPTIONS = (
+  "greedy",
+  "keypoint_greedy",
+  "box_list_greedy",
+  "options",
+)
+MASKS = {KEYPOINT_GREEDY: "keypoint_mask_fn", BOX_LIST_GREEDY: "box_list_mask_fn"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Kind:
   """What a task of one output kind does with the model's output.
 
-  text_decoding: GREEDY, KEYPOINT_GREEDY, OPTIONS or None (no text output: EOS only).
+  text_decoding: GREEDY, KEYPOINT_GREEDY, BOX_LIST_GREEDY, OPTIONS or None (no text output:
+  EOS only).
   image_decoding: `Predictor.image` keyword arguments, or None (no image output).
   parse(pred, image_hw, ctx, region=None) -> fields (parsing); truth(raw, target_image01)
   -> the same fields for the ground truth; scorers: metric -> scorer (scoring);
@@ -99,7 +108,7 @@ KINDS: Dict[Output, Kind] = {
     ),
     Kind(
       Output.BOXES,
-      GREEDY,
+      BOX_LIST_GREEDY,
       None,
       parsing.boxes,
       parsing.truth_boxes,
@@ -209,7 +218,8 @@ def decode(
     for o, row, k, s in zip(out, options, best, scores):
       o.update(text=str(row[int(k)]), choice=int(k), option_scores=s)
   elif kind.text_decoding is not None:
-    mask_fn = predictor.keypoint_mask_fn if kind.text_decoding == KEYPOINT_GREEDY else None
+    mask = MASKS.get(kind.text_decoding)
+    mask_fn = None if mask is None else getattr(predictor, mask)
     # Only an override passes more arguments, so the default call is exactly today's.
     override = {} if text_decoding is None else dict(text_decoding, seed=seed)
     texts, tokens, scores = predictor.text_with_scores(features, logit_mask_fn=mask_fn, **override)
