@@ -35,11 +35,7 @@ def main(_):
   config = _CONFIG.value
   names, rates = from_config.mixture_rates(config)
   spec = from_config.example_spec(config, from_config.image_tokenizer(config))
-  ctx = spec.context(
-    config.data.max_depth,
-    conditioning=config.data.get("conditioning", "prompt"),
-    object_order=config.data.get("object_order", "random"),
-  )
+  ctx = from_config.task_context(config, spec)
   data_dir = config.data.get("data_dir") or None
   tokens = {}
   for name in names:

@@ -44,11 +44,7 @@ def main(_):
   config = _CONFIG.value
   vq = from_config.image_tokenizer(config)
   spec = from_config.example_spec(config, vq)
-  ctx = spec.context(
-    config.data.max_depth,
-    conditioning=config.data.get("conditioning", "prompt"),
-    object_order=config.data.get("object_order", "random"),
-  )
+  ctx = from_config.task_context(config, spec)
   names = _TASKS.value or [
     n for n in from_config.mixture_rates(config)[0] if _image_only(tasks_lib.get(n))
   ]

@@ -95,6 +95,18 @@ def image_tokenizer(config) -> vqgan_lib.VQGAN:
   return vq
 
 
+def task_context(config, spec: pipeline.ExampleSpec) -> tasks_lib.TaskContext:
+  """How a run of `config` makes examples (its max_depth, conditioning and object order;
+  configs saved before a key existed get its default): for evaluation and measurements of
+  a trained run, so that they see the examples it trained on."""
+  data = config.data
+  return spec.context(
+    data.get("max_depth", 10.0),
+    conditioning=data.get("conditioning", "prompt"),
+    object_order=data.get("object_order", "random"),
+  )
+
+
 def example_spec(config, vq: vqgan_lib.VQGAN) -> pipeline.ExampleSpec:
   return pipeline.ExampleSpec(
     tokenizer=tokenizer(config),

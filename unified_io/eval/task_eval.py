@@ -40,6 +40,7 @@ from unified_io.eval import image_metrics
 from unified_io.eval import outputs
 from unified_io.eval import report
 from unified_io.eval import results as results_lib
+from unified_io.data import from_config
 from unified_io.data import pipeline
 from unified_io.data.tasks import registry as tasks_lib
 from unified_io.data.tasks import vl_vcr_visualcomet
@@ -221,14 +222,9 @@ def task_context(predictor, split: str, max_depth: float) -> tasks_lib.TaskConte
   config's data.conditioning says (a model trained on task tokens is asked with them; configs
   saved before the key existed used prompts) and its objects ordered as data.object_order
   says (the validation loss then scores the order it trained on), for `split`."""
-  data = predictor.config.data
-  ctx = predictor.spec.context(
-    max_depth,
-    conditioning=data.get("conditioning", "prompt"),
-    object_order=data.get("object_order", "random"),
-  )
+  ctx = from_config.task_context(predictor.config, predictor.spec)
   # The split tells held-out-concept variants to keep and tag test examples, not skip them.
-  return dataclasses.replace(ctx, split=split)
+  return dataclasses.replace(ctx, max_depth=max_depth, split=split)
 
 
 def evaluate(
