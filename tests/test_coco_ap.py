@@ -438,8 +438,9 @@ class GroundTruthModel:
     rows = range(len(features["text_inputs"]))
     for row in rows:
       self.prompts.append(self.p.decode_text(features["text_inputs"][row]))
-    tokens = np.stack([self._answer(features, row, logit_mask_fn is not None) for row in rows])
-    scores = np.full(len(tokens), np.log(0.5 if logit_mask_fn is None else 0.25))
+    keypoints = logit_mask_fn is self.p.keypoint_mask_fn  # stage two; stage one: box lists
+    tokens = np.stack([self._answer(features, row, keypoints) for row in rows])
+    scores = np.full(len(tokens), np.log(0.25 if keypoints else 0.5))
     return [self.p.decode_text(t) for t in tokens], tokens, scores
 
   def image(self, features, seed=0, **kw):

@@ -104,9 +104,9 @@ def test_predict_grit_all_tasks(tmp_path, params):
 
 
 def test_boxes_and_keypoint_stages(tmp_path, params, monkeypatch):
-  """A random model finds no box; make every unmasked text output one box (test_grit's
-  images are 12 x 16) so the box path and keypoint stage two (the real model, not-visible
-  token masked) run."""
+  """A random model finds no box; make every box-list output one box (test_grit's images are
+  12 x 16) so the box path and keypoint stage two (the real model, not-visible token
+  masked) run."""
   config, p = params
   predictor = predictor_lib.Predictor(config, p)
   box = [2.0, 3.0, 10.0, 9.0]
@@ -116,7 +116,7 @@ def test_boxes_and_keypoint_stages(tmp_path, params, monkeypatch):
   stage_two = []
 
   def text(features, logit_mask_fn=None, **kw):
-    if logit_mask_fn is not None:  # keypoint stage two
+    if logit_mask_fn is predictor.keypoint_mask_fn:  # keypoint stage two
       out = real_text(features, logit_mask_fn=logit_mask_fn, **kw)
       stage_two.append(float(np.exp(out[2][0])))
       return out
