@@ -22,6 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from unified_io.data import from_config
 from unified_io.eval import task_eval as evaluation
 from unified_io.eval import predictor as predictor_lib
 from unified_io.data.tasks import registry as tasks_lib
@@ -54,7 +55,7 @@ def main():
   predictor = predictor_lib.Predictor.from_workdir(args.workdir)
   config = predictor.config
   max_depth = config.data.max_depth
-  ctx = predictor.spec.context(max_depth)
+  ctx = from_config.task_context(config, predictor.spec)
   decodings = [
     ("greedy", dict(temperature=0.0, top_p=1.0)),
     ("sample", dict(temperature=1.0, top_p=0.9)),

@@ -26,6 +26,10 @@ renderings at `data.rates`; batch k depends only on (seed, k). Every `eval.every
 the end the held-out validation scenes are reconstructed per modality (PSNR logged, and the
 final numbers written to WORKDIR/eval.json).
 
+With `init_from=DIR` (a directory written by vqgan.save, e.g. the shipped weights) the
+VQ-GAN starts from those parameters instead of a random init: a fresh optimiser and
+schedule continue training it, on another data mixture if `data.rates` says so.
+
 WORKDIR gets log.txt, tensorboard/, config.json, checkpoints/ (orbax; rerunning with the same
 WORKDIR resumes) and final/ (config.json + params.msgpack via vqgan.save: `vqgan.load` reads
 it). Runs on one device.
@@ -97,6 +101,22 @@ def zero_residual_branches(params):
   return unflatten(flat)
 
 
+def warm_start_params(directory, preset):
+  """The VQ-GAN parameters of `directory` (written by vqgan.save) to continue training from.
+
+  Its config must be the run's preset: the codebook and every shape carry over as they are.
+  Only the parameters come over; the optimiser, the discriminator and the step start fresh.
+  """
+  loaded = api.load(directory)
+  expected = get_config(preset)
+  if loaded.config != expected:
+    raise ValueError(
+      f"init_from={directory}: its VQ-GAN config {loaded.config} is not the run's preset "
+      f"{preset!r} ({expected})"
+    )
+  return jax.tree.map(np.asarray, loaded.params)
+
+
 class Parts:
   """The fixed pieces of a run: modules, optimisers and the loss settings the step needs."""
 
@@ -129,9 +149,12 @@ class Parts:
   def init_state(self):
     # Parameters are drawn on the host: compiling jax's RNG for every weight costs seconds.
     cfg, vq = self.config, self.vq_config
-    vq_params = random_params(vq, cfg.seed)
-    if cfg.zero_init_residual:
-      vq_params = zero_residual_branches(vq_params)
+    if cfg.get("init_from"):
+      vq_params = warm_start_params(cfg.init_from, cfg.vqgan.preset)
+    else:
+      vq_params = random_params(vq, cfg.seed)
+      if cfg.zero_init_residual:
+        vq_params = zero_residual_branches(vq_params)
     disc_params = losses.random_disc_params(self.disc, vq.out_channels, cfg.seed + 1)
     params = jax.tree.map(jnp.asarray, {"vqgan": vq_params, "disc": disc_params})
     # One compiled program: eager optax inits compile a program per leaf shape.

@@ -29,6 +29,10 @@ MIXTURES = {
   # label maps are easy, so they get less of the batch.
   "mixture": {"rgb": 0.35, "depth": 0.2, "normals": 0.15, "segmentation": 0.15, "mask": 0.15},
   "rgb": {"rgb": 1.0},
+  # For a second stage from the first one's weights (init_from): surface normals differ
+  # between scenes by a few colour levels (the floor's tilt), which the first stage blurs
+  # to one mean floor colour, so they get the largest share.
+  "normals_heavy": {"rgb": 0.25, "depth": 0.15, "normals": 0.35, "segmentation": 0.15, "mask": 0.1},
 }
 
 
@@ -38,6 +42,8 @@ def get_config(variant="mixture"):
     raise ValueError(f"Unknown variant {variant!r}; choose from {sorted(MIXTURES)}")
   config = ml_collections.ConfigDict()
   config.seed = 0
+  # A vqgan.save directory to start from (empty: a random init; vqgan/train.py).
+  config.init_from = ""
   # Residual branches start at zero (vqgan/train.py zero_residual_branches): faster early
   # training than taming's init, which matters at a CPU budget of ~1.5k steps.
   config.zero_init_residual = True

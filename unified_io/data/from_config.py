@@ -340,17 +340,21 @@ def set_length_weights(
   )
 
 
-def _train_stream(config, spec, report=False) -> pipeline.MixtureStream:
+def _train_stream(config, spec, report=False, length_weights=None) -> pipeline.MixtureStream:
   """The training stream, with config.data.exclude_images applied (module level: a process
-  worker builds its own copy from it)."""
+  worker builds its own copy from it). `length_weights`: the weights the parent's stream
+  measured (config.loss.normalization="tasks"), so that workers do not probe again."""
   train = stream(config, spec)
   plan = curriculum_line(config, train)
   if plan and report:
     print(plan, flush=True)
   if config.get("loss", {}).get("normalization", "tokens") == "tasks":
-    line = set_length_weights(train, mixture_rates(config)[1])
-    if report:
-      print(line, flush=True)
+    if length_weights is not None:
+      train.length_weights = list(length_weights)
+    else:
+      line = set_length_weights(train, mixture_rates(config)[1])
+      if report:
+        print(line, flush=True)
   if config.data.get("exclude_images", ""):
     lines = clean_split.exclude(train, clean_split.load(config.data.exclude_images))
     if report:
@@ -375,7 +379,7 @@ def train_batches(config, spec, process_index: int, process_count: int):
     from unified_io.data import process_workers
 
     return process_workers.ProcessBatches(
-      functools.partial(_train_stream, config, spec),
+      functools.partial(_train_stream, config, spec, length_weights=train.length_weights),
       config.train.batch_size,
       process_index,
       process_count,

@@ -41,6 +41,7 @@ import numpy as np
 from unified_io.common import rng_streams
 from unified_io.data import availability
 from unified_io.data import catalog
+from unified_io.data import from_config
 from unified_io.data import pipeline
 from unified_io.data.tasks import registry as tasks_lib
 from unified_io.eval import metrics
@@ -266,7 +267,8 @@ def evaluate_task(
   """Task `name` on `split` (its first `limit` usable examples, None: all), scored once."""
   task = tasks_lib.get(name)
   spec = predictor.spec
-  ctx = spec.context(max_depth)
+  # The run's conditioning and object order (a config may set either), this call's depth.
+  ctx = dataclasses.replace(from_config.task_context(predictor.config, spec), max_depth=max_depth)
   raws, preds, skipped = [], [], collections.Counter()
   for part in _chunks(task, spec, ctx, split, limit, seed, data_dir, chunk):
     found = task_eval.predict(predictor, part, batch_size, seed, first_index=len(raws))

@@ -17,6 +17,7 @@ from unified_io.common import dense_labels
 from unified_io.data import scene_text
 from unified_io.data import scenes
 from unified_io.data.tasks import registry as tasks
+from unified_io.data.tasks import instance_logic
 from unified_io.data.tasks import vision_logic as vt
 
 
@@ -50,7 +51,7 @@ def _builtin_instances(example):
 
 def _builtin_segmentation_generation(example, rng, ctx, prompt):
   del ctx
-  return vt.segmentation_generation(*_builtin_instances(example), rng, prompt)
+  return instance_logic.segmentation_generation(*_builtin_instances(example), rng, prompt)
 
 
 def _builtin_keypoints(example, rng, ctx, prompt):
@@ -146,7 +147,7 @@ def _builtin_normals(example, rng, ctx, prompt):
 
 
 def _builtin_segmentation(example, rng, ctx, prompt):
-  return vt.segmentation(*_builtin_instances(example), rng, ctx, prompt)
+  return instance_logic.segmentation(*_builtin_instances(example), rng, ctx, prompt)
 
 
 def _builtin_image_classification(example, rng, ctx, prompt):

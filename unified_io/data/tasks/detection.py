@@ -72,6 +72,7 @@ import numpy as np
 
 from unified_io.data.tasks import registry as tasks
 from unified_io.data.tasks import vision
+from unified_io.data.tasks import instance_logic
 from unified_io.data.tasks import vision_logic as vt
 
 LABELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "labels")
@@ -241,13 +242,15 @@ def lvis_not_exhaustive(example: dict) -> FrozenSet[str]:
 
 def _lvis_segmentation(example, rng, ctx, prompt):
   objs, masks = lvis_instances(example)
-  return vt.segmentation(objs, masks, rng, ctx, prompt, exclude=lvis_not_exhaustive(example))
+  return instance_logic.segmentation(
+    objs, masks, rng, ctx, prompt, exclude=lvis_not_exhaustive(example)
+  )
 
 
 def _lvis_segmentation_generation(example, rng, ctx, prompt):
   del ctx
   objs, masks = lvis_instances(example)
-  return vt.segmentation_generation(objs, masks, rng, prompt, keep_largest=True)
+  return instance_logic.segmentation_generation(objs, masks, rng, prompt, keep_largest=True)
 
 
 # ------------------------------------------------------------------------- COCO panoptic
@@ -283,13 +286,13 @@ def coco_panoptic_instances(example: dict) -> Tuple[vt.Objects, List[np.ndarray]
 
 def _coco_segmentation(example, rng, ctx, prompt):
   objs, masks, crowded = coco_panoptic_instances(example)
-  return vt.segmentation(objs, masks, rng, ctx, prompt, exclude=crowded)
+  return instance_logic.segmentation(objs, masks, rng, ctx, prompt, exclude=crowded)
 
 
 def _coco_segmentation_generation(example, rng, ctx, prompt):
   del ctx
   objs, masks, _ = coco_panoptic_instances(example)
-  return vt.segmentation_generation(objs, masks, rng, prompt, keep_largest=True)
+  return instance_logic.segmentation_generation(objs, masks, rng, prompt, keep_largest=True)
 
 
 # ------------------------------------------------------------------------- registrations

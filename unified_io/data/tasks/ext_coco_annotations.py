@@ -18,11 +18,11 @@ validation, in the formats of vision_logic.py:
 - coco_instance_segmentation (`uio_coco2017/instances`, dense_labelling, segmentation IoU):
   A.1.3 on COCO's own instance masks: prompt 'What is the segmentation of " <class> " ?',
   target every instance of the class in its own palette colour on black
-  (`vision_logic.segmentation`). Its evaluation adds COCO mask AP over whole images.
+  (`instance_logic.segmentation`). Its evaluation adds COCO mask AP over whole images.
 - coco_instance_segmentation_generation (`uio_coco2017/instances`, image_synthesis, PSNR):
   A.1.1: the input is the instance map (each instance a palette colour on black), the prompt
   its "colour : class , ..." list, the target the image; the largest 16 instances (the
-  palette) are drawn when an image has more (`vision_logic.segmentation_generation`).
+  palette) are drawn when an image has more (`instance_logic.segmentation_generation`).
 
 Both mask tasks read the 80 COCO classes by name (vision.COCO_CLASSES; the release's names
 are the same); crowd regions are never painted (input or target) nor asked for: a class
@@ -46,6 +46,7 @@ from unified_io.common import coco_keypoints
 from unified_io.data.builders import coco_annotations  # importing it registers uio_coco2017
 from unified_io.data.tasks import registry as tasks
 from unified_io.data.tasks import vision
+from unified_io.data.tasks import instance_logic
 from unified_io.data.tasks import vision_logic as vt
 
 KEYPOINTS = f"{coco_annotations.NAME}/keypoints"
@@ -145,13 +146,13 @@ def coco_instances(example: dict) -> Tuple[vt.Objects, List[np.ndarray], FrozenS
 
 def _coco_instance_segmentation(example, rng, ctx, prompt):
   objs, masks, crowded = coco_instances(example)
-  return vt.segmentation(objs, masks, rng, ctx, prompt, exclude=crowded)
+  return instance_logic.segmentation(objs, masks, rng, ctx, prompt, exclude=crowded)
 
 
 def _coco_instance_segmentation_generation(example, rng, ctx, prompt):
   del ctx
   objs, masks, _ = coco_instances(example)
-  return vt.segmentation_generation(objs, masks, rng, prompt, keep_largest=True)
+  return instance_logic.segmentation_generation(objs, masks, rng, prompt, keep_largest=True)
 
 
 # ------------------------------------------------------------------------- registrations

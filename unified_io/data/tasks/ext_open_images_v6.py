@@ -42,6 +42,7 @@ import numpy as np
 
 from unified_io.data.builders import open_images_v6  # importing registers the builder
 from unified_io.data.tasks import registry as tasks
+from unified_io.data.tasks import instance_logic
 from unified_io.data.tasks import vision_logic as vt
 
 SEGMENTATION_BUILDER = f"{open_images_v6.NAME}/{open_images_v6.SEGMENTATION}"
@@ -68,13 +69,13 @@ def oi_instances(example: dict) -> Tuple[vt.Objects, List[np.ndarray]]:
 def _segmentation(example, rng, ctx, prompt):
   objs, masks = oi_instances(example)
   incomplete = frozenset(vt.texts(example["incomplete_classes"], "incomplete_classes"))
-  return vt.segmentation(objs, masks, rng, ctx, prompt, exclude=incomplete)
+  return instance_logic.segmentation(objs, masks, rng, ctx, prompt, exclude=incomplete)
 
 
 def _segmentation_generation(example, rng, ctx, prompt):
   del ctx
   objs, masks = oi_instances(example)
-  return vt.segmentation_generation(objs, masks, rng, prompt, keep_largest=True)
+  return instance_logic.segmentation_generation(objs, masks, rng, prompt, keep_largest=True)
 
 
 def _relationships(example: dict, image_hw) -> list:
