@@ -5,6 +5,9 @@ pixel (row r, column c) is sampled at (c + 0.5, r + 0.5); f = 64 px for 64x64 im
 camera x right, y down, z forward; normals point toward the camera.
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -442,3 +445,27 @@ def test_tfds_text_config(tmp_path):
     seed = int(example["id"].decode().split("-")[1])
     expected = builtin_dataset.text_example(seed)
     assert {key: value.decode() for key, value in example.items()} == expected
+
+
+@pytest.mark.slow
+def test_two_processes_building_at_once_generate_it_once(tmp_path):
+  # Two trainers started together used to both generate the dataset; the second's rename
+  # onto the finished version failed (FileExistsError). The build lock serialises them.
+  command = [
+    sys.executable,
+    "-m",
+    "unified_io.data.builtin_dataset",
+    f"--data_dir={tmp_path}",
+    "--config=text",
+    "--num_examples=300",
+  ]
+  runs = [
+    subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for _ in range(2)
+  ]
+  outputs = [run.communicate(timeout=300)[0] for run in runs]
+  assert [run.returncode for run in runs] == [0, 0], outputs
+  assert sum("generating" in out for out in outputs) == 1, outputs
+  assert sum("already built" in out for out in outputs) == 1, outputs
+  examples = tfds.load("uio_builtin_scenes/text", split="train", data_dir=str(tmp_path))
+  assert len(list(examples)) == 300
