@@ -1,7 +1,8 @@
 # Two entry points (see README): `make train` and `make test`. Both set up .venv first.
-#   make test       lint, then the whole suite (what CI runs); also installs the PyTorch extras
-#                   of requirements-torch.txt so the VQ-GAN torch-equivalence test runs, and
-#                   libtpu (requirements-aot.txt) so the TPU ahead-of-time compile test runs
+#   make test       lint, then the whole suite (what CI runs; it prints the 25 slowest tests);
+#                   also installs the PyTorch extras of requirements-torch.txt so the VQ-GAN
+#                   torch-equivalence test runs, and libtpu (requirements-aot.txt) so the TPU
+#                   ahead-of-time compile test runs
 #   make test-fast  the suite without tests marked slow (subprocesses, training runs): -m "not slow"
 #   make lint       ruff check + ruff format --check (config in pyproject.toml; nothing rewritten;
 #                   `.venv/bin/ruff format . && .venv/bin/ruff check --fix .` applies them)
@@ -39,7 +40,7 @@ $(AOT_STAMP): $(STAMP) requirements-aot.txt
 	touch $(AOT_STAMP)
 
 test: setup $(TORCH_STAMP) $(AOT_STAMP) lint
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=25 tests
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests
