@@ -25,6 +25,7 @@ import unified_io.data.tasks  # noqa: F401  registers every task and builder
 from unified_io.common import text_tokenizer
 from unified_io.data import builtin_dataset
 from unified_io.data import clean_split
+from unified_io.data import exclusions
 from unified_io.data import image_keys
 from unified_io.data import pipeline
 from unified_io.data.tasks import registry as tasks_lib
@@ -250,7 +251,7 @@ def test_pipeline_skips_and_counts_exactly_the_listed_images(builtin_dir, spec):
     ["builtin_captioning"], None, spec, seed=0, data_dir=builtin_dir, round_robin=True
   )
   original = stream.tasks[0]
-  lines = clean_split.exclude(stream, clean_split.load(path))
+  lines = exclusions.exclude(stream, exclusions.load(path))
   assert lines == [f"builtin_captioning: skips 1 training images listed in {path}"]
   source = stream.sources[0] = CountingSource(stream.sources[0])
   planted = [i for i in range(12) if source.base[i]["id"] == b"scene-5"]
@@ -264,9 +265,9 @@ def test_pipeline_skips_and_counts_exactly_the_listed_images(builtin_dir, spec):
   # Every epoch reads every record once, so scene 5 at least once per epoch, and each
   # time it is skipped, counted under REASON and replaced by another record.
   assert source.reads[planted[0]] >= epochs
-  expected = {("builtin_captioning", clean_split.REASON): source.reads[planted[0]]}
+  expected = {("builtin_captioning", exclusions.REASON): source.reads[planted[0]]}
   assert dict(stream.counters.skipped) == expected
-  assert f"({clean_split.REASON})" in stream.counters.summary()
+  assert f"({exclusions.REASON})" in stream.counters.summary()
 
 
 def test_config_data_exclude_images_applies_the_list_to_training(
@@ -293,7 +294,7 @@ def test_exclude_refuses_what_it_cannot_apply(builtin_dir, spec, tmp_path):
   cleaning = clean_split.make(["builtin_depth"], builtin_dir, out=lambda line: None)
   path = str(tmp_path / "exclude.json")
   clean_split.write(cleaning, path, "test")
-  exclusions = clean_split.load(path)
+  listed = exclusions.load(path)
   validation = pipeline.MixtureStream(
     ["builtin_depth"],
     None,
@@ -304,7 +305,7 @@ def test_exclude_refuses_what_it_cannot_apply(builtin_dir, spec, tmp_path):
     round_robin=True,
   )
   with pytest.raises(ValueError, match=r"applies to training splits; task builtin_depth reads"):
-    clean_split.exclude(validation, exclusions)
+    exclusions.exclude(validation, listed)
   data = json.loads(open(path).read())
   data["train_splits"]["uio_builtin_scenes/scenes[train]"]["records"] = 99
   with open(path, "w") as f:
@@ -315,13 +316,13 @@ def test_exclude_refuses_what_it_cannot_apply(builtin_dir, spec, tmp_path):
   with pytest.raises(
     ValueError, match=r"made from 99 records of uio_builtin_scenes/scenes\[train\]"
   ):
-    clean_split.exclude(train, clean_split.load(path))
+    exclusions.exclude(train, exclusions.load(path))
   with open(path, "w") as f:
     json.dump({"format": "something else"}, f)
   with pytest.raises(ValueError, match=f"exclusion list {path}: format 'something else'"):
-    clean_split.load(path)
+    exclusions.load(path)
   with pytest.raises(FileNotFoundError, match="clean_split makes it"):
-    clean_split.load(str(tmp_path / "absent.json"))
+    exclusions.load(str(tmp_path / "absent.json"))
 
 
 def test_a_split_that_is_train_and_evaluation_is_refused():
@@ -441,20 +442,20 @@ def test_mock_sources_ids_and_hash(mock_dir, tmp_path):
   assert data["places365_small[train]"]["removed_by_split"] == {"sun397/tfds[validation]": 1}
   assert any("places365_small[train]: reading 4 records" in line for line in lines)
   # Applied, exactly the listed records skip, with the pipeline's skip reason.
-  exclusions = clean_split.load(path)
+  listed = exclusions.load(path)
   for task_name, split, field, skipped in (
     ("places365_classification", "places365_small[train]", "filename", [b"train_0.jpg"]),
     ("vqa_v2", "uio_vqa_v2[train]", "image_id", [10, 10]),
   ):
     task = tasks_lib.get(task_name)
-    filtered = clean_split.skipping(task, exclusions.splits[split])
+    filtered = exclusions.skipping(task, listed.splits[split])
     source = pipeline.source(task.builder, "train", mock_dir)
     found = []
     for i in range(len(source)):  # ArrayRecord keeps TFDS's shuffled order, so by field
       try:
         filtered.preprocess(source[i], np.random.default_rng(i), CTX)
       except tasks_lib.SkipExample as e:
-        if str(e) == clean_split.REASON:
+        if str(e) == exclusions.REASON:
           found.append(source[i][field])
     assert found == skipped, task_name
 
@@ -484,7 +485,7 @@ def test_hash_all_and_hash_named_sources(mock_dir, tmp_path):
   with open(path, "w") as f:
     json.dump(data, f)
   with pytest.raises(ValueError, match="as decoded by another decoder 0.1"):
-    clean_split.load(path)
+    exclusions.load(path)
 
 
 def test_fingerprint_is_cell_means_of_the_whole_image():

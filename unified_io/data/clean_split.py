@@ -18,8 +18,9 @@ manner of 12-in-1's Table 7, the training images before, removed and after, and 
 exclusion list as JSON: per training split, the names (`image_keys.local_id` or
 `hash_name`) of the images to leave out, with the counts and settings they came from.
 
-Applying it: `exclude(stream, load(FILE))` wraps each task of a training MixtureStream whose
-split the list covers, so that a record of a listed image raises SkipExample(REASON): the
+Applying it (unified_io/data/exclusions.py): `exclusions.exclude(stream,
+exclusions.load(FILE))` wraps each task of a training MixtureStream whose split the list
+covers, so that a record of a listed image raises SkipExample(exclusions.REASON): the
 pipeline counts it per task like every other skip (its summary says "skipped N task
 (image in a validation or test split (clean_split))") and draws another record. An epoch
 draws each listed record at least once ("records removed" in the table; a fallback draw can
@@ -43,12 +44,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from absl import logging
 import numpy as np
 
+from unified_io.data import exclusions
 from unified_io.data import image_keys
 from unified_io.data import pipeline
 from unified_io.data.tasks import registry as tasks_lib
 
-FORMAT = "unified_io.clean_split/1"
-REASON = "image in a validation or test split (clean_split)"
 PROGRESS_SECONDS = 15.0
 CHUNK = 256  # records read per thread-pool round
 HASH_BATCH = 4096  # train fingerprints matched at once
@@ -438,7 +438,7 @@ def write(cleaning: Cleaning, path: str, made_by: str) -> None:
     )
   k = image_keys
   data = {
-    "format": FORMAT,
+    "format": exclusions.FORMAT,
     "made_by": made_by,
     "match": dict(
       hash=f"dHash of grey {k.HASH_ROWS}x{k.HASH_COLS} cell means, margin {k.HASH_MARGIN}",
@@ -487,84 +487,6 @@ def table(cleaning: Cleaning, title: str) -> str:
     f"unreadable records (skipped): {sum(s['unreadable'] for s in stats):,}",
   ]
   return "\n".join(lines)
-
-
-# ------------------------------------------------------------------- applying the list
-
-
-@dataclasses.dataclass(frozen=True)
-class Exclusions:
-  """A loaded exclusion list: per training split ("builder[split]"), the image names."""
-
-  path: str
-  splits: Dict[str, frozenset]
-  records: Dict[str, int]  # the split's record count when the list was made
-
-
-def load(path: str) -> Exclusions:
-  """Reads an exclusion list `make` wrote; a clear error for anything else."""
-  try:
-    with open(path) as f:
-      data = json.load(f)
-  except FileNotFoundError:
-    raise FileNotFoundError(
-      f"exclusion list {path} does not exist: python -m unified_io.data.clean_split makes it"
-    ) from None
-  except json.JSONDecodeError as e:
-    raise ValueError(f"exclusion list {path} is not JSON: {e}") from None
-  if not isinstance(data, dict) or data.get("format") != FORMAT:
-    found = data.get("format") if isinstance(data, dict) else type(data).__name__
-    raise ValueError(f"exclusion list {path}: format {found!r}, expected {FORMAT!r}")
-  entries = data["train_splits"]
-  splits = {name: frozenset(entry["excluded"]) for name, entry in entries.items()}
-  by_hash = [n for n, entry in entries.items() if entry["named_by"] == "dhash" and splits[n]]
-  if by_hash and data["image_decoder"] != image_keys.image_decoder():
-    raise ValueError(
-      f"exclusion list {path} names images of {', '.join(by_hash)} by their hash as decoded "
-      f"by {data['image_decoder']}, but TFDS decodes with {image_keys.image_decoder()} here: "
-      "make the list in this environment"
-    )
-  return Exclusions(path, splits, {n: int(e["records"]) for n, e in entries.items()})
-
-
-def skipping(task: tasks_lib.Task, names: frozenset) -> tasks_lib.Task:
-  """`task` whose records of the named images raise SkipExample(REASON)."""
-  inner = task.preprocess
-
-  def preprocess(example, rng, ctx):
-    if image_keys.identity(task.builder, example) in names:
-      raise tasks_lib.SkipExample(REASON)
-    return inner(example, rng, ctx)
-
-  return dataclasses.replace(task, preprocess=preprocess)
-
-
-def exclude(stream: pipeline.MixtureStream, exclusions: Exclusions) -> List[str]:
-  """Makes a training stream skip (and count) the listed images; returns a line per task.
-
-  Call it before batches are drawn. It refuses a stream that does not read training splits
-  and a split whose record count differs from the one the list was made from."""
-  lines = []
-  for i, task in enumerate(stream.tasks):
-    split = f"{task.builder}[{task.splits.get('train')}]"
-    source = stream.sources[i]
-    if not source.name.startswith(split):
-      raise ValueError(
-        f"{exclusions.path} applies to training splits; task {task.name} reads {source.name}"
-      )
-    if split not in exclusions.splits:
-      lines.append(f"{task.name}: {split} is not in {exclusions.path} (not cleaned)")
-      continue
-    if task.record_filter is None and len(source) != exclusions.records[split]:
-      raise ValueError(
-        f"{exclusions.path} was made from {exclusions.records[split]:,} records of {split}, "
-        f"which now has {len(source):,}: make the list again"
-      )
-    names = exclusions.splits[split]
-    if names:
-      stream.tasks[i] = skipping(task, names)
-    lines.append(f"{task.name}: skips {len(names):,} training images listed in {exclusions.path}")
-  return lines
 
 
 # ------------------------------------------------------------------------------ command

@@ -42,7 +42,7 @@ from typing import List, Optional, Tuple
 import vqgan as vqgan_lib
 from unified_io.common import vocab
 from unified_io.common import text_tokenizer
-from unified_io.data import clean_split
+from unified_io.data import exclusions
 from unified_io.data import pipeline
 from unified_io.data import schedule as schedule_lib
 from unified_io.data import stop_and_go
@@ -356,7 +356,7 @@ def _train_stream(config, spec, report=False, length_weights=None) -> pipeline.M
       if report:
         print(line, flush=True)
   if config.data.get("exclude_images", ""):
-    lines = clean_split.exclude(train, clean_split.load(config.data.exclude_images))
+    lines = exclusions.exclude(train, exclusions.load(config.data.exclude_images))
     if report:
       print("\n".join([f"data.exclude_images={config.data.exclude_images}:", *lines]), flush=True)
   return train
