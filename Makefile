@@ -1,5 +1,7 @@
 # Two entry points (see README): `make train` and `make test`. Both set up .venv first.
-#   make test       lint, then the whole suite (what CI runs; it prints the 25 slowest tests);
+#   make test       lint, then the whole suite (what CI runs; it prints the 25 slowest tests)
+#                   in TEST_WORKERS pytest-xdist processes (2: the CI box's cores; a single
+#                   process keeps about one core busy, so two halve the time);
 #                   also installs the PyTorch extras of requirements-torch.txt so the VQ-GAN
 #                   torch-equivalence test runs, and libtpu (requirements-aot.txt) so the TPU
 #                   ahead-of-time compile test runs
@@ -14,6 +16,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_STAMP := $(VENV)/.installed-torch
+TEST_WORKERS ?= 2
 AOT_STAMP := $(VENV)/.installed-aot
 
 .PHONY: setup test test-fast lint train clean data-setup
@@ -40,7 +43,7 @@ $(AOT_STAMP): $(STAMP) requirements-aot.txt
 	touch $(AOT_STAMP)
 
 test: setup $(TORCH_STAMP) $(AOT_STAMP) lint
-	$(BIN)/python -m pytest -q --durations=25 tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=25 tests
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests

@@ -128,7 +128,7 @@ def test_records_match_the_release(data_dir):
 
 def test_the_build_log_counts_the_awkward_files(tmp_path, caplog):
   write_release(tmp_path, folders=("imagenet21k_train",))
-  with caplog.at_level(logging.INFO):
+  with caplog.at_level(logging.INFO, logger="absl"):
     keys = [
       k
       for k, _ in imagenet21k.split_records(
