@@ -96,6 +96,24 @@ def test_curve_retention_table_and_picture_from_hand_made_metrics():
   assert (pixels != 255).any(axis=2).mean() > 0.01  # axes, lines and labels were drawn
 
 
+def test_retained_axis_stops_at_its_ceiling():
+  # "d" went from near zero to 0.06: 600% retained at N=10, 50% at N=100.
+  before = {"a": _entry("acc", 0.2, 0.1, False), "d": _entry("AP", 0.01, 0.0, False)}
+  after = {
+    10: {"a": _entry("acc", 0.3, 0.1, False), "d": _entry("AP", 0.06, 0.0, False)},
+    100: {"a": _entry("acc", 0.5, 0.1, False), "d": _entry("AP", 0.005, 0.0, False)},
+  }
+  result = learning_curve.curve(dict(task="a", steps=5), [10, 100], before, after)
+  assert result["tasks"]["d"]["retained_percent"] == pytest.approx({"10": 600.0, "100": 50.0})
+  pixels = np.asarray(learning_curve.draw(result)).astype(int)
+  colour = np.asarray((44, 160, 44))  # the first other task's line colour
+  is_colour = np.abs(pixels - colour).sum(axis=2) < 30
+  # Right panel: N=10 at x=536, N=100 at x=932; values 0..200% map to y=366..22.
+  assert is_colour[19:26, 533:540].any()  # 600% drawn on the top edge
+  y50 = round(366 - 50 / learning_curve.RETAINED_AXIS_MAX * (366 - 22))  # 280
+  assert is_colour[y50 - 3 : y50 + 4, 928:932].any()  # 50% where a 0..200 axis puts it
+
+
 # ------------------------------------------------------------------------------- the CLI
 
 

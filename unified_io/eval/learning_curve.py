@@ -20,6 +20,10 @@ from unified_io.common import visualize
 
 PICTURE_FILE = "curve.png"
 PICTURE_SIZE = (960, 400)  # width, height in pixels
+# The retained-percent panel's top. A metric near zero before fine-tuning (a task the model
+# had not learnt yet) can come out at several hundred percent and would squash every other
+# line to the bottom; values above are drawn hollow at the top (the table has them exactly).
+RETAINED_AXIS_MAX = 200.0
 
 
 def retained_percent(before: float, after: float, lower_is_better: bool) -> Optional[float]:
@@ -159,14 +163,19 @@ def _dashed(draw, a, b, fill, dash=6):
     draw.line(ends, fill=fill)
 
 
-def _panel(draw, box, title, ns, series, references):
+def _panel(draw, box, title, ns, series, references, ceiling=None):
   """Axes in `box` (x0, y0, x1, y1): log-scaled N against values. `series`: (label,
-  colour, [value per N]); `references`: (label, colour, value) drawn as dashed lines."""
+  colour, [value per N]); `references`: (label, colour, value) drawn as dashed lines.
+  ceiling: the value axis ends there (from 0) and larger values are drawn hollow on it."""
   x0, y0, x1, y1 = box
   left, right, top, bottom = x0 + 56, x1 - 28, y0 + 22, y1 - 34  # room for tick labels
   draw.text((x0 + 4, y0 + 4), title, fill=(0, 0, 0), font=visualize.font())
   lo_dec, hi_dec = _log_range(ns)
-  v_lo, v_hi = _value_range([v for _, _, vs in series for v in vs] + [v for _, _, v in references])
+  if ceiling is None:
+    values = [v for _, _, vs in series for v in vs] + [v for _, _, v in references]
+    v_lo, v_hi = _value_range(values)
+  else:
+    v_lo, v_hi = 0.0, ceiling
 
   def px(n):
     return left + (math.log10(n) - lo_dec) / (hi_dec - lo_dec) * (right - left)
@@ -191,11 +200,13 @@ def _panel(draw, box, title, ns, series, references):
     draw.text((left + 6, legend_y), f"- - {label}", fill=color, font=visualize.font())
     legend_y += visualize.line_height()
   for label, color, values in series:
-    points = [(px(n), py(v)) for n, v in zip(ns, values) if v is not None and math.isfinite(v)]
+    shown = [(n, v) for n, v in zip(ns, values) if v is not None and math.isfinite(v)]
+    clipped = [ceiling is not None and v > ceiling for _, v in shown]
+    points = [(px(n), py(v if not c else ceiling)) for (n, v), c in zip(shown, clipped)]
     if len(points) > 1:
       draw.line(points, fill=color, width=2)
-    for x, y in points:
-      draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=color)
+    for (x, y), c in zip(points, clipped):
+      draw.ellipse([x - 3, y - 3, x + 3, y + 3], outline=color, fill=None if c else color)
     draw.text((left + 6, legend_y), f"-o- {label}", fill=color, font=visualize.font())
     legend_y += visualize.line_height()
 
@@ -225,9 +236,10 @@ def draw(result: dict) -> Image.Image:
   _panel(
     canvas,
     (width // 2, 0, width, height),
-    "other tasks: % of metric retained",
+    f"other tasks: % of metric retained (hollow: over {RETAINED_AXIS_MAX:g}%)",
     ns,
     others,
     [("no forgetting (100%)", _GREY, 100.0)],
+    ceiling=RETAINED_AXIS_MAX,
   )
   return image
