@@ -13,7 +13,10 @@ input-free baseline, and the seconds it took:
 - sample: one top-p 0.9 sample, as the released model decodes images;
 - mean of K: the pixel-wise mean of K top-p 0.9 samples, an estimate of the model's expected
   map (what the depth and normal output kinds of `unified_io.eval.outputs` decode with, K =
-  REGRESSION_SAMPLES).
+  REGRESSION_SAMPLES);
+- expected codes, mean of K: the same K samples, each decoded from its positions' expected
+  codebook vectors (the distributions its codes were drawn from) instead of from its codes
+  (`Predictor.image(expected_codes=True)`); paired with the row above, same draws.
 """
 
 import argparse
@@ -60,9 +63,14 @@ def main():
     ("greedy", dict(temperature=0.0, top_p=1.0)),
     ("sample", dict(temperature=1.0, top_p=0.9)),
   ]
-  decodings += [
-    (f"mean of {k}", dict(temperature=1.0, top_p=0.9, num_samples=k)) for k in args.samples
-  ]
+  for k in args.samples:
+    decodings.append((f"mean of {k}", dict(temperature=1.0, top_p=0.9, num_samples=k)))
+    decodings.append(
+      (
+        f"expected codes, mean of {k}",
+        dict(temperature=1.0, top_p=0.9, num_samples=k, expected_codes=True),
+      )
+    )
   for name in TASKS:
     examples = evaluation.collect(
       tasks_lib.get(name),
@@ -80,7 +88,7 @@ def main():
       )
       s = evaluation.score(examples, preds, predictor.spec, max_depth)
       print(
-        f"{name} {label:>10}: {s.metric} {s.value:.3f} (baseline {s.baseline:.3f}, "
+        f"{name} {label:>26}: {s.metric} {s.value:.3f} (baseline {s.baseline:.3f}, "
         f"{s.baseline_is}), "
         f"{len(preds)} examples, {time.time() - start:.1f} s",
         flush=True,

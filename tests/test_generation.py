@@ -86,6 +86,27 @@ def test_image_generation_emits_only_image_codes_and_matches_full_forward(setup)
   assert not np.array_equal(a, b)
 
 
+def test_code_distributions_are_those_the_sampler_drew_from(setup):
+  model, inputs, params = setup
+  greedy = jax.jit(
+    functools.partial(generation.generate_image, model, eos_id=tiny.EOS, temperature=0.0)
+  )
+  text, image = greedy(params, inputs, rng=jax.random.key(0))
+  probs = generation.image_code_distributions(model, params, inputs, text, image, tiny.IMAGE_CODES)
+  assert probs.shape == (2, 16, tiny.IMAGE_CODES)
+  np.testing.assert_allclose(np.sum(probs, -1), 1.0, rtol=1e-5)
+  # Greedy decoding took the most likely code of every step's distribution.
+  np.testing.assert_array_equal(np.argmax(probs, -1), np.asarray(image) - tiny.PADDED_TEXT)
+  # A sampled prefix changes the later distributions: they are conditioned on it.
+  sampled = jax.jit(functools.partial(generation.generate_image, model, eos_id=tiny.EOS))
+  text_b, image_b = sampled(params, inputs, rng=jax.random.key(4))
+  probs_b = generation.image_code_distributions(
+    model, params, inputs, text_b, image_b, tiny.IMAGE_CODES
+  )
+  np.testing.assert_allclose(probs_b[:, 0], probs[:, 0], rtol=1e-5, atol=1e-7)
+  assert not np.allclose(probs_b[:, 1:], probs[:, 1:])
+
+
 def test_option_scores_equal_training_loss(setup):
   model, inputs, params = setup
   rs = np.random.RandomState(0)

@@ -3,6 +3,7 @@
 Equivalence with the PyTorch original is in test_vqgan_torch_equivalence.py.
 """
 
+import functools
 import json
 import os
 
@@ -160,6 +161,24 @@ def test_tiny_codes_and_decode(tiny):
   decoded = tiny.decode(codes)
   assert decoded.shape == (3, 64, 64, 3) and decoded.dtype == jnp.float32
   assert float(decoded.min()) >= -1.0 and float(decoded.max()) <= 1.0
+
+
+def test_code_probabilities_decode_the_expected_codebook_vector(tiny):
+  codes = np.asarray(tiny.encode(images(TINY, batch=2)))
+  one_hot = jax.nn.one_hot(codes, TINY.n_codes)
+  decode = jax.jit(functools.partial(vqgan.decode_code_probabilities, TINY))
+  np.testing.assert_allclose(decode(tiny.params, one_hot), tiny.decode(codes), atol=1e-5)
+  # Half code 3, half code 7 everywhere: the decoder's image of the two rows' midpoint.
+  half = np.zeros((1, 4, 4, TINY.n_codes), np.float32)
+  half[..., [3, 7]] = 0.5
+  table = np.asarray(tiny.params["quantize"]["embedding"])
+  midpoint = np.broadcast_to((table[3] + table[7]) / 2, (1, 4, 4, TINY.embed_dim))
+  by_hand = VQGANModule(TINY).apply(
+    {"params": tiny.params}, jnp.asarray(midpoint), method=VQGANModule.decode
+  )
+  np.testing.assert_allclose(decode(tiny.params, half), np.clip(by_hand, -1, 1), atol=1e-5)
+  with pytest.raises(ValueError, match=r"code probabilities must have shape \[batch, 4, 4, 512\]"):
+    decode(tiny.params, one_hot[..., :8])
 
 
 def test_official_shapes_without_computing():

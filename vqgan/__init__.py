@@ -4,7 +4,16 @@ See vqgan/api.py for usage, vqgan/configs.py for the presets, vqgan/model.py for
 architecture and parameter names, vqgan/convert.py for importing released weights.
 """
 
-from vqgan.api import VQGAN, decode_codes, encode_codes, init, load, load_config, save
+from vqgan.api import (
+  VQGAN,
+  decode_code_probabilities,
+  decode_codes,
+  encode_codes,
+  init,
+  load,
+  load_config,
+  save,
+)
 from vqgan.configs import PRESETS, VQGANConfig, get_config
 
 __all__ = [
@@ -18,6 +27,7 @@ __all__ = [
   "save",
   "encode_codes",
   "decode_codes",
+  "decode_code_probabilities",
   "from_taming",
   "from_unified_io",
 ]

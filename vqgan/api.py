@@ -80,6 +80,30 @@ def decode_codes(config: VQGANConfig, params, codes):
   return jax.lax.stop_gradient(jnp.clip(images, -1.0, 1.0))
 
 
+def decode_code_probabilities(config: VQGANConfig, params, probs):
+  """Pure, jit-able: per-position code distributions float [B, h, w, n_codes] -> float32
+  images [B, H, W, C] clipped to [-1, 1], decoded from each position's expected codebook
+  vector (the probability-weighted mean of the codebook rows) instead of one code.
+
+  One-hot distributions give `decode_codes`' images. Other latents lie between codebook
+  rows, which the decoder never saw in training: an estimate, measured against sampling in
+  benchmarks/dense_decoding.py.
+  """
+  probs = jnp.asarray(probs, jnp.float32)
+  g = config.grid_size
+  if probs.ndim != 4 or tuple(probs.shape[1:]) != (g, g, config.n_codes):
+    raise ValueError(
+      f"code probabilities must have shape [batch, {g}, {g}, {config.n_codes}], "
+      f"got {tuple(probs.shape)}"
+    )
+  params = jax.lax.stop_gradient(params)
+  latents = jnp.einsum(
+    "bhwk,kd->bhwd", probs, params["quantize"]["embedding"], precision=jax.lax.Precision.HIGHEST
+  )
+  images = VQGANModule(config).apply({"params": params}, latents, method=VQGANModule.decode)
+  return jax.lax.stop_gradient(jnp.clip(images, -1.0, 1.0))
+
+
 # Module-level so every VQGAN object with the same (hashable) config shares compilations.
 _jitted_encode = jax.jit(encode_codes, static_argnums=0)
 _jitted_decode = jax.jit(decode_codes, static_argnums=0)

@@ -212,8 +212,8 @@ class Predictor:
     return self.tokenizer.decode(ids)
 
   @functools.cached_property
-  def _image_fn(self):
-    def run(params, vq_params, batch, rng, top_p, temperature):
+  def _image_fns(self):
+    def run(params, vq_params, batch, rng, top_p, temperature, expected_codes):
       text, ids = generation.generate_image(
         self.model,
         params,
@@ -223,12 +223,20 @@ class Predictor:
         top_p=top_p,
         temperature=temperature,
       )
-      grid = self.vq.grid_size
-      codes = jnp.clip(ids - self.model.config.padded_text_size, 0, self.vq.n_codes - 1)
-      images = self.vq.decode_fn(vq_params, codes.reshape(-1, grid, grid))
+      grid, n_codes = self.vq.grid_size, self.vq.n_codes
+      codes = jnp.clip(ids - self.model.config.padded_text_size, 0, n_codes - 1)
+      if expected_codes:
+        probs = generation.image_code_distributions(self.model, params, batch, text, ids, n_codes)
+        images = vqgan_lib.decode_code_probabilities(
+          self.vq.config, vq_params, probs.reshape(-1, grid, grid, n_codes)
+        )
+      else:
+        images = self.vq.decode_fn(vq_params, codes.reshape(-1, grid, grid))
       return text, codes, (images + 1.0) / 2.0
 
-    return jax.jit(run)
+    return {
+      expected: jax.jit(functools.partial(run, expected_codes=expected)) for expected in (0, 1)
+    }
 
   def image(
     self,
@@ -237,18 +245,22 @@ class Predictor:
     top_p: float = 0.9,
     temperature: float = 1.0,
     num_samples: int = 1,
+    expected_codes: bool = False,
   ):
     """(images float32 [B, H, W, 3] in [0, 1], codes [B, grid * grid]).
 
     num_samples > 1: the images are the pixel-wise mean of that many samples (seeds seed,
-    seed + 1, ...) and the codes those of the first.
+    seed + 1, ...) and the codes those of the first. expected_codes: each sample's image is
+    decoded from its positions' expected codebook vectors under the distributions its codes
+    were drawn from (`vqgan.decode_code_probabilities`) instead of from the drawn codes.
     """
     if num_samples < 1:
       raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     inputs = self._model_inputs(features)
+    image_fn = self._image_fns[int(bool(expected_codes))]
     total, first_codes = None, None
     for k in range(num_samples):
-      _, codes, images = self._image_fn(
+      _, codes, images = image_fn(
         self.params, self.vq.params, inputs, jax.random.key(seed + k), top_p, temperature
       )
       images = np.asarray(images)

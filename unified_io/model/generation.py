@@ -175,6 +175,20 @@ def generate_image(
   return text, image
 
 
+def image_code_distributions(model, params, batch, text, image_ids, num_codes):
+  """Per position, the model's distribution over the `num_codes` image codes given the
+  generated prefix, float32 [B, image_len, num_codes]: teacher forcing on `generate_image`'s
+  outputs (text [B, text_len], image ids [B, image_len]) gives the distributions each of
+  its sampling steps drew from (before top-p filtering), in one decoder pass."""
+  encoded, encoder_pe, encoder_mask = encode(model, params, batch)
+  targets = {"text_targets": text, "image_targets": image_ids}
+  _, image_logits = model.apply(
+    {"params": params}, encoded, encoder_pe, encoder_mask, targets, method=network.UnifiedIO.decode
+  )
+  first = model.config.padded_text_size
+  return jax.nn.softmax(image_logits[..., first : first + num_codes].astype(jnp.float32), -1)
+
+
 def score_options(model, params, batch, options, chunk_size=64):
   """Log-likelihood [B, K] of each candidate text target `options` int32 [B, K, L].
 
