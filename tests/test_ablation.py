@@ -2,6 +2,7 @@
 one-step tiny run (docs/ablations.md)."""
 
 import collections
+import dataclasses
 import json
 import os
 import re
@@ -18,8 +19,12 @@ import pytest
 from configs import tiny as tiny_config
 from unified_io.common import locations
 from unified_io.data import from_config
+from unified_io.data import pipeline
+from unified_io.data import prompts
 from unified_io.data.tasks import builtin_vision
+from unified_io.data.tasks import pretraining
 from unified_io.data.tasks import registry as tasks_lib
+from unified_io.data.tasks import text as text_tasks
 from unified_io.eval import ablation
 from unified_io.eval import outputs
 from unified_io.eval import predictor as predictor_lib
@@ -32,6 +37,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A text, an image and a choice task: one of each way outputs are decoded.
 TASKS = ("builtin_vqa", "builtin_depth", "builtin_image_classification")
 MAX_DEPTH = 20.0
+# The built-in NLP, language-modelling and pre-training tasks (data/tasks/text.py).
+BUILTIN_TEXT_TASKS = (
+  "builtin_entailment",
+  "builtin_sentiment",
+  "builtin_question_answering",
+  "builtin_summarization",
+  "builtin_masked_lm",
+  "builtin_vl_text_denoising",
+  "builtin_image_denoising",
+)
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +112,10 @@ def test_task_token_of_two_arguments_and_of_none(predictor, data_dir):
 
 
 def test_both_conditionings_see_the_same_examples_even_with_paraphrases(predictor, data_dir):
-  """Task tokens draw the paraphrase choice too, so every later random choice matches."""
+  """Task tokens draw the paraphrase choice too, so every later random choice matches (the
+  text and pre-training preprocessors' text.prompt as Task.prompt)."""
   spec = predictor.spec
-  for name in builtin_vision.BUILTIN_TASK_NAMES:
+  for name in (*builtin_vision.BUILTIN_TASK_NAMES, *BUILTIN_TEXT_TASKS):
     prompted = _collect(name, spec, data_dir, paraphrase=True, n=3)
     tokened = _collect(name, spec, data_dir, "task_token", paraphrase=True, n=3)
     assert tokened.raws and len(prompted.raws) == len(tokened.raws), name
@@ -121,21 +137,144 @@ def test_evaluation_asks_a_model_the_way_its_run_was_conditioned(predictor):
 
 
 def test_tasks_that_bypass_task_prompt_are_marked_under_task_tokens():
-  """The NLP tasks write their prompts without Task.prompt: the table must say so."""
-  entailment = tasks_lib.get("builtin_entailment")
-  examples = task_eval.TaskExamples(
-    entailment, [{"prompt": "context: it rains. question: is it wet?"}], {}, collections.Counter()
+  """A preprocessor that writes its prompt without Task.prompt or text.prompt keeps the
+  template's words under task tokens: the table must say so."""
+  toy = tasks_lib.Task(
+    name="toy_literal", group="nlp", builder="toy", preprocess=None, prompts=("{}",)
   )
-  tokened = ablation.Run("w", None, "task_token", ("builtin_entailment",))
-  assert "builtin_entailment: its prompts do not start with its task token" in (
-    ablation.conditioning_note(tokened, examples)
+  unmarked = task_eval.TaskExamples(
+    toy, [{"prompt": "context: it rains. question: is it wet?"}], {}, collections.Counter()
   )
-  prompted = ablation.Run("w", None, "prompt", ("builtin_entailment",))
-  assert ablation.conditioning_note(prompted, examples) == ""
+  tokened = ablation.Run("w", None, "task_token", ("toy_literal",))
+  assert "toy_literal: its prompts do not start with its task token" in (
+    ablation.conditioning_note(tokened, unmarked)
+  )
+  prompted = ablation.Run("w", None, "prompt", ("toy_literal",))
+  assert ablation.conditioning_note(prompted, unmarked) == ""
   marked = task_eval.TaskExamples(
-    entailment, [{"prompt": "builtin_entailment: it rains."}], {}, collections.Counter()
+    toy, [{"prompt": "toy_literal: it rains."}], {}, collections.Counter()
   )
   assert ablation.conditioning_note(tokened, marked) == ""
+  # One unmarked prompt among marked ones is enough.
+  mixed = task_eval.TaskExamples(toy, marked.raws + unmarked.raws, {}, collections.Counter())
+  assert ablation.conditioning_note(tokened, mixed) != ""
+
+
+def test_a_concept_variant_carries_its_base_tasks_marker():
+  """builtin_vqa_sce makes builtin_vqa's examples (Task.prompt of the base): the guard must
+  look for the base's marker, not the variant's."""
+  variant = tasks_lib.get("builtin_vqa_sce")
+  tokened = ablation.Run("w", None, "task_token", (variant.name,))
+  based = task_eval.TaskExamples(
+    variant, [{"prompt": "builtin_vqa: what color is the circle ?"}], {}, collections.Counter()
+  )
+  assert ablation.conditioning_note(tokened, based) == ""
+  own = task_eval.TaskExamples(
+    variant, [{"prompt": "builtin_vqa_sce: what color ?"}], {}, collections.Counter()
+  )
+  assert "its prompts do not start with its task token" in ablation.conditioning_note(tokened, own)
+
+
+def _records_by_id(name, data_dir, split="validation"):
+  """The raw TFDS records of a task's split, by their id (the raws' meta example_id)."""
+  task = tasks_lib.get(name)
+  src = pipeline.source(task.builder, task.splits[split], data_dir, task.record_filter)
+  return {src[i]["id"].decode(): src[i] for i in range(len(src))}
+
+
+def test_builtin_text_tasks_get_their_task_token(predictor, data_dir):
+  """The NLP preprocessors write their prompts with text.prompt: the marker and the
+  template's arguments, the nested question's words gone; the same examples as prompts."""
+  spec = predictor.spec
+  official = {key: prompts.PROMPTS[key][0] for key in prompts.PROMPTS}
+  for name in ("builtin_entailment", "builtin_question_answering"):
+    records = _records_by_id(name, data_dir)
+    prompted = _collect(name, spec, data_dir)
+    tokened = _collect(name, spec, data_dir, "task_token")
+    assert prompted.raws and len(prompted.raws) == len(tokened.raws) == len(records)
+    for i, (p, t) in enumerate(zip(prompted.raws, tokened.raws)):
+      assert p["meta"]["example_id"] == t["meta"]["example_id"]
+      assert p["target_text"] == t["target_text"]  # the same example, only the prompt differs
+      record = records[p["meta"]["example_id"]]
+      context, text = record["context"].decode(), record["input"].decode()
+      assert t["target_text"] == record["target"].decode()
+      if name == "builtin_entailment":
+        sentences = f"{context} {text}"
+        question = "Does this sentence entail the following sentence?"
+        assert official["entailment_question"] == question
+        assert p["prompt"] == f"context: {sentences} question: {question}"
+        assert p["prompt"] == official["text_classification"].format(sentences, question)
+        assert t["prompt"] == f"builtin_entailment: {sentences}"
+      else:
+        window = " ".join(context.split())  # short contexts: one window, all of it
+        assert len(context.split()) <= text_tasks.QA_WINDOW_WORDS
+        assert p["prompt"] == f"context: {window} question: {text}"
+        assert p["prompt"] == official["question_answering"].format(window, text)
+        assert t["prompt"] == f"builtin_question_answering: {window} ; {text}"
+      assert _decoded_input(spec, tokened.features, i) == t["prompt"]
+      assert "question:" not in t["prompt"] and "context:" not in t["prompt"]
+
+
+def test_nlp_classifier_query_arguments_follow_the_marker():
+  """A nested query's arguments stay (WiC's word), its words go; STS-B's query has none."""
+  wic = {
+    "sentence1": b"He sat on the bank.",
+    "sentence2": b"The bank lent him money.",
+    "word": b"bank",
+    "label": np.int64(0),
+    "idx": np.int32(7),
+  }
+  stsb = {
+    "sentence1": b"A cat sleeps.",
+    "sentence2": b"A cat is asleep.",
+    "label": np.float32(4.0),
+    "idx": np.int32(3),
+  }
+  context = "He sat on the bank. The bank lent him money."
+  pair = "A cat sleeps. A cat is asleep."
+  wic_question = 'Does the word " bank " have the same meaning in both sentences?'
+  stsb_question = "How similar are these sentences on a scale from 0 to 5?"
+  assert prompts.PROMPTS["word_sense_question"][0].format("bank") == wic_question
+  assert prompts.PROMPTS["similarity_question"][0] == stsb_question
+  expected = {  # name: (record, prompt, task-token prompt, target)
+    "superglue_wic": (
+      wic,
+      f"context: {context} question: {wic_question}",
+      f"superglue_wic: {context} ; bank",
+      "no",
+    ),
+    "glue_stsb": (
+      stsb,
+      f"context: {pair} question: {stsb_question}",
+      f"glue_stsb: {pair}",
+      "4.0",
+    ),
+  }
+  for name, (record, words, marked, target) in expected.items():
+    task = tasks_lib.get(name)
+    ctx = tasks_lib.TaskContext(task=name, conditioning="task_token")
+    tokened = task.preprocess(record, np.random.default_rng(0), ctx)
+    prompted = task.preprocess(record, np.random.default_rng(0), tasks_lib.TaskContext())
+    assert prompted["prompt"] == words and tokened["prompt"] == marked
+    assert tokened["target_text"] == prompted["target_text"] == target
+
+
+def test_task_tokens_need_the_task_name():
+  """Outside the pipeline a TaskContext names no task: text prompts cannot be marked."""
+  nameless = tasks_lib.TaskContext(conditioning="task_token")
+  record = {"sentence1": b"A cat.", "sentence2": b"A dog.", "label": np.float32(1.0), "idx": 0}
+  with pytest.raises(ValueError, match="the TaskContext has no task name"):
+    tasks_lib.get("glue_stsb").preprocess(record, np.random.default_rng(0), nameless)
+  with pytest.raises(ValueError, match="the TaskContext has no task name"):
+    text_tasks.literal_prompt(pretraining.IMAGE_ONLY_PROMPT, nameless)
+  named = dataclasses.replace(nameless, task="coco2017_image_denoising")
+  assert text_tasks.literal_prompt(pretraining.IMAGE_ONLY_PROMPT, named) == (
+    "coco2017_image_denoising:"
+  )
+  prompted = tasks_lib.TaskContext()  # prompts need no name
+  assert text_tasks.literal_prompt(pretraining.IMAGE_ONLY_PROMPT, prompted) == (
+    "What is the complete image?"
+  )
 
 
 # ------------------------------------------------------------------ decoding override

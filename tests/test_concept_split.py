@@ -2,6 +2,7 @@
 its counted skips on the built-in scenes, and the seen / held-out evaluation breakdown."""
 
 import collections
+import dataclasses
 import json
 
 import numpy as np
@@ -14,6 +15,7 @@ from unified_io.data import mixtures
 from unified_io.data import pipeline
 from unified_io.data import scenes
 from unified_io.data.tasks import registry as tasks_lib
+from unified_io.data.tasks import text as text_tasks
 from unified_io.data.tasks import vision
 from unified_io.eval import concept_breakdown
 from unified_io.eval import report
@@ -160,6 +162,30 @@ def test_label_families(family, meta, skipped):
       task.preprocess({}, None, TRAIN)
   else:
     assert task.preprocess({}, None, TRAIN)["meta"]["concept_split"] == "sameCpt"
+
+
+def test_the_base_preprocessor_makes_prompts_under_its_own_name():
+  """Task.prompt of the base names the base: text prompts (text.prompt, reading
+  TaskContext.task) must name it too, whatever name the pipeline gave the variant."""
+  seen = []
+
+  def preprocess(example, rng, ctx):
+    seen.append(ctx.task)
+    return raw(text_tasks.literal_prompt("What does the image describe?", ctx), "A cat.")
+
+  base = tasks_lib.Task(
+    name="toy_captioning",
+    group="image_captioning",
+    builder="toy",
+    preprocess=preprocess,
+    prompts=("{}",),
+  )
+  split = concept_split.SplitDefinition(**{**vars(COCO), "tasks": {base.name: "captioning"}})
+  task = concept_split.variant(split, base)
+  tokened = dataclasses.replace(TRAIN, conditioning="task_token", task=task.name)
+  assert task.preprocess({}, None, tokened)["prompt"] == "toy_captioning:"
+  assert task.preprocess({}, None, TRAIN)["prompt"] == "What does the image describe?"
+  assert seen == ["toy_captioning", "toy_captioning"]
 
 
 def test_variants_are_registered_with_a_test_split_and_mixtures():

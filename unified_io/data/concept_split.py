@@ -202,6 +202,10 @@ def variant(split: SplitDefinition, base: tasks_lib.Task) -> tasks_lib.Task:
   reason = f"mentions a concept held out of {family} ({split.name})"
 
   def preprocess(example, rng, ctx):
+    # The base's examples, prompts included: Task.prompt of the base names base.name, so
+    # text preprocessors (text.prompt, which read ctx.task) must be told the same name.
+    if ctx.task != base.name:
+      ctx = dataclasses.replace(ctx, task=base.name)
     raw = base.preprocess(example, rng, ctx)
     if ctx.split in FILTERED_SPLITS:
       if split.mentions(raw, family, references=False) & split.held_out[family]:

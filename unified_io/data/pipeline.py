@@ -381,6 +381,8 @@ def prepare(
 ):
   """(features, raw example, truncation flags) of one record; SkipExample propagates."""
   name = f"{task.name} example {_example_id(record)}"
+  if ctx.task != task.name:  # text preprocessors read their task's name (its marker) here
+    ctx = dataclasses.replace(ctx, task=task.name)
   try:
     raw = task.preprocess(record, rng, ctx)
   except tasks_lib.SkipExample as e:

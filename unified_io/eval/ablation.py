@@ -42,6 +42,7 @@ from absl import app
 from absl import flags
 
 from unified_io.common import checkpointing
+from unified_io.data import concept_split
 from unified_io.data import from_config
 from unified_io.data.tasks import registry as tasks_lib
 from unified_io.eval import outputs
@@ -230,15 +231,18 @@ def setting_labels(runs: Sequence[Run], strategies: Sequence[Strategy]) -> List[
 
 def conditioning_note(run: Run, examples: task_eval.TaskExamples) -> str:
   """Why a task's prompts are not what the run's conditioning asks for ("" when they are).
-  Some tasks write their prompt without Task.prompt; task tokens do not reach them."""
+  A guard: every registered task writes its prompts with Task.prompt or text.prompt, which
+  put the marker first under task tokens; a preprocessor that writes a prompt some other way
+  (keeping the template's words) is marked in the table instead of passing unnoticed."""
   if run.conditioning != "task_token":
     return ""
-  token = tasks_lib.task_token(examples.task.name)
+  # A held-out-concept variant makes its base's examples, so they carry the base's marker.
+  token = tasks_lib.task_token(concept_split.base_task(examples.task).name)
   if all(raw["prompt"].startswith(token) for raw in examples.raws):
     return ""
   return (
     f"{examples.task.name}: its prompts do not start with its task token (they are written "
-    "outside Task.prompt and keep the template's words)"
+    "outside Task.prompt and text.prompt and keep the template's words)"
   )
 
 

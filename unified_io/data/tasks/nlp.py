@@ -158,8 +158,8 @@ def _classifier(
     if max_words is not None:
       context = " ".join(context.split()[:max_words])
     args = [text.required(example[f], f, f).strip() for f in query_fields]
-    question = text.template(query, rng, ctx).format(*args)
-    prompt = text.template("text_classification", rng, ctx).format(context, question)
+    question = text.query(query, rng, ctx, *args)  # drawn before the outer template
+    prompt = text.prompt("text_classification", rng, ctx, context, question)
     target = targets[label]
     return text.raw(
       prompt, target, label=target, class_names=targets, example_id=example_id(example)
@@ -175,8 +175,8 @@ def _stsb(example, rng, ctx):
   # In float32, as T5 computes it: 4.9 * 5 is then exactly 24.5, which rounds to even (4.8).
   target = f"{np.round(np.float32(score) * np.float32(5)) / 5:.1f}"
   context = " ".join(text.required(example[f], f, f) for f in ("sentence1", "sentence2"))
-  question = text.template("similarity_question", rng, ctx)
-  prompt = text.template("text_classification", rng, ctx).format(context, question)
+  question = text.query("similarity_question", rng, ctx)  # drawn before the outer template
+  prompt = text.prompt("text_classification", rng, ctx, context, question)
   return text.raw(
     prompt,
     target,
@@ -393,7 +393,7 @@ def _summarizer(document_key: str, summary_key: str):
     summary = tasks.as_text(example[summary_key], summary_key)
     if not document.strip() or not summary.strip():
       raise Skip("empty article or summary")
-    prompt = text.template("summarization", rng, ctx).format(document)
+    prompt = text.prompt("summarization", rng, ctx, document)
     return text.raw(prompt, summary, captions=[summary], example_id=example_id(example))
 
   return preprocess
@@ -438,7 +438,7 @@ def _masked_lm(id_key: str):
     words = window_words(text.required(example["text"], "text", "text"), rng)
     corrupted, target = text.span_corruption(words, rng)
     return text.raw(
-      text.template("masked_language_modelling", rng, ctx).format(corrupted),
+      text.prompt("masked_language_modelling", rng, ctx, corrupted),
       target,
       original=" ".join(words),
       example_id=tasks.as_text(example[id_key], id_key),

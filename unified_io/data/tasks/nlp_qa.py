@@ -52,7 +52,7 @@ example's listed options (they differ per example) and label the target.
 from __future__ import annotations
 
 import re
-from typing import List, Sequence
+from typing import List, Sequence, Union
 
 import numpy as np
 
@@ -122,7 +122,7 @@ def _record(example, rng, ctx):
   answers = _unique(texts(example["answers"], "answers"))
   if not answers:
     raise Skip("no answer text")  # the test split
-  question = text.template("cloze_question", rng, ctx).format(query.replace("@placeholder", "_"))
+  question = text.query("cloze_question", rng, ctx, query.replace("@placeholder", "_"))
   return text.qa(passage, question, answers, rng, ctx, nlp.example_id(example))
 
 
@@ -156,9 +156,9 @@ def _question_text(question: str) -> str:
   return question if question.endswith("?") else question + "?"
 
 
-def _yes_no(example, rng, ctx, context: str, question: str):
+def _yes_no(example, rng, ctx, context: str, question: Union[str, text.Query]):
   label = nlp.label_index(example, 2)
-  prompt = text.template("question_answering", rng, ctx).format(context, question)
+  prompt = text.prompt("question_answering", rng, ctx, context, question)
   return text.raw(
     prompt,
     YES_NO[label],
@@ -178,7 +178,7 @@ def _multirc(example, rng, ctx):
   paragraph = text.required(example["paragraph"], "paragraph", "paragraph")
   question = text.required(example["question"], "question", "question").strip()
   answer = text.required(example["answer"], "answer", "answer").strip()
-  query = text.template("candidate_answer_question", rng, ctx).format(question, answer)
+  query = text.query("candidate_answer_question", rng, ctx, question, answer)
   return _yes_no(example, rng, ctx, best_window(paragraph, f"{question} {answer}"), query)
 
 
@@ -197,7 +197,7 @@ def _multiple_choice(example, rng, ctx, passage: str, options: Sequence[str], qu
     raise Skip(f"unlabelled example (label {label})")
   choices = listed(options)
   context = " ".join([passage, *choices]) if passage else " ".join(choices)
-  prompt = text.template("question_answering", rng, ctx).format(context, question)
+  prompt = text.prompt("question_answering", rng, ctx, context, question)
   return text.raw(
     prompt,
     choices[label],
@@ -221,7 +221,7 @@ def _copa(example, rng, ctx):
     ctx,
     text.required(example["premise"], "premise", "premise").strip(),
     _options(example, ("choice1", "choice2")),
-    text.template("cause_effect_question", rng, ctx).format(relation),
+    text.query("cause_effect_question", rng, ctx, relation),
     int(example["label"]),
   )
 
@@ -261,7 +261,7 @@ def _hellaswag(example, rng, ctx):
     ctx,
     text.required(example["context"], "context", "context").strip(),
     endings,
-    text.template("continuation_question", rng, ctx),
+    text.query("continuation_question", rng, ctx),
     int(example["label"]),
   )
 

@@ -65,7 +65,7 @@ def text_denoising(read: Reader) -> Callable:
     if rng.random() < text.DROP_MODALITY_RATE:
       image = None
     return text.raw(
-      text.template("span_denoising", rng, ctx).format(corrupted),
+      text.prompt("span_denoising", rng, ctx, corrupted),
       target,
       image=image,
       original=original,
@@ -82,9 +82,9 @@ def image_denoising(read: Reader) -> Callable:
     if texts and rng.random() >= text.DROP_MODALITY_RATE:
       caption = texts[int(rng.integers(len(texts)))]
     prompt = (
-      IMAGE_ONLY_PROMPT
+      text.literal_prompt(IMAGE_ONLY_PROMPT, ctx)
       if caption is None
-      else text.template("image_generation", rng, ctx).format(caption)
+      else text.prompt("image_generation", rng, ctx, caption)
     )
     raw = text.raw(prompt, "", image=image, example_id=record_id, caption=caption)
     raw["target_image"] = vt.to_float(image)

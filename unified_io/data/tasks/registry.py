@@ -196,6 +196,14 @@ def task_token(name: str) -> str:
   return f"{name}:"
 
 
+def task_token_prompt(name: str, args=()) -> str:
+  """The prompt of task `name` under task-token conditioning: its marker alone when there are
+  no arguments, else the marker and the arguments joined by TASK_TOKEN_ARG_SEPARATOR
+  ("builtin_relationship: <subject> ; <object>")."""
+  token = task_token(name)
+  return f"{token} {TASK_TOKEN_ARG_SEPARATOR.join(map(str, args))}" if args else token
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskContext:
   """What preprocessors need to know about the model they feed."""
@@ -208,11 +216,16 @@ class TaskContext:
   # The split the examples are for ("train", "validation", "test"); held-out-concept
   # variants filter train and validation only (unified_io/data/concept_split.py).
   split: str = "train"
-  # One of CONDITIONINGS: how `Task.prompt` names the task to the model.
+  # One of CONDITIONINGS: how `Task.prompt` (and text.prompt) names the task to the model.
   conditioning: str = "prompt"
   # One of OBJECT_ORDERS: the order of boxes in box-list targets and of the palette colours
   # given to instances in segmentation targets.
   object_order: str = "random"
+  # The registered name of the task whose example is being made; its marker under task-token
+  # conditioning. Set by `data.pipeline.prepare` (and by concept_split.variant for its base):
+  # the text preprocessors (text.prompt) are closures shared by several tasks and do not know
+  # their task's name, unlike Task.prompt. "" outside the pipeline.
+  task: str = ""
 
   def __post_init__(self):
     if self.conditioning not in CONDITIONINGS:
@@ -284,8 +297,7 @@ class Task:
       self.prompts[0] if not ctx.paraphrase else self.prompts[int(rng.integers(len(self.prompts)))]
     )
     if ctx.conditioning == "task_token":
-      token = task_token(self.name)
-      return f"{token} {TASK_TOKEN_ARG_SEPARATOR.join(map(str, args))}" if args else token
+      return task_token_prompt(self.name, args)
     return template.format(*args)
 
 

@@ -5,12 +5,15 @@ Built-in tasks read `uio_builtin_scenes/text` (one split holds every text task k
 task skips the other kinds, so its size is a fifth of the split) and, for the V&L and
 image-denoising objectives, `uio_builtin_scenes/scenes`. The real NLP and language-modelling
 datasets are `nlp` and `nlp_qa`; they build on the public helpers here (`required`, `raw`,
-`template`, `qa`, `windows`, `span_corruption`).
+`prompt`, `query`, `qa`, `windows`, `span_corruption`). Their prompts are written with
+`prompt` (and `query` for an instruction nested in another), which follow
+TaskContext.conditioning as `Task.prompt` does.
 """
 
 from __future__ import annotations
 
-from typing import List, Sequence
+import dataclasses
+from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -53,8 +56,60 @@ def raw(prompt: str, target: str, image=None, **meta) -> dict:
 
 
 def template(key: str, rng, ctx: tasks.TaskContext) -> str:
+  """The official template of prompt `key`, or with ctx.paraphrase a random one (one draw)."""
   options = prompts.PROMPTS[key]
   return options[int(rng.integers(len(options)))] if ctx.paraphrase else options[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class Query:
+  """An instruction filled with its arguments, for a prompt nested in another template (the
+  question of a classification, a cloze or candidate-answer question...). Under task-token
+  conditioning the outer `prompt` keeps only its arguments: the instruction's words vanish."""
+
+  text: str  # the instruction's template filled with `args`
+  args: Tuple[str, ...] = ()
+
+
+def query(key: str, rng, ctx: tasks.TaskContext, *args) -> Query:
+  """The `key` template drawn as `template` draws it, filled with `args`, as a Query."""
+  return Query(template(key, rng, ctx).format(*args), tuple(args))
+
+
+def _flat(args) -> List[str]:
+  """Task-token arguments: a Query contributes its own arguments, anything else itself."""
+  out = []
+  for a in args:
+    out += _flat(a.args) if isinstance(a, Query) else [a]
+  return out
+
+
+def _task_token_prompt(ctx: tasks.TaskContext, args) -> str:
+  if not ctx.task:
+    raise ValueError(
+      "task-token conditioning needs the task's name, but the TaskContext has no task name "
+      "(TaskContext.task, set by data.pipeline.prepare)"
+    )
+  return tasks.task_token_prompt(ctx.task, _flat(args))
+
+
+def prompt(key: str, rng, ctx: tasks.TaskContext, *args) -> str:
+  """The `key` template filled with `args` (a Query argument as its text), as `Task.prompt`
+  fills a task's own; with ctx.conditioning "task_token", the marker of ctx.task and the
+  arguments alone, a Query's arguments in its place. The template is drawn under either
+  conditioning, so both consume the same random numbers and see the same examples."""
+  chosen = template(key, rng, ctx)
+  if ctx.conditioning == "task_token":
+    return _task_token_prompt(ctx, args)
+  return chosen.format(*(a.text if isinstance(a, Query) else a for a in args))
+
+
+def literal_prompt(words: str, ctx: tasks.TaskContext) -> str:
+  """A prompt written without a template (`words`, no arguments, no random draw); under
+  task-token conditioning the task's marker alone."""
+  if ctx.conditioning == "task_token":
+    return _task_token_prompt(ctx, ())
+  return words
 
 
 # ------------------------------------------------------------------------ span corruption
@@ -147,9 +202,9 @@ def _classification(kind: str, question_key: str, labels: Sequence[str]):
     label = required(example["label"], "label", "label")
     if label not in labels:
       raise Skip(f"label {label!r} is not one of {', '.join(labels)}")
-    question = template(question_key, rng, ctx)
-    prompt = template("text_classification", rng, ctx).format(sentences, question)
-    return raw(prompt, label, label=label, class_names=tuple(labels), example_id=example_id)
+    question = query(question_key, rng, ctx)  # drawn before the outer template
+    text = prompt("text_classification", rng, ctx, sentences, question)
+    return raw(text, label, label=label, class_names=tuple(labels), example_id=example_id)
 
   return preprocess
 
@@ -166,12 +221,19 @@ def windows(context_words: Sequence[str], answer: str):
   return [(s, context_words[s : s + QA_WINDOW_WORDS]) for s in (found or list(starts))]
 
 
-def qa(context: str, question: str, answers: Sequence[str], rng, ctx, example_id: str):
+def qa(
+  context: str,
+  question: Union[str, Query],
+  answers: Sequence[str],
+  rng,
+  ctx,
+  example_id: str,
+):
   words = context.split()
   options = windows(words, answers[0]) if answers else [(0, words)]
   _, window = options[int(rng.integers(len(options)))]
-  prompt = template("question_answering", rng, ctx).format(" ".join(window), question)
-  return raw(prompt, answers[0], answers=list(answers), example_id=example_id)
+  text = prompt("question_answering", rng, ctx, " ".join(window), question)
+  return raw(text, answers[0], answers=list(answers), example_id=example_id)
 
 
 def _builtin_qa(example, rng, ctx):
@@ -192,8 +254,9 @@ def _builtin_summarization(example, rng, ctx):
   example_id = tasks.as_text(example["id"], "id")
   document = required(example["input"], "input", "document")
   target = required(example["target"], "target", "summary")
-  prompt = template("summarization", rng, ctx).format(document)
-  return raw(prompt, target, captions=[target], example_id=example_id)
+  return raw(
+    prompt("summarization", rng, ctx, document), target, captions=[target], example_id=example_id
+  )
 
 
 def _builtin_masked_lm(example, rng, ctx):
@@ -202,7 +265,7 @@ def _builtin_masked_lm(example, rng, ctx):
   original = required(example["input"], "input", "text")
   corrupted, target = span_corruption(original.split(), rng)
   return raw(
-    template("masked_language_modelling", rng, ctx).format(corrupted),
+    prompt("masked_language_modelling", rng, ctx, corrupted),
     target,
     original=original,
     example_id=example_id,
@@ -221,7 +284,7 @@ def _vl_text_denoising(example, rng, ctx):
   if rng.random() < DROP_MODALITY_RATE:
     image = None
   return raw(
-    template("span_denoising", rng, ctx).format(corrupted),
+    prompt("span_denoising", rng, ctx, corrupted),
     target,
     image=image,
     original=caption,
@@ -235,10 +298,12 @@ def _image_denoising(example, rng, ctx):
   The patch grid is the model's (input size / config.model.patch_size), which only the
   pipeline knows: it hides IMAGE_MASK_RATE of the image's patches, drawn from the seed.
   """
-  del ctx
   image = np.asarray(example["image"])
   result = raw(
-    "What is the complete image?", "", image=image, example_id=tasks.as_text(example["id"], "id")
+    literal_prompt("What is the complete image?", ctx),
+    "",
+    image=image,
+    example_id=tasks.as_text(example["id"], "id"),
   )
   result["target_image"] = image.astype(np.float32) / 255.0
   result["image_input_mask_rate"] = IMAGE_MASK_RATE
