@@ -78,13 +78,13 @@ def main():
       ctx,
       "validation",
       args.num_examples,
-      config.seed,
+      from_config.eval_seed(config),
       config.data.get("data_dir") or None,
     )
     for label, decoding in decodings:
       start = time.time()
       preds = evaluation.predict(
-        predictor, examples, args.batch_size, config.seed, image_decoding=decoding
+        predictor, examples, args.batch_size, from_config.eval_seed(config), image_decoding=decoding
       )
       s = evaluation.score(examples, preds, predictor.spec, max_depth)
       print(

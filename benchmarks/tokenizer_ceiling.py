@@ -52,7 +52,7 @@ def main(_):
   for name in names:
     task = tasks_lib.get(name)
     examples = task_eval.collect(
-      task, spec, ctx, "validation", _EXAMPLES.value, config.seed, data_dir
+      task, spec, ctx, "validation", _EXAMPLES.value, from_config.eval_seed(config), data_dir
     )
     pixels = examples.features["image_target_pixels"]  # [-1, 1]
     decoded = (np.asarray(vq.decode(vq.encode(pixels))) + 1.0) / 2.0

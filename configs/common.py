@@ -74,6 +74,10 @@ def base_config(
     dict(text_inputs=256, text_targets=128, image_targets=256)
   )
   config.seed = 0
+  # The evaluation's seed: each validation example's preprocessing choices (which question,
+  # object or region it asks about) and sampled decoding. Apart from config.seed, so that
+  # runs of different training seeds are scored on the same examples and baselines.
+  config.eval_seed = 0
   # Inputs (unified_io/data/from_config.py documents every key). "mixture" reads tasks
   # through the registry; "synthetic" (the in-code copy task of the trainer tests) is only
   # used when named: --config.data.source=synthetic. The trainer's preflight

@@ -6,15 +6,20 @@ import os
 import socket
 import subprocess
 import sys
+import types
 
 import ml_collections
 import pytest
 
 from configs import tiny
+from unified_io.common import text_tokenizer
 from unified_io.data import builtin_dataset
+from unified_io.data import pipeline
+from unified_io.data.tasks import registry as tasks_lib
 from unified_io.eval import evaluators
 from unified_io.eval import host_split
 from unified_io.eval import task_eval
+from vqgan import configs as vq_configs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(ROOT, "tests", "eval_runner.py")
@@ -85,6 +90,61 @@ def test_every_evaluator_of_the_config_is_built_with_its_own_schedule(tmp_path):
   assert [(e.name, e.every_steps) for e in built] == [("grit", 0), ("tasks", 10)]
   assert built[1].task_names == ["builtin_vqa"] and built[0].tasks == ["vqa"]
   assert built[1].has_report(10) is None  # nothing written yet
+
+
+class _SeedSeen(Exception):
+  pass
+
+
+def _evaluation_seed(config, monkeypatch):
+  """The seed a TaskEvaluator of `config` hands to task_eval.evaluate."""
+
+  def evaluate(predictor, task_names, **kwargs):
+    raise _SeedSeen(kwargs["seed"])
+
+  monkeypatch.setattr(task_eval, "evaluate", evaluate)
+  monkeypatch.setattr(evaluators._Shared, "get", lambda self, params: None)
+  (evaluator,) = evaluators.build(config, "/tmp/unused")
+  log = types.SimpleNamespace(line=lambda text: None, main=True)
+  with pytest.raises(_SeedSeen) as seen:
+    evaluator.run(params=None, step=1, log=log)
+  return seen.value.args[0]
+
+
+def _refexp_boxes(seed, data_dir):
+  vq = vq_configs.get_config("builtin")
+  spec = pipeline.ExampleSpec(
+    tokenizer=text_tokenizer.TextTokenizer("tokenizers/uio_tiny_2k.model", 512),
+    text_inputs=144,
+    text_targets=72,
+    input_image_size=64,
+    patch_size=8,
+    target_image_size=vq.resolution,
+    target_downsample=vq.downsample_factor,
+  )
+  examples = task_eval.collect(
+    tasks_lib.get("builtin_refexp"), spec, spec.context(20.0), "validation", 12, seed, data_dir
+  )
+  return [tuple(raw["meta"]["box"]) for raw in examples.raws]
+
+
+def test_runs_of_two_training_seeds_are_scored_on_the_same_examples(monkeypatch, builtin_data_dir):
+  def config(seed, eval_seed):
+    c = _config(tasks=dict(tasks="builtin_refexp"))
+    c.seed, c.eval_seed = seed, eval_seed
+    return c
+
+  assert _evaluation_seed(config(0, 0), monkeypatch) == 0
+  assert _evaluation_seed(config(7, 0), monkeypatch) == 0
+  assert _evaluation_seed(config(0, 7), monkeypatch) == 7
+  # The seed decides the examples: which object of a scene each refexp example asks for.
+  # Under the training seed, a seed sweep was scored on different questions.
+  assert _refexp_boxes(0, builtin_data_dir) == _refexp_boxes(0, builtin_data_dir)
+  assert _refexp_boxes(0, builtin_data_dir) != _refexp_boxes(7, builtin_data_dir)
+  # A workdir config saved before config.eval_seed existed: evaluated with seed 0.
+  old = config(7, 0)
+  del old["eval_seed"]
+  assert _evaluation_seed(old, monkeypatch) == 0
 
 
 def _free_port():

@@ -143,7 +143,7 @@ def main(argv):
     split=_SPLIT.value,
     num_examples=_NUM.value,
     batch_size=_BATCH.value,
-    seed=config.seed,
+    seed=from_config.eval_seed(config),
     data_dir=config.data.get("data_dir") or None,
     max_depth=config.data.max_depth,
     progress=lambda line: print(line, flush=True),
@@ -177,7 +177,7 @@ def _grit(config, checkpoint):
     tasks,
     _OUT.value or os.path.join(_WORKDIR.value or ".", "grit"),
     limit,
-    config.seed,
+    from_config.eval_seed(config),
     batch_size=_BATCH.value,
   )
 
@@ -196,7 +196,7 @@ def _paper(config, checkpoint):
       out=_OUT.value or os.path.join(_WORKDIR.value or ".", "paper_benchmarks"),
       num_examples=limit,
       batch_size=_BATCH.value,
-      seed=config.seed,
+      seed=from_config.eval_seed(config),
       max_depth=config.data.max_depth,
       benchmarks=names,
       progress=lambda line: print(line, flush=True),

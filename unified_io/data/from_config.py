@@ -107,6 +107,13 @@ def task_context(config, spec: pipeline.ExampleSpec) -> tasks_lib.TaskContext:
   )
 
 
+def eval_seed(config) -> int:
+  """The seed of a run's evaluation examples and sampled decoding: config.eval_seed, not
+  the training seed, so that two training seeds are scored on the same examples. Configs
+  saved before the key existed get 0 (their evaluation used config.seed)."""
+  return int(config.get("eval_seed", 0))
+
+
 def example_spec(config, vq: vqgan_lib.VQGAN) -> pipeline.ExampleSpec:
   return pipeline.ExampleSpec(
     tokenizer=tokenizer(config),

@@ -260,7 +260,7 @@ def evaluate_run(
   the seconds and what was decoded. The examples are collected once for every strategy."""
   config = run.config
   predictor = predictor_lib.Predictor.from_workdir(run.workdir, config=config)
-  max_depth, seed = config.data.max_depth, config.seed
+  max_depth, seed = config.data.max_depth, from_config.eval_seed(config)
   data_dir = config.data.get("data_dir") or None
   ctx = task_eval.task_context(predictor, split, max_depth)
   collected = {
