@@ -59,6 +59,7 @@ def main():
   config = predictor.config
   max_depth = config.data.max_depth
   ctx = from_config.task_context(config, predictor.spec)
+  seed = from_config.eval_seed(config)
   decodings = [
     ("greedy", dict(temperature=0.0, top_p=1.0)),
     ("sample", dict(temperature=1.0, top_p=0.9)),
@@ -78,13 +79,13 @@ def main():
       ctx,
       "validation",
       args.num_examples,
-      from_config.eval_seed(config),
+      seed,
       config.data.get("data_dir") or None,
     )
     for label, decoding in decodings:
       start = time.time()
       preds = evaluation.predict(
-        predictor, examples, args.batch_size, from_config.eval_seed(config), image_decoding=decoding
+        predictor, examples, args.batch_size, seed, image_decoding=decoding
       )
       s = evaluation.score(examples, preds, predictor.spec, max_depth)
       print(

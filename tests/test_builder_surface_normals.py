@@ -15,8 +15,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from configs import tiny as tiny_config
+from tests import specs
 from unified_io.data import show
-from unified_io.common import text_tokenizer
 from unified_io.data import pipeline
 from unified_io.data.builders import common
 from unified_io.data.builders import surface_normals as sn
@@ -332,16 +332,7 @@ def test_missing_release_files_are_named(tmp_path):
 
 def test_a_perfect_prediction_scores_near_zero_degrees(data_dir):
   """The target image at the VQ-GAN resolution, read back by the NORMAL_ANGLE scorer."""
-  tokenizer = text_tokenizer.TextTokenizer("tokenizers/uio_tiny_2k.model", 512)
-  spec = pipeline.ExampleSpec(
-    tokenizer=tokenizer,
-    text_inputs=64,
-    text_targets=32,
-    input_image_size=64,
-    patch_size=16,
-    target_image_size=64,
-    target_downsample=8,
-  )
+  spec = specs.tiny_spec(64, 32)
   raws, preds = [], []
   for name, split, key in (
     (sn.FRAMENET, "train", "scene0000_00/frame-000000"),
@@ -354,7 +345,7 @@ def test_a_perfect_prediction_scores_near_zero_degrees(data_dir):
     image = (np.asarray(features["image_target_pixels"], np.float32) + 1.0) / 2.0
     preds.append({"text": "", "tokens": None, "image": image})
   ex = types.SimpleNamespace(raws=raws, features={})
-  ctx = outputs.Context(tokenizer.layout, tokenizer.decode, max_depth=10.0)
+  ctx = outputs.Context(spec.tokenizer.layout, spec.tokenizer.decode, max_depth=10.0)
   task = tasks.get("blendedmvs_normals")
   score = outputs.get(task.output).scorers[task.metric](ex, preds, ctx)
   # Resizing to 64 and back blurs only where a normal meets the grey "no normal" pixels.

@@ -15,8 +15,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from configs import tiny as tiny_config
+from tests import specs
 from unified_io.data import show
-from unified_io.common import text_tokenizer
 from unified_io.data import pipeline
 from unified_io.data.builders import common
 from unified_io.data.builders import vizwiz
@@ -324,16 +324,7 @@ def test_grounding_task(data_dir):
 
 def test_a_perfect_grounded_prediction_scores_iou_one(data_dir):
   """The target image at the VQ-GAN resolution, read back by the grounded VQA scorer."""
-  tokenizer = text_tokenizer.TextTokenizer("tokenizers/uio_tiny_2k.model", 512)
-  spec = pipeline.ExampleSpec(
-    tokenizer=tokenizer,
-    text_inputs=64,
-    text_targets=32,
-    input_image_size=64,
-    patch_size=16,
-    target_image_size=64,
-    target_downsample=8,
-  )
+  spec = specs.tiny_spec(64, 32)
   found = records(data_dir, "grounding")
   task = tasks.get("vizwiz_grounding")
   raws, preds = [], []
@@ -343,7 +334,7 @@ def test_a_perfect_grounded_prediction_scores_iou_one(data_dir):
     image = (np.asarray(features["image_target_pixels"], np.float32) + 1.0) / 2.0
     preds.append({"text": raw["target_text"], "tokens": None, "image": image})
   ex = types.SimpleNamespace(raws=raws, features={})
-  ctx = outputs.Context(tokenizer.layout, tokenizer.decode, max_depth=10.0)
+  ctx = outputs.Context(spec.tokenizer.layout, spec.tokenizer.decode, max_depth=10.0)
   score = outputs.get(task.output).scorers[task.metric](ex, preds, ctx)
   assert score.extra["mask_iou"] == pytest.approx(1.0)
   # The answers: 10 x "soup" and ["enter"] score 1; "milk" against milk, milk, juice scores

@@ -17,8 +17,8 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from configs import tiny as tiny_config
+from tests import specs
 from unified_io.data import show
-from unified_io.common import text_tokenizer
 from unified_io.data import pipeline
 from unified_io.data import prompts
 from unified_io.data.builders import common
@@ -437,17 +437,7 @@ def test_unusable_records_are_skipped_with_a_reason(data_dir):
 
 
 def test_tasks_become_unified_examples(data_dir):
-  spec = pipeline.ExampleSpec(
-    tokenizer=text_tokenizer.TextTokenizer(
-      "tokenizers/uio_tiny_2k.model", 512, expected_text_size=2000
-    ),
-    text_inputs=64,
-    text_targets=32,
-    input_image_size=64,
-    patch_size=16,
-    target_image_size=64,
-    target_downsample=8,
-  )
+  spec = specs.tiny_spec(64, 32)
   ctx = spec.context(max_depth=10.0)
   for name in ("vqa_v2", "okvqa", "aokvqa", "aokvqa_mc"):
     task = tasks.get(name)

@@ -22,7 +22,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.testing import mocking
 
 import unified_io.data.tasks  # noqa: F401  registers every task and builder
-from unified_io.common import text_tokenizer
+from tests import specs
 from unified_io.data import builtin_dataset
 from unified_io.data import clean_split
 from unified_io.data import exclusions
@@ -218,15 +218,7 @@ def test_builtin_mixture_table_and_list(builtin_dir, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def spec():
-  return pipeline.ExampleSpec(
-    tokenizer=text_tokenizer.TextTokenizer("tokenizers/uio_tiny_2k.model", 512, 2000),
-    text_inputs=16,
-    text_targets=16,
-    input_image_size=64,
-    patch_size=16,
-    target_image_size=64,
-    target_downsample=8,
-  )
+  return specs.tiny_spec(16, 16)
 
 
 class CountingSource:

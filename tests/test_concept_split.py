@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from unified_io.common import text_tokenizer
+from tests import specs
 from unified_io.data import builtin_dataset
 from unified_io.data import concept_split
 from unified_io.data import mixtures
@@ -218,15 +218,7 @@ def builtin_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spec():
-  return pipeline.ExampleSpec(
-    tokenizer=text_tokenizer.TextTokenizer("tokenizers/uio_tiny_2k.model", 512, 2000),
-    text_inputs=32,
-    text_targets=32,
-    input_image_size=64,
-    patch_size=16,
-    target_image_size=64,
-    target_downsample=8,
-  )
+  return specs.tiny_spec(32, 32)
 
 
 def shapes_of(record):

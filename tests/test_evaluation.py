@@ -12,10 +12,10 @@ import PIL.Image
 import pytest
 
 from configs import tiny as tiny_config
+from tests import specs
 from unified_io.eval import results as results_lib
 from unified_io.eval import task_eval as evaluation
 from unified_io.common import locations
-from unified_io.common import text_tokenizer
 from unified_io.data import pipeline
 from unified_io.data.tasks import registry as tasks_lib
 
@@ -30,18 +30,7 @@ def data_dir(builtin_data_dir):
 
 @pytest.fixture(scope="module")
 def spec():
-  from vqgan import configs as vq_configs
-
-  vq = vq_configs.get_config("builtin")
-  return pipeline.ExampleSpec(
-    tokenizer=text_tokenizer.TextTokenizer("tokenizers/uio_tiny_2k.model", 512),
-    text_inputs=144,
-    text_targets=72,
-    input_image_size=64,
-    patch_size=16,
-    target_image_size=vq.resolution,
-    target_downsample=vq.downsample_factor,
-  )
+  return specs.tiny_spec(144, 72)
 
 
 def _examples(task_name, spec, data_dir, n=6):

@@ -12,14 +12,12 @@ import ml_collections
 import pytest
 
 from configs import tiny
-from unified_io.common import text_tokenizer
+from tests import specs
 from unified_io.data import builtin_dataset
-from unified_io.data import pipeline
 from unified_io.data.tasks import registry as tasks_lib
 from unified_io.eval import evaluators
 from unified_io.eval import host_split
 from unified_io.eval import task_eval
-from vqgan import configs as vq_configs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(ROOT, "tests", "eval_runner.py")
@@ -112,16 +110,7 @@ def _evaluation_seed(config, monkeypatch):
 
 
 def _refexp_boxes(seed, data_dir):
-  vq = vq_configs.get_config("builtin")
-  spec = pipeline.ExampleSpec(
-    tokenizer=text_tokenizer.TextTokenizer("tokenizers/uio_tiny_2k.model", 512),
-    text_inputs=144,
-    text_targets=72,
-    input_image_size=64,
-    patch_size=8,
-    target_image_size=vq.resolution,
-    target_downsample=vq.downsample_factor,
-  )
+  spec = specs.tiny_spec(144, 72, patch_size=8)
   examples = task_eval.collect(
     tasks_lib.get("builtin_refexp"), spec, spec.context(20.0), "validation", 12, seed, data_dir
   )

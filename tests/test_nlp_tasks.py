@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from unified_io.common import text_tokenizer
+from tests import specs
 from unified_io.data import pipeline
 from unified_io.data.tasks import registry as tasks_lib
 from unified_io.data.tasks import text as text_tasks
@@ -557,17 +557,7 @@ def test_masked_lm_corrupts_fifteen_percent_of_a_window(name, id_key, records):
 
 @pytest.fixture(scope="module")
 def spec():
-  return pipeline.ExampleSpec(
-    tokenizer=text_tokenizer.TextTokenizer(
-      "tokenizers/uio_tiny_2k.model", 512, expected_text_size=2000
-    ),
-    text_inputs=32,
-    text_targets=16,
-    input_image_size=64,
-    patch_size=16,
-    target_image_size=64,
-    target_downsample=8,
-  )
+  return specs.tiny_spec(32, 16)
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))

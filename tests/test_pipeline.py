@@ -6,8 +6,8 @@ import collections
 import numpy as np
 import pytest
 
+from tests import specs
 from unified_io.common import image_preprocessing
-from unified_io.common import text_tokenizer
 from unified_io.data import builtin_dataset
 from unified_io.data import pipeline
 from unified_io.data import schedule as schedule_lib
@@ -75,15 +75,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spec():
-  return pipeline.ExampleSpec(
-    tokenizer=text_tokenizer.TextTokenizer(TOKENIZER, 512, expected_text_size=2000),
-    text_inputs=16,
-    text_targets=8,
-    input_image_size=64,
-    patch_size=16,
-    target_image_size=64,
-    target_downsample=8,
-  )
+  return specs.tiny_spec(16, 8)
 
 
 def _stream(spec, data_dir, rates=(0.5, 0.5), **kwargs):

@@ -6,7 +6,7 @@ from multiprocessing import shared_memory
 import numpy as np
 import pytest
 
-from unified_io.common import text_tokenizer
+from tests import specs
 from unified_io.data import builtin_dataset
 from unified_io.data import pipeline
 from unified_io.data import process_workers
@@ -21,15 +21,7 @@ BATCH = 4
 @pytest.fixture(scope="module")
 def factory(builtin_data_dir):
   path = builtin_data_dir
-  spec = pipeline.ExampleSpec(
-    tokenizer=text_tokenizer.TextTokenizer(TOKENIZER, 512, expected_text_size=2000),
-    text_inputs=32,
-    text_targets=32,
-    input_image_size=64,
-    patch_size=16,
-    target_image_size=64,
-    target_downsample=8,
-  )
+  spec = specs.tiny_spec(32, 32)
   return functools.partial(
     pipeline.MixtureStream, TASKS, [0.3, 0.3, 0.4], spec, seed=5, data_dir=path
   )

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import unified_io.data.tasks  # noqa: F401  registers the built-in tasks
-from unified_io.common import text_tokenizer
+from tests import specs
 from unified_io.data import pipeline
 from unified_io.data import schedule as schedule_lib
 from unified_io.data import stop_and_go as sg
@@ -202,17 +202,7 @@ def data_dir(builtin_data_dir):
 
 
 def test_easy_builtin_task_stops_then_returns(data_dir):
-  spec = pipeline.ExampleSpec(
-    tokenizer=text_tokenizer.TextTokenizer(
-      os.path.join(ROOT, "tokenizers/uio_tiny_2k.model"), 512, expected_text_size=2000
-    ),
-    text_inputs=64,
-    text_targets=32,
-    input_image_size=64,
-    patch_size=8,
-    target_image_size=64,
-    target_downsample=8,
-  )
+  spec = specs.tiny_spec(64, 32, patch_size=8)
   stream = pipeline.MixtureStream([EASY, HARD], [0.5, 0.5], spec, seed=0, data_dir=data_dir)
   stream.schedule = sg.GatedSchedule(stream.schedule, iter_gap=4)
   batch = 8

@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from tests import specs
 from unified_io.common import locations
-from unified_io.common import text_tokenizer
 from unified_io.common import vocab
 from unified_io.data import builtin_dataset
 from unified_io.data import catalog
@@ -180,17 +180,7 @@ def test_builtin_task_follows_the_contract(examples, name):
 
 def test_builtin_tasks_become_unified_examples(examples):
   """Through the pipeline's tokenizer: location and missing-joint tokens are single ids."""
-  spec = pipeline.ExampleSpec(
-    tokenizer=text_tokenizer.TextTokenizer(
-      "tokenizers/uio_tiny_2k.model", 512, expected_text_size=2000
-    ),
-    text_inputs=64,
-    text_targets=128,
-    input_image_size=64,
-    patch_size=16,
-    target_image_size=64,
-    target_downsample=8,
-  )
+  spec = specs.tiny_spec(64, 128)
   layout = spec.tokenizer.layout
   ctx = spec.context(max_depth=25.0)
   for name in builtin_vision.BUILTIN_TASK_NAMES:
