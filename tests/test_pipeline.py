@@ -13,7 +13,6 @@ from unified_io.data import pipeline
 from unified_io.data import schedule as schedule_lib
 from unified_io.data.tasks import registry as tasks_lib
 
-TOKENIZER = "tokenizers/uio_tiny_2k.model"
 NUM_EXAMPLES = 12
 
 

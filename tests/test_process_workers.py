@@ -11,7 +11,6 @@ from unified_io.data import builtin_dataset
 from unified_io.data import pipeline
 from unified_io.data import process_workers
 
-TOKENIZER = "tokenizers/uio_tiny_2k.model"
 # A task with a target image, one with boxes in its text, and one that skips the scenes with
 # no person (so skip counts must come back from the workers).
 TASKS = ["builtin_image_generation", "builtin_detection", "builtin_keypoints"]
